@@ -1,0 +1,1 @@
+"""The product: course bots, chat, teacher controls and privacy."""
