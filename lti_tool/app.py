@@ -1,0 +1,105 @@
+"""The application factory: configuration, extensions, blueprints, error pages, security headers and CLI."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from lti_tool.config import Config
+from lti_tool.extensions import db, migrate
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+logger = logging.getLogger(__name__)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the CourseBots Flask app; ``config`` defaults to :meth:`Config.from_env`."""
+    app = Flask(__name__, instance_relative_config=True)
+    if config is None:
+        config = Config.from_env(instance_path=app.instance_path)
+    elif not config.instance_path:
+        config = config.resolved(app.instance_path)
+    app.instance_path = config.instance_path
+    Path(config.instance_path).mkdir(parents=True, exist_ok=True)
+    _configure_logging(config)
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        TESTING=config.testing,
+        SQLALCHEMY_DATABASE_URI=config.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True} if not config.is_sqlite else {},
+        MAX_CONTENT_LENGTH=None,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["coursebots.config"] = config
+    if config.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops, x_proto=config.proxy_hops,  # type: ignore
+                                x_host=config.proxy_hops, x_port=config.proxy_hops, x_prefix=config.proxy_hops)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+    if config.is_sqlite:
+        _enable_sqlite_foreign_keys(app)
+
+    from lti_tool import health, models, security, views  # noqa: F401  (models: tables for migrations)
+    from lti_tool.cli import lti_cli
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(health.bp)
+    app.cli.add_command(lti_cli)
+    security.init_app(app)
+    _register_error_handlers(app)
+
+    # The product plugs in last: lti_tool imports course_bots only here (the dependency rule).
+    import course_bots.models  # noqa: F401  (tables known to migrations)
+    from course_bots import plugin
+
+    plugin.init_app(app)
+    return app
+
+
+def _configure_logging(config: Config) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lti_tool").setLevel(config.log_level.upper())
+    logging.getLogger("course_bots").setLevel(config.log_level.upper())
+    logging.getLogger("retrieval").setLevel(config.log_level.upper())
+
+
+def _enable_sqlite_foreign_keys(app: Flask) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    with app.app_context():
+        engine: Engine = db.engine
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, connection_record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        if request.path.startswith("/api/"):
+            response = jsonify({"error": {"code": code, "message": exc.description or exc.name}})
+            return response, exc.code or 500
+        return render_template("lti/error.html", code=code, message=exc.description or exc.name), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response | str, int]:
+        # Log the type and where, never request data (it may carry personal data).
+        logger.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.url_rule)
+        db.session.rollback()
+        message = "Something went wrong on our side. Please try again."
+        if request.path.startswith("/api/"):
+            return jsonify({"error": {"code": "internal_error", "message": message}}), 500
+        return render_template("lti/error.html", code="internal_error", message=message), 500

@@ -1,0 +1,160 @@
+"""Typed, frozen configuration: the only module that reads the environment.
+
+Every setting is a field of :class:`Config` whose metadata names its ``COURSEBOTS_*`` environment key, default
+and one-line description; README.md's configuration table lists exactly these keys (a test checks both ways).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+logger = logging.getLogger(__name__)
+
+SECRETS_FILE = "secrets.json"
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration cannot be used; the message tells the operator what to set."""
+
+
+def _parse_bool(value: str) -> bool:
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _parse_list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip().rstrip("/") for item in value.split(",") if item.strip())
+
+
+def _setting(env: str, default: Any, doc: str, parse: Callable[[str], Any] = str) -> Any:
+    """Declare a dataclass field bound to an environment key."""
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, metadata={"env": env, "doc": doc, "parse": parse})
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings of one CourseBots installation (web workers, job workers and CLI share it)."""
+
+    base_url: str = _setting("COURSEBOTS_BASE_URL", "http://127.0.0.1:5000",
+                             "Public base URL of the tool, as platforms reach it (no trailing slash).")
+    database_url: str = _setting("COURSEBOTS_DATABASE_URL", "",
+                                 "SQLAlchemy URL; default SQLite in the instance folder. `postgresql://` works.")
+    secret_key: str = _setting("COURSEBOTS_SECRET_KEY", "",
+                               "Signs and encrypts session tokens and state. Generated in quick-start mode.")
+    pseudonym_key: str = _setting("COURSEBOTS_PSEUDONYM_KEY", "",
+                                  "HMAC key for per-course pseudonyms; kept outside the database.")
+    redis_url: str = _setting("COURSEBOTS_REDIS_URL", "",
+                              "Optional Redis URL: RQ job queue, shared caches and invalidation.")
+    test_database_url: str = _setting("COURSEBOTS_TEST_DATABASE_URL", "",
+                                      "PostgreSQL server URL the test suite creates fresh databases on.")
+    instance_path: str = _setting("COURSEBOTS_INSTANCE_PATH", "",
+                                  "Folder for the SQLite file, generated secrets and uploaded files.")
+    registration_allowed_issuers: tuple[str, ...] = _setting(
+        "COURSEBOTS_REGISTRATION_ALLOWED_ISSUERS", (),
+        "Comma-separated platform issuers allowed to use Dynamic Registration; empty allows any.", _parse_list)
+    session_token_minutes: int = _setting("COURSEBOTS_SESSION_TOKEN_MINUTES", 30,
+                                          "Lifetime of a page's session token; pages renew it while open.", int)
+    session_max_hours: int = _setting("COURSEBOTS_SESSION_MAX_HOURS", 12,
+                                      "A session token is not renewed past this many hours after the launch.", int)
+    jwt_leeway_seconds: int = _setting("COURSEBOTS_JWT_LEEWAY_SECONDS", 60,
+                                       "Clock skew allowed on `exp`/`iat` of launch tokens.", int)
+    platform_jwks_cache_seconds: int = _setting("COURSEBOTS_PLATFORM_JWKS_CACHE_SECONDS", 3600,
+                                                "How long a platform's public keys are cached.", int)
+    key_retire_hours: int = _setting("COURSEBOTS_KEY_RETIRE_HOURS", 48,
+                                     "After rotation, the old public key stays published this long.", int)
+    proxy_hops: int = _setting("COURSEBOTS_PROXY_HOPS", 0,
+                               "Number of reverse proxies in front of the tool (X-Forwarded-* trusted).", int)
+    log_level: str = _setting("COURSEBOTS_LOG_LEVEL", "INFO", "Python log level of the application.")
+    tool_name: str = _setting("COURSEBOTS_TOOL_NAME", "CourseBots", "Name shown to platforms and users.")
+    testing: bool = field(default=False, metadata={"doc": "Set by the test suite; not from the environment."})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, instance_path: str | None = None) -> "Config":
+        """Build the configuration from ``COURSEBOTS_*`` variables (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f.metadata.get("env")
+            if key and key in env:
+                try:
+                    values[f.name] = f.metadata["parse"](env[key])
+                except ValueError as exc:
+                    raise ConfigError(f"{key}: {exc}") from exc
+        config = cls(**values)
+        return config.resolved(instance_path or config.instance_path or str(Path.cwd() / "instance"))
+
+    def resolved(self, instance_path: str) -> "Config":
+        """Fill derived defaults: instance folder, SQLite URL, and quick-start secrets."""
+        path = Path(self.instance_path or instance_path)
+        changes: dict[str, Any] = {"instance_path": str(path), "base_url": self.base_url.rstrip("/")}
+        database_url = self.database_url or f"sqlite:///{path / 'coursebots.sqlite3'}"
+        if database_url.startswith("postgresql://"):
+            database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+        changes["database_url"] = database_url
+        missing = [f.metadata["env"] for f in fields(self) if f.name in ("secret_key", "pseudonym_key")
+                   and not getattr(self, f.name)]
+        if missing:
+            if not database_url.startswith("sqlite") and not self.testing:
+                raise ConfigError(
+                    f"{' and '.join(missing)} must be set when the database is not SQLite: every web and job "
+                    "worker must share the same secrets. Generate one with: "
+                    "python -c \"import secrets; print(secrets.token_urlsafe(48))\"")
+            changes.update(_quick_start_secrets(path))
+            for name in ("secret_key", "pseudonym_key"):
+                if getattr(self, name):
+                    changes.pop(name)
+        return replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def base_host(self) -> str:
+        """Host (and port, if not default) of the base URL: the tool's LTI ``domain``."""
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.base_url).netloc
+
+    def url(self, path: str) -> str:
+        """Absolute public URL for a path of this tool."""
+        return self.base_url + path
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(environment key, default, description) for every setting: the README table's source of truth."""
+    rows = []
+    for f in fields(Config):
+        if "env" in f.metadata:
+            default = "" if f.default is MISSING else f.default
+            if isinstance(default, tuple):
+                default = ",".join(default)
+            rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
+    return rows
+
+
+def _quick_start_secrets(instance_path: Path) -> dict[str, str]:
+    """Load the generated secrets of a quick-start installation, creating them once."""
+    secrets_path = instance_path / SECRETS_FILE
+    if secrets_path.exists():
+        stored = json.loads(secrets_path.read_text(encoding="utf-8"))
+        return {"secret_key": stored["secret_key"], "pseudonym_key": stored["pseudonym_key"]}
+    instance_path.mkdir(parents=True, exist_ok=True)
+    generated = {"secret_key": secrets.token_urlsafe(48), "pseudonym_key": secrets.token_urlsafe(48)}
+    fd = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(generated, handle)
+    logger.warning("Quick-start mode: generated COURSEBOTS_SECRET_KEY and COURSEBOTS_PSEUDONYM_KEY into %s. "
+                   "Back this file up; set both variables explicitly for production.", secrets_path)
+    return generated

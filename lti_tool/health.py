@@ -1,0 +1,67 @@
+"""Liveness, readiness and Prometheus metrics."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Blueprint, Response, current_app, jsonify
+from flask_migrate import Migrate
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from sqlalchemy import text
+
+from lti_tool.extensions import db
+
+bp = Blueprint("health", __name__)
+
+LAUNCH_REJECTIONS = Counter("coursebots_launch_rejections_total", "Rejected LTI launches by reason code", ["reason"])
+LAUNCHES = Counter("coursebots_launches_total", "Accepted LTI launches by message type and role", ["message", "role"])
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is alive (no dependencies checked)."""
+    return jsonify({"status": "ok"})
+
+
+def migration_state() -> tuple[str | None, tuple[str, ...]]:
+    """(current database revision, head revisions of the migration scripts)."""
+    migrate_ext: Migrate = current_app.extensions["migrate"]
+    config = migrate_ext.migrate.get_config(migrate_ext.directory)
+    heads = ScriptDirectory.from_config(config).get_heads()
+    with db.engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    return (",".join(sorted(current)) or None), tuple(sorted(heads))
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Ready when the database answers and its schema is at the migrations' head; model state is informative."""
+    body: dict[str, Any] = {}
+    ready = True
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        body["database"] = "ok"
+        current, heads = migration_state()
+        body["migrations"] = {"current": current, "head": ",".join(heads)}
+        if current != ",".join(heads):
+            ready = False
+            body["migrations"]["problem"] = "run: flask --app lti_tool db upgrade"
+    except Exception as exc:  # any database error means not ready; the type is enough to diagnose
+        ready = False
+        body["database"] = f"unavailable ({type(exc).__name__})"
+    model_state: Callable[[], dict[str, Any]] | None = current_app.extensions.get("coursebots.model_state")
+    if model_state is not None:
+        try:
+            body["model"] = model_state()
+        except Exception as exc:  # never fails readiness
+            body["model"] = {"state": "unknown", "problem": type(exc).__name__}
+    body["status"] = "ready" if ready else "not_ready"
+    return jsonify(body), (200 if ready else 503)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics of this process."""
+    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
