@@ -45,8 +45,10 @@ def create_app(config: Config | None = None) -> Flask:
 
     from lti_tool import health, models, security, views  # noqa: F401  (models: tables for migrations)
     from lti_tool.cli import lti_cli
+    from lti_tool.registration import registration_bp
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(registration_bp)
     app.register_blueprint(health.bp)
     app.cli.add_command(lti_cli)
     security.init_app(app)
