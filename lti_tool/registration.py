@@ -1,4 +1,4 @@
-"""LTI Dynamic Registration (Moodle-compatible)."""
+"""LTI Dynamic Registration (Moodle-compatible): ``GET /lti/register``."""
 from __future__ import annotations
 
 from flask import Blueprint
