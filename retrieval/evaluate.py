@@ -1,0 +1,156 @@
+"""BEIR-format evaluation through the product's pipeline: load text, chunk, embed, index, search."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from retrieval.chunking import ChunkingConfig, chunk_document
+from retrieval.errors import IngestError
+from retrieval.fusion import FusionConfig
+from retrieval.loaders import load_document
+from retrieval.metrics import document_ranking, mrr_at, ndcg_at, percentile_ms, recall_at
+from retrieval.search import HybridIndex, index_text
+from retrieval.types import Chunk, Embedder
+
+log = logging.getLogger(__name__)
+
+MODES = ("bm25", "dense", "hybrid")
+
+
+@dataclass
+class BeirSet:
+    """A BEIR directory in memory: corpus by id, queries by id, graded qrels."""
+
+    corpus: dict[str, dict[str, str]]
+    queries: dict[str, dict[str, str]]
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def load_beir(directory: str | Path, split: str = "test") -> BeirSet:
+    """Read ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``."""
+    root = Path(directory)
+    with open(root / "corpus.jsonl", encoding="utf-8") as f:
+        corpus = {d["_id"]: d for d in map(json.loads, f) if d}
+    with open(root / "queries.jsonl", encoding="utf-8") as f:
+        queries = {q["_id"]: q for q in map(json.loads, f) if q}
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    with open(root / "qrels" / f"{split}.tsv", encoding="utf-8") as f:
+        for line_no, line in enumerate(f):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3 or (line_no == 0 and not parts[2].lstrip("-").isdigit()):
+                continue
+            qrels[parts[0]][parts[1]] = int(parts[2])
+    return BeirSet(corpus=corpus, queries=queries, qrels=dict(qrels))
+
+
+def _filename_for(doc_id: str) -> str:
+    """Corpus ids that look like file names keep their type (".md"); others are plain text."""
+    tail = doc_id.rsplit("/", 1)[-1]
+    return tail if "." in tail.rsplit("#", 1)[-1] else f"{tail}.txt"
+
+
+def build_indexes(data: BeirSet, embedder: Embedder | None, chunking: ChunkingConfig,
+                  fusion: FusionConfig) -> tuple[dict[str, HybridIndex], dict[str, float]]:
+    """Ingest every course's documents into its own index; returns the indexes and timings."""
+    by_course: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for doc in data.corpus.values():
+        by_course[doc.get("course_id") or "default"].append(doc)
+    timings = {"parse_chunk_seconds": 0.0, "embed_seconds": 0.0, "index_seconds": 0.0, "failed": 0.0}
+    indexes: dict[str, HybridIndex] = {}
+    for course_id, docs in by_course.items():
+        started = time.perf_counter()
+        chunks: list[Chunk] = []
+        for doc in docs:
+            try:
+                loaded = load_document(doc["text"].encode("utf-8"), _filename_for(doc["_id"]),
+                                       document_id=doc["_id"])
+            except IngestError as exc:
+                log.warning("document %s not ingested: %s", doc["_id"], exc.code)
+                timings["failed"] += 1
+                continue
+            loaded = replace(loaded, title=doc.get("title") or loaded.title)
+            chunks.extend(chunk_document(loaded, chunking))
+        timings["parse_chunk_seconds"] += time.perf_counter() - started
+        started = time.perf_counter()
+        vectors = embedder.embed_passages([index_text(c) for c in chunks]) if embedder is not None else None
+        timings["embed_seconds"] += time.perf_counter() - started
+        started = time.perf_counter()
+        index = HybridIndex(embedder, fusion)
+        index.add(chunks, vectors)
+        index.search("warm up", 1)  # builds the lexical matrix, part of ingestion, not of query latency
+        timings["index_seconds"] += time.perf_counter() - started
+        indexes[course_id] = index
+    return indexes, timings
+
+
+def run_queries(data: BeirSet, indexes: dict[str, HybridIndex], fusion: FusionConfig,
+                depth: int = 100) -> dict[str, float]:
+    """Search every query in its own course with the given fusion settings; return averaged metrics."""
+    sums: dict[str, float] = defaultdict(float)
+    latencies: list[float] = []
+    count = 0
+    for qid, query in data.queries.items():
+        relevant = data.qrels.get(qid)
+        index = indexes.get(query.get("course_id") or "default")
+        if not relevant or index is None:
+            continue
+        index.config = fusion
+        started = time.perf_counter()
+        hits = index.search(query["text"], k=depth)
+        latencies.append(time.perf_counter() - started)
+        ranking = document_ranking(hits, 10)
+        for k in (1, 5, 10):
+            sums[f"recall@{k}"] += recall_at(ranking, relevant, k)
+        sums["mrr@10"] += mrr_at(ranking, relevant, 10)
+        sums["ndcg@10"] += ndcg_at(ranking, relevant, 10)
+        count += 1
+    result = {name: round(value / max(count, 1), 4) for name, value in sums.items()}
+    result["latency_ms_p50"] = round(percentile_ms(latencies, 50), 2)
+    result["latency_ms_p95"] = round(percentile_ms(latencies, 95), 2)
+    result["queries"] = count
+    return result
+
+
+def evaluate(directory: str | Path, embedder: Embedder | None = None, *,
+             chunking: ChunkingConfig | None = None, fusion: FusionConfig | None = None,
+             modes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Evaluate a BEIR directory; one result dict, or ``{"modes": {mode: result}}`` when several modes.
+
+    Keys: ``recall@1/5/10``, ``mrr@10``, ``ndcg@10``, ``latency_ms_p50/p95``, ``ingest_seconds``,
+    ``model_load_seconds``, ``queries``, ``chunks``, ``config``.
+    """
+    chunking = chunking or ChunkingConfig()
+    fusion = fusion or FusionConfig()
+    started = time.perf_counter()
+    load_seconds = 0.0
+    if embedder is not None and hasattr(embedder, "load"):
+        embedder.load()
+        load_seconds = time.perf_counter() - started
+    data = load_beir(directory)
+    started = time.perf_counter()
+    indexes, timings = build_indexes(data, embedder, chunking, fusion)
+    ingest_seconds = time.perf_counter() - started
+    chunks = sum(len(ix) for ix in indexes.values())
+    results: dict[str, Any] = {}
+    for mode in modes or [fusion.mode]:
+        config = replace(fusion, mode=mode)
+        metrics = run_queries(data, indexes, config)
+        ordered: dict[str, Any] = {key: metrics.get(key, 0.0) for key in
+                                   ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10",
+                                    "latency_ms_p50", "latency_ms_p95")}
+        ordered.update({
+            "ingest_seconds": round(ingest_seconds, 2), "model_load_seconds": round(load_seconds, 2),
+            "queries": metrics["queries"], "chunks": chunks,
+            "config": {"embedder": embedder.model_id if embedder is not None else None,
+                       "fusion": config.describe(), "chunking": chunking.describe(),
+                       "timings": {k: round(v, 2) for k, v in timings.items()}},
+        })
+        results[mode] = ordered
+    if modes is None:
+        return dict(results[fusion.mode])
+    return {"modes": results}

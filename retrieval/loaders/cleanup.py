@@ -1,0 +1,53 @@
+"""Text clean-up shared by the loaders: whitespace, hyphenation, headers and footers repeated on pages."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_DIGITS = re.compile(r"\d+")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f]+")
+_HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+_EDGE_LINES = 2  # headers and footers live in the first and last lines of a page
+
+
+def normalise_text(text: str) -> str:
+    """Unify line endings and spaces, join words hyphenated across lines, drop control characters."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x0c", "\n").replace("\ufffe", "")
+    text = text.replace("\x02", "").replace("\u00ad", "")
+    text = _SPACES.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    text = _HYPHEN_BREAK.sub(lambda m: m.group(1) + m.group(2) if m.group(2).islower()
+                             else m.group(1) + "-" + m.group(2), text)
+    return _MANY_NEWLINES.sub("\n\n", text).strip()
+
+
+def _signature(line: str) -> str:
+    """Compare lines with page numbers masked, so "Page 3 of 9" matches "Page 4 of 9"."""
+    return _DIGITS.sub("#", line.strip().lower())
+
+
+def remove_repeated_lines(pages: list[str], min_pages: int = 3, share: float = 0.6) -> list[str]:
+    """Drop header/footer lines that recur at the top or bottom of most pages."""
+    if len(pages) < min_pages:
+        return pages
+    counts: Counter[str] = Counter()
+    for page in pages:
+        lines = [line for line in page.split("\n") if line.strip()]
+        edges = set(lines[:_EDGE_LINES] + lines[-_EDGE_LINES:])
+        counts.update({_signature(line) for line in edges})
+    needed = max(min_pages, int(share * len(pages) + 0.999))
+    repeated = {sig for sig, n in counts.items() if n >= needed and sig.strip("# ")}
+    # A lone page number is also a footer, even without other text around it.
+    repeated.add("#")
+    if not repeated:
+        return pages
+    cleaned = []
+    for page in pages:
+        lines = page.split("\n")
+        nonblank = [i for i, line in enumerate(lines) if line.strip()]
+        edge_idx = set(nonblank[:_EDGE_LINES] + nonblank[-_EDGE_LINES:])
+        kept = [line for i, line in enumerate(lines)
+                if not (i in edge_idx and _signature(line) in repeated)]
+        cleaned.append("\n".join(kept).strip())
+    return cleaned

@@ -1,0 +1,73 @@
+"""HTML loader (BeautifulSoup with the standard-library parser): headings become heading paths."""
+from __future__ import annotations
+
+from typing import Any
+
+from retrieval.loaders.cleanup import normalise_text
+from retrieval.loaders.office import table_rows
+from retrieval.types import Section
+
+_SKIP = {"script", "style", "noscript", "template", "svg", "nav", "head", "button", "form", "iframe"}
+_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+_BLOCKS = {"p", "div", "li", "br", "tr", "section", "article", "pre", "blockquote", "dd", "dt", "ul", "ol",
+           "header", "footer", "main", "aside", "figure", "figcaption", "hr", "caption", "summary"}
+
+
+class _Walker:
+    """Walks the tree once, cutting sections at headings and rendering tables as rows."""
+
+    def __init__(self) -> None:
+        """Start with an empty heading path."""
+        self.sections: list[Section] = []
+        self.path: list[tuple[int, str]] = []
+        self.buffer: list[str] = []
+
+    def flush(self) -> None:
+        """Close the text collected under the current heading."""
+        text = normalise_text("".join(self.buffer))
+        if text:
+            self.sections.append(Section(text=text, heading_path=tuple(t for _, t in self.path)))
+        self.buffer.clear()
+
+    def walk(self, node: Any) -> None:
+        """Visit a node and its children in document order."""
+        from bs4 import Comment, NavigableString, Tag
+
+        if isinstance(node, Comment):
+            return
+        if isinstance(node, NavigableString):
+            self.buffer.append(str(node))
+            return
+        if not isinstance(node, Tag) or node.name in _SKIP:
+            return
+        if node.name in _HEADINGS:
+            self.flush()
+            level = _HEADINGS[node.name]
+            heading = " ".join(node.get_text(" ").split())
+            if heading:
+                self.path = [(lvl, t) for lvl, t in self.path if lvl < level] + [(level, heading)]
+            return
+        if node.name == "table":
+            rows = [[cell.get_text(" ") for cell in tr.find_all(["td", "th"])] for tr in node.find_all("tr")]
+            self.buffer.append("\n" + table_rows(rows) + "\n")
+            return
+        block = node.name in _BLOCKS
+        if block:
+            self.buffer.append("\n")
+        for child in node.children:
+            self.walk(child)
+        if block:
+            self.buffer.append("\n")
+
+
+def load_html_sections(text: str) -> tuple[list[Section], str | None]:
+    """Return sections cut at headings and the page's <title>."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(text, "html.parser")
+    title_tag = soup.find("title")
+    title = " ".join(title_tag.get_text().split()) if title_tag else None
+    walker = _Walker()
+    walker.walk(soup.body if soup.body is not None else soup)
+    walker.flush()
+    return walker.sections, title or None
