@@ -153,7 +153,8 @@ class ChatBackend(Protocol):
 
     name: str
 
-    def stream(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Event]:
+    def stream(self, messages: Sequence[Message], params: GenerationParams,
+               request_id: str | None = None) -> Iterator[Event]:
         """Yield events for one completion; the last event is a ``DoneEvent`` or an ``ErrorEvent``."""
         ...
 

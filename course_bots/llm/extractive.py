@@ -1,0 +1,139 @@
+"""Answers without a language model: quote the best passages with their citations, and say so plainly."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Iterator, Sequence
+
+from .base import (ChatBackend, DoneEvent, ErrorEvent, Event, GenerationParams, Health, Message, Passage, StatusEvent,
+                   TokenEvent, Usage)
+from .sources import parse_source_blocks
+from .tokens import estimate_messages, estimate_tokens
+
+logger = logging.getLogger(__name__)
+
+NOTICE = {
+    "en": "No language model is answering right now. These are the most relevant passages from the course "
+          "materials, quoted word for word:",
+    "de": "Gerade antwortet kein Sprachmodell. Hier sind die passendsten Stellen aus den Kursmaterialien, "
+          "wörtlich zitiert:",
+}
+NOTHING = {
+    "en": "No language model is answering right now, and no passage of the course materials matches the question.",
+    "de": "Gerade antwortet kein Sprachmodell, und keine Stelle der Kursmaterialien passt zur Frage.",
+}
+_GERMAN = {"der", "die", "das", "und", "ist", "nicht", "wie", "was", "warum", "ich", "ein", "eine", "zu", "mit",
+           "für", "wird", "werden", "den", "dem", "auf", "bei", "welche", "wann", "kann", "gibt", "es"}
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def guess_language(text: str) -> str:
+    """``"de"`` when the text looks German (umlauts or common function words), else ``"en"``."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    german = sum(w in _GERMAN for w in words) + 2 * sum(ch in "äöüßÄÖÜ" for ch in text)
+    return "de" if german >= max(1, len(words) // 8) else "en"
+
+
+class ExtractiveBackend:
+    """Quotes passages from the prompt's sources; the fallback when no model is configured or reachable."""
+
+    name = "extractive"
+
+    def __init__(self, max_passages: int = 3, max_chars: int = 400) -> None:
+        self.max_passages = max_passages
+        self.max_chars = max_chars
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams,
+               request_id: str | None = None) -> Iterator[Event]:
+        """Yield the quoted answer word by word, like a model would stream it."""
+        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        passages = list(params.sources) or parse_source_blocks(question)
+        language = params.language or guess_language(_strip_blocks(question))
+        text = self.answer(_strip_blocks(question), passages, language)
+        pieces = re.findall(r"\S+\s*|\s+", text)
+        for piece in pieces:
+            yield TokenEvent(piece)
+        yield DoneEvent("stop", Usage(estimate_messages(messages), estimate_tokens(text)))
+
+    def answer(self, question: str, passages: Sequence[Passage], language: str = "en") -> str:
+        """The full extractive answer text: a notice, then quotes with ``[n]`` and their labels."""
+        lang = language if language in NOTICE else "en"
+        if not passages:
+            return NOTHING[lang]
+        terms = {w.lower() for w in _WORD.findall(question) if len(w) > 2}
+        lines = [NOTICE[lang], ""]
+        for passage in passages[: self.max_passages]:
+            lines.append(f"> {self._best_excerpt(passage.text, terms)} [{passage.number}]")
+            lines.append(f"> — {passage.label}")
+            lines.append("")
+        return "\n".join(lines).rstrip()
+
+    def _best_excerpt(self, text: str, terms: set[str]) -> str:
+        """The sentences sharing most words with the question, in document order, within ``max_chars``."""
+        sentences = [s.strip() for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
+        if not sentences:
+            return ""
+        scored = sorted(range(len(sentences)), key=lambda i: (-len(terms & {w.lower() for w in
+                                                                             _WORD.findall(sentences[i])}), i))
+        chosen: list[int] = []
+        used = 0
+        for index in scored:
+            if chosen and used + len(sentences[index]) > self.max_chars:
+                continue
+            chosen.append(index)
+            used += len(sentences[index])
+        excerpt = " ".join(sentences[i] for i in sorted(chosen))
+        return excerpt if len(excerpt) <= self.max_chars else excerpt[: self.max_chars - 1].rstrip() + "…"
+
+    def cancel(self, request_id: str) -> None:
+        """Nothing runs in the background: closing the stream is enough."""
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """A conservative estimate (no tokenizer involved)."""
+        return estimate_messages(messages)
+
+    def health(self) -> Health:
+        """Always available."""
+        return Health(ok=True, loaded=True, detail="extractive")
+
+
+def _strip_blocks(text: str) -> str:
+    """The user message without its source blocks (the question alone)."""
+    return re.sub(r"<source\b.*?</source>", " ", text, flags=re.S).strip()
+
+
+class FallbackBackend:
+    """Uses ``primary``; when it is unavailable before any answer text, answers with ``fallback`` instead."""
+
+    def __init__(self, primary: ChatBackend, fallback: ChatBackend | None = None) -> None:
+        self.primary = primary
+        self.fallback: ChatBackend = fallback or ExtractiveBackend()
+        self.name = f"{primary.name}+fallback"
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams,
+               request_id: str | None = None) -> Iterator[Event]:
+        """Stream from the primary backend, switching to the fallback on ``unavailable``/``timeout`` before text."""
+        rid = request_id or uuid.uuid4().hex
+        produced = False
+        for event in self.primary.stream(messages, params, rid):
+            if isinstance(event, ErrorEvent) and event.code in ("unavailable", "timeout") and not produced:
+                logger.warning("Backend %s failed (%s); answering extractively", self.primary.name, event.code)
+                yield StatusEvent("fallback")
+                yield from self.fallback.stream(messages, params, rid)
+                return
+            produced = produced or isinstance(event, TokenEvent)
+            yield event
+
+    def cancel(self, request_id: str) -> None:
+        """Cancel on the primary backend."""
+        self.primary.cancel(request_id)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """The primary backend's count."""
+        return self.primary.count_tokens(messages)
+
+    def health(self) -> Health:
+        """The primary backend's health (the fallback is always there)."""
+        return self.primary.health()
