@@ -1,0 +1,34 @@
+"""Course bot identity: one bot per (platform issuer, deployment id, context id), created on first launch."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from course_bots.models import CourseBot
+from lti_tool.extensions import db, utcnow
+
+
+def get_or_create_bot(issuer: str, deployment_id: str, context_id: str, title: str) -> tuple[CourseBot, bool]:
+    """Return the course's bot and whether it was just created (safe when two launches race)."""
+    query = select(CourseBot).filter_by(issuer=issuer, deployment_id=deployment_id, context_id=context_id)
+    bot = db.session.scalars(query).first()
+    if bot is not None:
+        bot.last_used_at = utcnow()
+        if title and not bot.title:
+            bot.title = title[:255]
+        db.session.flush()
+        return bot, False
+    try:
+        with db.session.begin_nested():
+            bot = CourseBot(issuer=issuer, deployment_id=deployment_id, context_id=context_id,
+                            title=(title or "Course")[:255])
+            db.session.add(bot)
+        return bot, True
+    except IntegrityError:
+        # Another worker created it between our select and insert: use theirs.
+        return db.session.scalars(query).one(), False
+
+
+def get_bot(bot_id: int) -> CourseBot | None:
+    """The bot with this id, or None."""
+    return db.session.get(CourseBot, bot_id)
