@@ -34,6 +34,24 @@ def _parse_list(value: str) -> tuple[str, ...]:
     return tuple(item.strip().rstrip("/") for item in value.split(",") if item.strip())
 
 
+def _parse_patterns(value: str) -> tuple[str, ...]:
+    """A JSON list of regular expressions (or one bare expression); each must compile."""
+    import re
+
+    text = value.strip()
+    if not text:
+        return ()
+    items = json.loads(text) if text.startswith("[") else [text]
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ValueError("expected a JSON list of regular expressions")
+    for item in items:
+        try:
+            re.compile(item)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {item!r}: {exc}") from exc
+    return tuple(items)
+
+
 def _setting(env: str, default: Any, doc: str, parse: Callable[[str], Any] = str) -> Any:
     """Declare a dataclass field bound to an environment key."""
     if isinstance(default, (list, dict, set)):
@@ -76,6 +94,25 @@ class Config:
                                "Number of reverse proxies in front of the tool (X-Forwarded-* trusted).", int)
     log_level: str = _setting("COURSEBOTS_LOG_LEVEL", "INFO", "Python log level of the application.")
     tool_name: str = _setting("COURSEBOTS_TOOL_NAME", "CourseBots", "Name shown to platforms and users.")
+    privacy_min_students: int = _setting(
+        "COURSEBOTS_PRIVACY_MIN_STUDENTS", 5,
+        "Teachers see logs only once this many distinct students used the bot (aggregate counts before).", int)
+    retention_anonymize_days: int = _setting(
+        "COURSEBOTS_RETENTION_ANONYMIZE_DAYS", 90,
+        "Default days after which a conversation's pseudonym is dropped (platforms/bots may be stricter).", int)
+    retention_delete_days: int = _setting(
+        "COURSEBOTS_RETENTION_DELETE_DAYS", 365,
+        "Default days after which conversations are deleted (platforms/bots may be stricter).", int)
+    bot_inactive_delete_days: int = _setting(
+        "COURSEBOTS_BOT_INACTIVE_DELETE_DAYS", 730,
+        "A bot unused for this many days is deleted with all its data; 0 never deletes.", int)
+    retention_purge_hours: int = _setting(
+        "COURSEBOTS_RETENTION_PURGE_HOURS", 24,
+        "Each web process runs the retention purge this often; 0 leaves it to `privacy purge` (cron).", int)
+    pii_extra_patterns: tuple[str, ...] = _setting(
+        "COURSEBOTS_PII_EXTRA_PATTERNS", (),
+        "JSON list of regular expressions (e.g. matriculation numbers) scrubbed as `[id]` before storing.",
+        _parse_patterns)
     testing: bool = field(default=False, metadata={"doc": "Set by the test suite; not from the environment."})
 
     @classmethod
