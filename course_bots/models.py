@@ -1,10 +1,15 @@
-"""Product records: one bot per course (platform issuer, deployment, context)."""
+"""Product records: one bot per course (platform issuer, deployment, context), its chat data and privacy records.
+
+Chat data carries the per-course pseudonym and the role, never the LTI user id, names or e-mails; texts are
+stored only after scrubbing (:mod:`course_bots.services.conversations` is the only writer).
+"""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lti_tool.extensions import UTCDateTime, db, utcnow
 
@@ -22,3 +27,158 @@ class CourseBot(db.Model):  # type: ignore[name-defined,misc]
     title: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ChatSession(db.Model):  # type: ignore[name-defined,misc]
+    """One conversation of one participant (pseudonym + role) with a course bot."""
+
+    __tablename__ = "chat_session"
+    __table_args__ = (Index("ix_chat_session_bot_id_pseudonym", "bot_id", "pseudonym"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("course_bot.id", ondelete="CASCADE"))
+    pseudonym: Mapped[str | None] = mapped_column(String(64), nullable=True)  # dropped when anonymized
+    role: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(255), default="")
+    preview: Mapped[bool] = mapped_column(Boolean, default=False)  # a teacher's "as a student" chat
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    anonymized_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    messages: Mapped[list["Message"]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True, order_by="Message.id")
+
+
+class Message(db.Model):  # type: ignore[name-defined,misc]
+    """A scrubbed question (role ``user``) or answer (role ``assistant``, replying to a question)."""
+
+    __tablename__ = "message"
+    __table_args__ = (UniqueConstraint("session_id", "client_message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("chat_session.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # "user" | "assistant"
+    text: Mapped[str] = mapped_column(Text, default="")
+    # Set by the browser per question, so a retry after a network error never stores it twice.
+    client_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reply_to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message.id", ondelete="CASCADE"), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="ok")  # "ok" | "failed"
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    citations: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    model_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    session: Mapped[ChatSession] = relationship(back_populates="messages")
+
+
+class Feedback(db.Model):  # type: ignore[name-defined,misc]
+    """Thumbs up/down and an optional scrubbed comment on one answer (one per answer, last one wins)."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"), unique=True)
+    value: Mapped[str] = mapped_column(String(8))  # "up" | "down"
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ParticipantLabel(db.Model):  # type: ignore[name-defined,misc]
+    """The number in "Student 17": stable within a course, assigned in order of first use."""
+
+    __tablename__ = "participant_label"
+    __table_args__ = (UniqueConstraint("bot_id", "pseudonym"), UniqueConstraint("bot_id", "number"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("course_bot.id", ondelete="CASCADE"))
+    pseudonym: Mapped[str] = mapped_column(String(64))
+    number: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConsentNotice(db.Model):  # type: ignore[name-defined,misc]
+    """A version of the consent text for one platform (issuer; ``""`` for all) and language; never edited."""
+
+    __tablename__ = "consent_notice"
+    __table_args__ = (UniqueConstraint("issuer", "language", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255), default="")
+    language: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
+    """A participant's answer to one notice version, and whether the bot used an external model then."""
+
+    __tablename__ = "consent_record"
+    __table_args__ = (Index("ix_consent_record_bot_id_pseudonym", "bot_id", "pseudonym"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("course_bot.id", ondelete="CASCADE"))
+    pseudonym: Mapped[str] = mapped_column(String(64))
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("consent_notice.id", ondelete="SET NULL"),
+                                                  nullable=True)  # None: the built-in default text
+    notice_version: Mapped[int] = mapped_column(Integer)
+    language: Mapped[str] = mapped_column(String(16))
+    external_model: Mapped[bool] = mapped_column(Boolean, default=False)
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(db.Model):  # type: ignore[name-defined,misc]
+    """Who (role + pseudonym) did what to which record, when: exports, erasures, deletions, settings. No content."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Kept (as NULL) when the bot is deleted: the deletion itself stays on record for the platform.
+    bot_id: Mapped[int | None] = mapped_column(ForeignKey("course_bot.id", ondelete="SET NULL"), nullable=True,
+                                               index=True)
+    issuer: Mapped[str] = mapped_column(String(255), default="")
+    actor_role: Mapped[str] = mapped_column(String(32))  # a role, or "admin_cli" / "system"
+    actor_pseudonym: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32), default="")
+    target_id: Mapped[str] = mapped_column(String(64), default="")
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # counts and settings, no text
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class RetentionPolicy(db.Model):  # type: ignore[name-defined,misc]
+    """Retention for a platform (``bot_id`` NULL) or a stricter override for one of its bots; 0 = never."""
+
+    __tablename__ = "retention_policy"
+    __table_args__ = (UniqueConstraint("issuer", "bot_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    bot_id: Mapped[int | None] = mapped_column(ForeignKey("course_bot.id", ondelete="CASCADE"), nullable=True)
+    anonymize_days: Mapped[int] = mapped_column(Integer)
+    delete_days: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class UsageEvent(db.Model):  # type: ignore[name-defined,misc]
+    """Daily counters per bot, free of pseudonyms: what admins see about usage."""
+
+    __tablename__ = "usage_event"
+    __table_args__ = (UniqueConstraint("bot_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("course_bot.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    questions: Mapped[int] = mapped_column(Integer, default=0)
+    answers: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
