@@ -113,6 +113,24 @@ class Config:
         "COURSEBOTS_PII_EXTRA_PATTERNS", (),
         "JSON list of regular expressions (e.g. matriculation numbers) scrubbed as `[id]` before storing.",
         _parse_patterns)
+    llm_backend: str = _setting(
+        "COURSEBOTS_LLM_BACKEND", "",
+        "Default answer backend: `extractive`, `openai` (any OpenAI-compatible server) or `local` (in-process model); "
+        "empty picks `openai` when a base URL is set, else `extractive`.")
+    llm_base_url: str = _setting("COURSEBOTS_LLM_BASE_URL", "",
+                                 "Base URL of the default OpenAI-compatible server, e.g. `http://127.0.0.1:8001/v1`.")
+    llm_api_key: str = _setting("COURSEBOTS_LLM_API_KEY", "", "API key for the default OpenAI-compatible server.")
+    llm_model: str = _setting("COURSEBOTS_LLM_MODEL", "",
+                              "Model name on that server, or a local path/id for the `local` backend.")
+    llm_context_window: int = _setting("COURSEBOTS_LLM_CONTEXT_WINDOW", 4096,
+                                       "Context window in tokens of the default model.", int)
+    model_catalogue: str = _setting(
+        "COURSEBOTS_MODEL_CATALOGUE", "",
+        "Models teachers may pick: a JSON list of entries (key, label, backend, base_url, model, external, "
+        "context_window, max_answer_tokens) or the path of a JSON file holding it.")
+    answer_score_threshold: float = _setting(
+        "COURSEBOTS_ANSWER_SCORE_THRESHOLD", 0.3,
+        "Below this best retrieval score the bot says the materials do not cover the question.", float)
     testing: bool = field(default=False, metadata={"doc": "Set by the test suite; not from the environment."})
 
     @classmethod
