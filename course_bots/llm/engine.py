@@ -125,6 +125,15 @@ class Engine:
             return Health(ok=not self._stop, loaded=self._loaded is not None, warming_up=self._warming,
                           queue_length=len(self._waiting), active=len(self._active))
 
+    def wait_ready(self, timeout: float = 600.0) -> bool:
+        """Block until the weights are loaded (True) or the timeout passes (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._loaded is not None:
+                return True
+            time.sleep(0.05)
+        return False
+
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the loop, fail what is still queued, release the model."""
         with self._cond:

@@ -1,0 +1,168 @@
+"""The continuous-batching engine on a tiny real model: streaming, batching, queue, limits, idle unload."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Callable
+
+import pytest
+
+from course_bots.llm.base import (Busy, DoneEvent, ErrorEvent, Event, GenerationParams, StatusEvent, TokenEvent,
+                                  collect)
+from course_bots.llm.engine import Engine
+from course_bots.llm.local import LocalBackend
+
+QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Was ist ein Eigenwert?"}]
+
+
+def fixed(n: int, **kw: object) -> GenerationParams:
+    """Greedy params producing exactly ``n`` tokens (end-of-sequence ignored)."""
+    return GenerationParams(max_new_tokens=n, ignore_eos=True, **kw)  # type: ignore[arg-type]
+
+
+def run(engine: Engine, messages: list[dict[str, str]], params: GenerationParams) -> list[Event]:
+    """All events of one completion."""
+    return list(LocalBackend("tiny", engine=engine).stream(messages, params))
+
+
+def test_loads_model_and_renders_chat_template(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    ids = engine.tokenizer.apply_chat_template(QUESTION, tokenize=False, add_generation_prompt=True)
+    assert ids.startswith("<|im_start|>system\nBe brief.<|im_end|>") and ids.endswith("<|im_start|>assistant\n")
+    assert engine.count_tokens(QUESTION) == len(engine.tokenizer(ids, add_special_tokens=False)["input_ids"])
+    events = run(engine, QUESTION, fixed(12))
+    assert engine.health().loaded and engine.loads == 1
+    tokens = [e for e in events if isinstance(e, TokenEvent)]
+    assert tokens and isinstance(events[-1], DoneEvent)
+    assert events[-1].finish_reason == "length"
+    assert events[-1].usage.completion_tokens == 12
+    assert events[-1].usage.prompt_tokens == engine.count_tokens(QUESTION)
+
+
+def test_batched_answers_equal_answers_alone(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(max_batch=8)
+    prompts = [[{"role": "user", "content": "frage " * i}] for i in range(1, 7)]  # different lengths: padding
+    alone = [collect(run_iter(engine, p, fixed(16))).text for p in prompts]
+    together: dict[int, str] = {}
+    threads = [threading.Thread(target=lambda i=i, p=p: together.__setitem__(
+        i, collect(run_iter(engine, p, fixed(16))).text)) for i, p in enumerate(prompts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(engine.step_batch_sizes) >= 2
+    assert [together[i] for i in range(len(prompts))] == alone
+
+
+def run_iter(engine: Engine, messages: list[dict[str, str]], params: GenerationParams):  # type: ignore[no-untyped-def]
+    """The event iterator of one completion."""
+    return LocalBackend("tiny", engine=engine).stream(messages, params)
+
+
+def test_continuous_batching_shares_steps_and_interleaves(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(max_batch=8)
+    log: list[tuple[str, float]] = []
+    lock = threading.Lock()
+    first_a = threading.Event()
+
+    def consume(name: str, n: int) -> None:
+        for event in run_iter(engine, [{"role": "user", "content": name}], fixed(n)):
+            if isinstance(event, TokenEvent):
+                with lock:
+                    log.append((name, time.monotonic()))
+                first_a.set()
+
+    a = threading.Thread(target=consume, args=("a", 120))
+    a.start()
+    assert first_a.wait(20)
+    b = threading.Thread(target=consume, args=("b", 20))  # joins while a is running: no waiting for a to end
+    b.start()
+    a.join()
+    b.join()
+    order = [name for name, _ in log]
+    assert max(engine.step_batch_sizes) >= 2, "two sequences shared one forward step"
+    first_b, last_b = order.index("b"), len(order) - 1 - order[::-1].index("b")
+    assert "a" in order[first_b:last_b], "a's tokens arrived while b was streaming"
+    assert order[-1] == "a", "b finished while a was still generating"
+
+
+def test_cancel_stops_generation(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    stream = run_iter(engine, QUESTION, fixed(1500))
+    for event in stream:
+        if isinstance(event, TokenEvent):
+            break
+    stream.close()  # a client going away
+    deadline = time.monotonic() + 5
+    while engine.health().active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.health().active == 0
+    events: queue.Queue[Event] = queue.Queue()
+    rid = engine.submit(QUESTION, fixed(1500), events.put)
+    engine.cancel(rid)
+    seen = [events.get(timeout=5)]
+    while not isinstance(seen[-1], (DoneEvent, ErrorEvent)):
+        seen.append(events.get(timeout=5))
+    assert isinstance(seen[-1], DoneEvent) and seen[-1].finish_reason == "cancelled"
+
+
+def test_full_queue_answers_busy_with_position_at_once(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(max_batch=1, max_queue=2)
+    running: queue.Queue[Event] = queue.Queue()
+    first = engine.submit(QUESTION, fixed(1800), running.put)
+    while not isinstance(running.get(timeout=20), TokenEvent):  # admitted: the only batch slot is taken
+        pass
+    waiting: list[queue.Queue[Event]] = [queue.Queue(), queue.Queue()]
+    for q in waiting:
+        engine.submit(QUESTION, fixed(2), q.put)
+    started = time.monotonic()
+    with pytest.raises(Busy) as busy:
+        engine.submit(QUESTION, fixed(2), lambda e: None)
+    assert time.monotonic() - started < 0.5
+    assert busy.value.position == 3 and "number 3" in str(busy.value)
+    assert engine.health().queue_length == 2
+    assert waiting[1].get(timeout=5) == StatusEvent("queued", 2)
+    engine.cancel(first)
+    later = _events_until_done(waiting[1])
+    assert StatusEvent("queued", 1) in later, "the place in line moves up"
+    assert isinstance(later[-1], DoneEvent) and later[-1].finish_reason == "length"
+    assert isinstance(_events_until_done(running)[-1], DoneEvent)
+
+
+def _events_until_done(q: "queue.Queue[Event]") -> list[Event]:
+    """Read events until the completion ends."""
+    seen: list[Event] = []
+    while not seen or not isinstance(seen[-1], (DoneEvent, ErrorEvent)):
+        seen.append(q.get(timeout=20))
+    return seen
+
+
+def test_limits_hold(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(max_context=160)  # a small window keeps the test fast
+    full = collect(run_iter(engine, QUESTION, fixed(40)))
+    assert full.usage.completion_tokens == 40 and full.finish_reason == "length"
+    stop = full.text[len(full.text) // 2: len(full.text) // 2 + 3]
+    cut = collect(run_iter(engine, QUESTION, fixed(40, stop=(stop,))))
+    assert cut.finish_reason == "stop" and stop not in cut.text
+    assert full.text.startswith(cut.text) and len(cut.text) < len(full.text)
+    slow = collect(run_iter(engine, QUESTION, fixed(100_000, timeout_s=0.2)))
+    assert slow.finish_reason == "timeout" and 0 < slow.usage.completion_tokens < 140
+    window = collect(run_iter(engine, QUESTION, fixed(100_000)))
+    assert window.finish_reason == "length"
+    assert window.usage.prompt_tokens + window.usage.completion_tokens == 160  # the context window
+    too_long = list(run_iter(engine, [{"role": "user", "content": "wort " * 200}], fixed(5)))
+    assert isinstance(too_long[-1], ErrorEvent) and too_long[-1].code == "bad_request"
+
+
+def test_idle_unload_and_reload_reports_warming_up(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(idle_unload_s=0.3)
+    assert collect(run_iter(engine, QUESTION, fixed(3))).usage.completion_tokens == 3
+    deadline = time.monotonic() + 10
+    while engine.health().loaded and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not engine.health().loaded, "the model was unloaded after the idle time"
+    assert engine.count_tokens(QUESTION) > 0  # counting still works without weights
+    events = run(engine, QUESTION, fixed(3))
+    assert events[0] == StatusEvent("warming_up")
+    assert isinstance(events[-1], DoneEvent) and engine.loads == 2
