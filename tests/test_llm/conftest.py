@@ -65,3 +65,98 @@ def make_server() -> Iterator[Callable[[Engine], BackgroundServer]]:
     for server in servers:
         server.stop()
 
+
+
+class IndependentOpenAIServer:
+    """A minimal OpenAI-compatible server written independently of ours (stdlib only), started on 127.0.0.1.
+
+    It answers "Echo: <question>" word by word as SSE, and can fail the first requests with 503 or stall.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+        import time
+
+        self.requests = 0
+        self.fail_first = 0
+        self.delay_s = 0.0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _json(self, status: int, body: dict[str, object]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._json(200, {"object": "list", "data": [{"id": "echo", "object": "model", "created": 0,
+                                                             "owned_by": "test"}]})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests += 1
+                if outer.requests <= outer.fail_first:
+                    self._json(503, {"error": {"message": "overloaded", "code": "overloaded"}})
+                    return
+                time.sleep(outer.delay_s)
+                words = ("Echo: " + body["messages"][-1]["content"]).split()
+                if not body.get("stream"):
+                    self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "echo",
+                                     "choices": [{"index": 0, "finish_reason": "stop",
+                                                  "message": {"role": "assistant", "content": " ".join(words)}}]})
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for i, word in enumerate(words[: body.get("max_tokens") or 100]):
+                    delta = {"content": word if i == 0 else " " + word}
+                    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "echo",
+                             "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                last = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "echo",
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                self.wfile.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+                self.wfile.flush()
+                self.close_connection = True
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def independent_server() -> Iterator[IndependentOpenAIServer]:
+    """A second, independent OpenAI-compatible server on 127.0.0.1."""
+    server = IndependentOpenAIServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """An OpenAI base URL where nothing listens."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
