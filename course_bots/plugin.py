@@ -12,3 +12,9 @@ def init_app(app: Flask) -> None:
     app.extensions["coursebots.launch_handler"] = handle_launch
     app.register_blueprint(pages.bp)
     app.register_blueprint(api_session.bp)
+    from course_bots import i18n, models_bot_settings  # noqa: F401  (settings tables join the metadata)
+    from course_bots.views import api_bot_settings, api_chat
+
+    app.register_blueprint(api_chat.bp)
+    app.register_blueprint(api_bot_settings.bp)
+    app.jinja_env.globals["catalogue"] = i18n.catalogue

@@ -1,0 +1,144 @@
+"""Teacher routes for a bot: settings, prompt history, templates, models, preview, copy codes and deletion."""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from flask import Blueprint, Response, jsonify, request
+
+from course_bots.models_bot_settings import MODE_PROMPTS
+from course_bots.services import backends
+from course_bots.services.bot_settings import (SettingsError, copy_settings, get_settings, issue_copy_code,
+                                               prompt_versions, redeem_copy_code, settings_dict, update_settings)
+from course_bots.views.api_chat import own_bot
+from lti_tool.context import api_error, current_session, issue_token, require_session
+from lti_tool.extensions import current_config, db
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("api_bot_settings", __name__, url_prefix="/api/v1/bots/<int:bot_id>")
+
+
+def _language() -> str:
+    """The session's UI language (de/en)."""
+    locale = (current_session().locale or "en").replace("_", "-").split("-")[0].lower()
+    return locale if locale in ("de", "en") else "en"
+
+
+@bp.get("/settings")
+@require_session(teacher=True)
+@own_bot
+def read_settings(bot_id: int) -> Response:
+    """The bot's settings, the models teachers may pick and the teaching-mode templates."""
+    settings = get_settings(bot_id, _language())
+    db.session.commit()
+    config = current_config()
+    models = [backends.default_entry(config).public()] + [e.public() for e in backends.catalogue(config)]
+    return jsonify({"settings": settings_dict(settings), "models": models, "templates": MODE_PROMPTS})
+
+
+@bp.put("/settings")
+@require_session(teacher=True)
+@own_bot
+def write_settings(bot_id: int) -> Response:
+    """Change settings (partial update); a changed prompt is saved as a new version."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return api_error("invalid_body", "A JSON object is expected.", 400)
+    settings = get_settings(bot_id, _language())
+    allowed = tuple(e.key for e in backends.catalogue(current_config()))
+    try:
+        changed = update_settings(settings, body, current_session().primary_role.value, allowed)
+    except SettingsError as exc:
+        db.session.rollback()
+        return api_error("invalid_setting", str(exc), 400)
+    _audit(bot_id, "settings_changed", {"fields": changed})
+    db.session.commit()
+    logger.info("bot %s settings changed: %s", bot_id, ",".join(changed))
+    return jsonify({"settings": settings_dict(settings), "changed": changed})
+
+
+@bp.get("/settings/prompts")
+@require_session(teacher=True)
+@own_bot
+def prompt_history(bot_id: int) -> Response:
+    """Saved prompt versions, newest first, with role and time."""
+    return jsonify({"versions": [{"id": v.id, "prompt": v.prompt, "role": v.role,
+                                  "created_at": v.created_at.isoformat()} for v in prompt_versions(bot_id)]})
+
+
+@bp.post("/preview")
+@require_session(teacher=True)
+@own_bot
+def preview_token(bot_id: int) -> Response:
+    """A session token to chat as a student would, not counted as student usage."""
+    claims = replace(current_session(), preview=True)
+    return jsonify({"token": issue_token(current_config().secret_key, claims), "expires_at": claims.expires_at})
+
+
+@bp.post("/copy-code")
+@require_session(teacher=True)
+@own_bot
+def new_copy_code(bot_id: int) -> Response:
+    """A one-time code to copy this bot into a new course (shown once)."""
+    issued = issue_copy_code(bot_id)
+    _audit(bot_id, "copy_code_issued", {})
+    db.session.commit()
+    return jsonify({"code": issued.code, "expires_at": issued.expires_at}), 201  # type: ignore[return-value]
+
+
+@bp.post("/copy-from")
+@require_session(teacher=True)
+@own_bot
+def copy_from(bot_id: int) -> Response:
+    """Copy settings, prompt, materials and FAQ (never logs) from the bot a code was issued for."""
+    code = str((request.get_json(silent=True) or {}).get("code", ""))
+    source = redeem_copy_code(code, bot_id)
+    if source is None:
+        db.session.rollback()
+        return api_error("invalid_copy_code", "This copy code is unknown, used or expired.", 400)
+    copy_settings(source, bot_id, current_session().primary_role.value)
+    copied = _copy_materials(source, bot_id)
+    _audit(bot_id, "bot_copied", {"materials": copied})
+    db.session.commit()
+    return jsonify({"copied": True, "materials": copied})
+
+
+def _copy_materials(source: int, target: int) -> int:
+    """Copy materials and FAQ through the materials service when it offers it; returns how many."""
+    try:
+        from course_bots.services import materials
+    except ImportError:
+        return 0
+    copier = getattr(materials, "copy_bot_materials", None)
+    return int(copier(source, target)) if copier else 0
+
+
+@bp.delete("")
+@require_session(teacher=True)
+@own_bot
+def delete_bot(bot_id: int) -> Response:
+    """Delete the course bot with all its data (a new launch creates a fresh one)."""
+    from course_bots.models import CourseBot
+
+    if (request.get_json(silent=True) or {}).get("confirm") != "delete":
+        return api_error("confirmation_required", 'Send {"confirm": "delete"} to delete the bot.', 400)
+    bot = db.session.get(CourseBot, bot_id)
+    if bot is None:
+        return api_error("not_found", "This bot does not exist.", 404)
+    _audit(bot_id, "bot_deleted", {})
+    db.session.delete(bot)
+    db.session.commit()
+    logger.info("bot %s deleted by a teacher", bot_id)
+    return Response(status=204)
+
+
+def _audit(bot_id: int, action: str, details: dict[str, object]) -> None:
+    """An audit entry through the privacy service when present (who by role and pseudonym; no content)."""
+    try:
+        from course_bots.services import audit
+    except ImportError:
+        return
+    record = getattr(audit, "record", None)
+    if record is not None:
+        record(current_session(), action, target_type="bot", target_id=str(bot_id), details=details)

@@ -1,0 +1,224 @@
+"""``/api/v1/bots/<bot_id>/...``: conversations, the streamed chat, feedback and citations for the session's bot."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any, Callable, Iterator
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from course_bots.render import render_markdown
+from course_bots.services import chat, quota
+from course_bots.services.conversations import ConversationError
+from lti_tool.context import api_error, current_session, require_session
+from lti_tool.extensions import db
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("api_chat", __name__, url_prefix="/api/v1/bots/<int:bot_id>")
+MAX_QUESTION_CHARS = 4000
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def own_bot(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Reject a request whose session belongs to another bot (403)."""
+    from functools import wraps
+
+    @wraps(view)
+    def wrapped(bot_id: int, *args: Any, **kwargs: Any) -> Any:
+        if current_session().bot_id != bot_id:
+            return api_error("forbidden", "This session belongs to another course.", 403)
+        return view(bot_id, *args, **kwargs)
+
+    return wrapped
+
+
+def conversation_error(exc: ConversationError) -> Response:
+    """The API error for a conversations-service refusal."""
+    return api_error(exc.code, exc.message, exc.status)
+
+
+def message_json(message: Any) -> dict[str, Any]:
+    """A stored message for the page: questions as text (inserted with textContent), answers as sanitized HTML."""
+    data: dict[str, Any] = {"id": message.id, "role": message.role, "status": message.status,
+                            "created_at": message.created_at.isoformat(), "reply_to": message.reply_to_id}
+    if message.role == "assistant":
+        citations = list(message.citations or [])
+        data["html"] = render_markdown(message.text, citations={int(c.get("number", 0)) for c in citations})
+        data["citations"] = citations
+        data["error_code"] = message.error_code
+    else:
+        data["text"] = message.text
+    return data
+
+
+@bp.get("/conversations")
+@require_session()
+@own_bot
+def list_conversations(bot_id: int) -> Response:
+    """The caller's conversations in this course, newest first."""
+    from course_bots.services import conversations
+
+    items = conversations.list_conversations(current_session())
+    return jsonify({"conversations": [{"id": c.id, "title": c.title, "updated_at": c.updated_at.isoformat()}
+                                      for c in items]})
+
+
+@bp.post("/conversations")
+@require_session()
+@own_bot
+def new_conversation(bot_id: int) -> Response:
+    """Start a new conversation: it is stored with its first question (nothing is stored before)."""
+    return jsonify({"conversation_id": None}), 201  # type: ignore[return-value]
+
+
+@bp.get("/conversations/<int:conversation_id>")
+@require_session()
+@own_bot
+def get_conversation(bot_id: int, conversation_id: int) -> Response:
+    """One of the caller's conversations with its messages."""
+    from course_bots.services import conversations
+
+    try:
+        conversation = conversations.get_conversation(current_session(), conversation_id)
+        messages = conversations.conversation_messages(current_session(), conversation_id)
+    except ConversationError as exc:
+        return conversation_error(exc)
+    return jsonify({"id": conversation.id, "title": conversation.title,
+                    "messages": [message_json(m) for m in messages]})
+
+
+@bp.delete("/conversations/<int:conversation_id>")
+@require_session()
+@own_bot
+def delete_conversation(bot_id: int, conversation_id: int) -> Response:
+    """Delete one of the caller's conversations."""
+    from course_bots.services import conversations
+
+    try:
+        conversations.delete_conversation(current_session(), conversation_id)
+    except ConversationError as exc:
+        return conversation_error(exc)
+    db.session.commit()
+    return Response(status=204)
+
+
+@bp.delete("/conversations")
+@require_session()
+@own_bot
+def delete_all(bot_id: int) -> Response:
+    """Delete all of the caller's conversations in this course."""
+    from course_bots.services import conversations
+
+    count = conversations.delete_all_conversations(current_session())
+    db.session.commit()
+    return jsonify({"deleted": count})
+
+
+def sse(name: str, data: dict[str, Any]) -> str:
+    """One server-sent event (``data`` is JSON, so a newline in the text cannot end the event)."""
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@bp.post("/chat")
+@require_session()
+@own_bot
+def chat_stream(bot_id: int) -> Response:
+    """Ask a question; the answer streams as ``text/event-stream`` events token/status/done/error."""
+    body = request.get_json(silent=True) or {}
+    text, client_id = body.get("question"), body.get("client_id")
+    conversation_id = body.get("conversation_id")
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_QUESTION_CHARS:
+        return api_error("invalid_question", f"A question of 1-{MAX_QUESTION_CHARS} characters is required.", 400)
+    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+        return api_error("invalid_client_id", "Each question needs a client id (1-64 letters, digits, - or _).",
+                         400)
+    if conversation_id is not None and not isinstance(conversation_id, int):
+        return api_error("invalid_conversation", "conversation_id must be an integer or null.", 400)
+    session = current_session()
+    settings = chat.settings_for(bot_id)
+    language = session.locale.split("-")[0].split("_")[0] if session.locale else "en"
+    if settings.paused and not session.preview:
+        db.session.commit()
+        return api_error("bot_paused", settings.pause_message or "The course bot is paused.", 423)
+    decision = quota.check_quota(session, bot_id, language)
+    if not decision.allowed:
+        response = api_error(decision.code, decision.message, 429)
+        if decision.retry_after_s:
+            response.headers["Retry-After"] = str(decision.retry_after_s)
+        return response
+    question = chat.Question(bot_id, text, client_id, conversation_id)
+    try:
+        stored = chat.record(session, question)
+        db.session.commit()
+    except ConversationError as exc:
+        db.session.rollback()
+        return conversation_error(exc)
+
+    def events() -> Iterator[str]:
+        try:
+            for name, data in chat.answer(session, question, stored_question=stored):
+                yield sse(name, data)
+        except Exception:
+            logger.exception("Answer stream failed for bot %s", bot_id)
+            db.session.rollback()
+            yield sse("error", {"code": "internal", "message": "The answer failed."})
+
+    response = Response(stream_with_context(events()), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # proxies must pass tokens through as they come
+    return response
+
+
+@bp.post("/messages/<int:message_id>/feedback")
+@require_session()
+@own_bot
+def feedback(bot_id: int, message_id: int) -> Response:
+    """Thumbs up/down and an optional comment on an answer of the caller's."""
+    from course_bots.services import conversations
+
+    body = request.get_json(silent=True) or {}
+    try:
+        conversations.record_feedback(current_session(), message_id, str(body.get("value", "")),
+                                      str(body.get("comment", ""))[:4000])
+    except ConversationError as exc:
+        db.session.rollback()
+        return conversation_error(exc)
+    db.session.commit()
+    return jsonify({"ok": True})
+
+
+@bp.get("/messages/<int:message_id>/citations")
+@require_session()
+@own_bot
+def citations(bot_id: int, message_id: int) -> Response:
+    """The citation panel of an answer: document, page/slide, quoted passage and, if allowed, a file link."""
+    from sqlalchemy import select
+
+    from course_bots.models import ChatSession, Message
+
+    session = current_session()
+    message = db.session.scalars(
+        select(Message).join(ChatSession)
+        .where(Message.id == message_id, Message.role == "assistant", ChatSession.bot_id == bot_id,
+               ChatSession.pseudonym == session.pseudonym)).first()
+    if message is None:
+        return api_error("not_found", "This answer does not exist.", 404)
+    return jsonify({"citations": [dict(c, file_url=file_url(bot_id, c)) for c in message.citations or []]})
+
+
+def file_url(bot_id: int, citation: dict[str, Any]) -> str | None:
+    """A signed short-lived link to the cited file at its page, when the teacher lets students open it."""
+    try:
+        from course_bots.services import materials
+    except ImportError:
+        return None
+    signer = getattr(materials, "signed_file_url", None)
+    if signer is None:
+        return None
+    try:
+        return signer(bot_id, str(citation.get("document_id", "")), citation.get("position"))  # type: ignore[no-any-return]
+    except Exception:
+        logger.warning("No file link for a citation of bot %s", bot_id)
+        return None

@@ -1,0 +1,184 @@
+"""The streamed chat API: events in order, stored once per client id, kept on failure, sanitized, own bot only."""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator, Sequence
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from course_bots.llm.base import DoneEvent, ErrorEvent, Event, GenerationParams, Message, StatusEvent, TokenEvent
+from course_bots.llm.extractive import ExtractiveBackend
+from course_bots.services import backends, chat
+from retrieval.types import Chunk, Locator, SearchHit
+
+from .conftest import bearer, make_bot, make_session
+
+PASSAGE = ("Gradient descent updates the weights in the direction of the negative gradient. "
+           "The learning rate controls the step size.")
+
+
+def fake_search(bot_id: int, query: str, k: int) -> list[SearchHit]:
+    chunk = Chunk("c1", "7", "Lecture 3.pdf", PASSAGE, position=4, position_end=4, locator=Locator.PAGE)
+    return [SearchHit(chunk, 0.9, rank=1)]
+
+
+class ScriptedBackend:
+    """A backend that replays scripted events (a fake OpenAI-compatible stream)."""
+
+    name = "scripted"
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        self.events = list(events)
+        self.calls = 0
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams,
+               request_id: str | None = None) -> Iterator[Event]:
+        self.calls += 1
+        yield from self.events
+
+    def cancel(self, request_id: str) -> None:
+        pass
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return 10
+
+    def health(self) -> Any:
+        return None
+
+
+def parse(body: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in body.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+@pytest.fixture
+def setup(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setattr(chat, "default_search", fake_search)
+    backend: dict[str, Any] = {"b": ExtractiveBackend()}
+    monkeypatch.setattr(backends, "backend_for", lambda entry: backend["b"])
+    with app.app_context():
+        bot = make_bot()
+        student = make_session(bot)
+        yield {"bot": bot.id, "headers": bearer(student), "backend": backend,
+               "other": bearer(make_session(make_bot("course-2")))}
+
+
+def ask(client: FlaskClient, setup: dict[str, Any], question: str = "What does the learning rate control?",
+        client_id: str = "q-1", conversation_id: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+    response = client.post(f"/api/v1/bots/{setup['bot']}/chat", headers=setup["headers"],
+                           json={"question": question, "client_id": client_id, "conversation_id": conversation_id})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "text/event-stream"
+    return parse(response.get_data(as_text=True))
+
+
+def test_answer_streams_tokens_then_done_with_citation(client: FlaskClient, setup: dict[str, Any]) -> None:
+    events = ask(client, setup)
+    names = [name for name, _ in events]
+    assert names[0] == "status" and names[-1] == "done"
+    assert names.count("token") >= 3
+    done = events[-1][1]
+    assert done["citations"][0]["document_title"] == "Lecture 3.pdf"
+    assert done["citations"][0]["position"] == 4
+    assert 'class="cb-cite"' in done["html"] and "<blockquote>" in done["html"]
+    listed = client.get(f"/api/v1/bots/{setup['bot']}/conversations", headers=setup["headers"]).get_json()
+    assert len(listed["conversations"]) == 1
+    conversation = client.get(f"/api/v1/bots/{setup['bot']}/conversations/{done['conversation_id']}",
+                              headers=setup["headers"]).get_json()
+    assert [m["role"] for m in conversation["messages"]] == ["user", "assistant"]
+
+
+def test_retry_with_same_client_id_stores_once(client: FlaskClient, setup: dict[str, Any]) -> None:
+    first = ask(client, setup, client_id="same")
+    second = ask(client, setup, client_id="same")
+    assert [n for n, _ in second] == ["done"]
+    assert second[-1][1]["message_id"] == first[-1][1]["message_id"]
+    conversation = client.get(f"/api/v1/bots/{setup['bot']}/conversations/{first[-1][1]['conversation_id']}",
+                              headers=setup["headers"]).get_json()
+    assert len(conversation["messages"]) == 2
+
+
+def test_question_kept_when_answer_fails_and_retry_answers(client: FlaskClient, setup: dict[str, Any]) -> None:
+    setup["backend"]["b"] = ScriptedBackend([StatusEvent("queued", 3), TokenEvent("Hal"),
+                                             ErrorEvent("unavailable", "down")])
+    events = ask(client, setup, client_id="fails")
+    assert ("status", {"state": "queued", "position": 3}) in events
+    assert events[-1][0] == "error" and events[-1][1]["code"] == "unavailable"
+    conversation_id = events[-1][1]["conversation_id"]
+    messages = client.get(f"/api/v1/bots/{setup['bot']}/conversations/{conversation_id}",
+                          headers=setup["headers"]).get_json()["messages"]
+    assert messages[0]["role"] == "user" and messages[1]["status"] == "failed"
+    setup["backend"]["b"] = ScriptedBackend([TokenEvent("The step size [1]."), DoneEvent("stop")])
+    retry = ask(client, setup, client_id="fails")
+    assert retry[-1][0] == "done"
+    messages = client.get(f"/api/v1/bots/{setup['bot']}/conversations/{conversation_id}",
+                          headers=setup["headers"]).get_json()["messages"]
+    assert len(messages) == 2 and messages[1]["status"] == "ok"
+
+
+def test_model_html_never_reaches_the_page_unsanitized(client: FlaskClient, setup: dict[str, Any]) -> None:
+    evil = '<img src=x onerror=alert(1)> [x](javascript:alert(1)) <script>alert(2)</script> [1]'
+    setup["backend"]["b"] = ScriptedBackend([TokenEvent(evil), DoneEvent("stop")])
+    events = ask(client, setup, client_id="xss")
+    html = events[-1][1]["html"]
+    assert "<img" not in html and "<script" not in html and "href=\"javascript" not in html
+    tokens = [data["text"] for name, data in events if name == "token"]
+    assert tokens == [evil]  # tokens are text; the page inserts them with textContent
+
+
+def test_below_threshold_the_bot_says_materials_do_not_cover_it(client: FlaskClient, setup: dict[str, Any],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chat, "default_search", lambda *a: [])
+    scripted = ScriptedBackend([TokenEvent("guess"), DoneEvent("stop")])
+    setup["backend"]["b"] = scripted
+    events = ask(client, setup, question="Wer gewann die Fußball-WM 1954?", client_id="nc")
+    assert scripted.calls == 0
+    assert "Kursmaterialien" in events[-1][1]["html"]
+
+
+def test_other_bot_and_missing_token_are_rejected(client: FlaskClient, setup: dict[str, Any]) -> None:
+    url = f"/api/v1/bots/{setup['bot']}/chat"
+    body = {"question": "x", "client_id": "a"}
+    assert client.post(url, json=body).status_code == 401
+    response = client.post(url, json=body, headers=setup["other"])
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "forbidden"
+    assert client.get(f"/api/v1/bots/{setup['bot']}/conversations", headers=setup["other"]).status_code == 403
+
+
+def test_invalid_requests_use_the_error_shape(client: FlaskClient, setup: dict[str, Any]) -> None:
+    url = f"/api/v1/bots/{setup['bot']}/chat"
+    response = client.post(url, json={"question": "", "client_id": "a"}, headers=setup["headers"])
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_question"
+    response = client.post(url, json={"question": "hi", "client_id": "bad id!"}, headers=setup["headers"])
+    assert response.get_json()["error"]["code"] == "invalid_client_id"
+
+
+def test_quota_hook_refuses_with_its_message(client: FlaskClient, setup: dict[str, Any],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from course_bots.services import quota
+
+    monkeypatch.setattr(quota, "_questions_left", lambda session, bot_id: 0)
+    response = client.post(f"/api/v1/bots/{setup['bot']}/chat", headers=setup["headers"],
+                           json={"question": "hi", "client_id": "q"})
+    assert response.status_code == 429
+    assert response.get_json()["error"]["message"] == quota.QUOTA_MESSAGES["de"]
+
+
+def test_feedback_delete_one_and_all(client: FlaskClient, setup: dict[str, Any]) -> None:
+    done = ask(client, setup, client_id="f1")[-1][1]
+    base = f"/api/v1/bots/{setup['bot']}"
+    response = client.post(f"{base}/messages/{done['message_id']}/feedback", headers=setup["headers"],
+                           json={"value": "down", "comment": "<script>alert(1)</script>"})
+    assert response.status_code == 200
+    cites = client.get(f"{base}/messages/{done['message_id']}/citations", headers=setup["headers"]).get_json()
+    assert cites["citations"][0]["quote"].startswith("Gradient descent")
+    ask(client, setup, client_id="f2")
+    assert client.delete(f"{base}/conversations/{done['conversation_id']}",
+                         headers=setup["headers"]).status_code == 204
+    assert client.delete(f"{base}/conversations", headers=setup["headers"]).get_json() == {"deleted": 1}
+    assert client.get(f"{base}/conversations", headers=setup["headers"]).get_json()["conversations"] == []
