@@ -68,6 +68,8 @@ class PlatformState:
     public_key: str = ""
     launches: list[dict[str, Any]] = field(default_factory=list)  # lti1p3platform launch messages sent
     deep_link_items: list[dict[str, Any]] = field(default_factory=list)
+    registration_tokens: set[str] = field(default_factory=set)  # issued, not yet used (Moodle: one use)
+    registrations: list[dict[str, Any]] = field(default_factory=list)  # tool registrations received
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -251,7 +253,63 @@ def create_platform_app(state: PlatformState) -> Flask:
         titles = "".join(f"<li>{escape(str(i.get('title', '')))}</li>" for i in items)
         return f'<!doctype html><main data-page="platform-deep-link-return"><ul>{titles}</ul></main>'
 
+    _add_dynamic_registration(app, state)
     return app
+
+
+def _add_dynamic_registration(app: Flask, state: PlatformState) -> None:
+    """Moodle's Dynamic Registration: the admin page framing the tool, openid-configuration, registration."""
+
+    @app.get("/mod/lti/toolconfigure.php")
+    def add_lti_advantage() -> str:
+        """"Manage tools" > "Add LTI Advantage": frame the tool's registration URL, close on its message."""
+        token = secrets.token_urlsafe(16)
+        with state.lock:
+            state.registration_tokens.add(token)
+        src = request.args["url"] + "?" + urlencode({
+            "openid_configuration": state.url("/mod/lti/openid-configuration.php"), "registration_token": token})
+        return ("<!doctype html><html><body><h1>Manage tools</h1>"
+                '<p id="registration-status">pending</p>'
+                f'<iframe id="registration-frame" src="{escape(src)}"></iframe><script>'
+                "window.addEventListener('message', function (e) {"
+                "  if (e.data && e.data.subject === 'org.imsglobal.lti.close') {"
+                "    document.getElementById('registration-status').textContent = 'closed';"
+                "    document.getElementById('registration-frame').remove(); }});"
+                "</script></body></html>")
+
+    @app.get("/mod/lti/openid-configuration.php")
+    def openid_configuration() -> Response:
+        return Response(json.dumps({
+            "issuer": state.issuer, "authorization_endpoint": state.url("/mod/lti/auth.php"),
+            "token_endpoint": state.url("/mod/lti/token.php"), "jwks_uri": state.url("/mod/lti/certs.php"),
+            "registration_endpoint": state.url("/mod/lti/openid-registration.php"),
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"], "scopes_supported": ["openid"],
+            "response_types_supported": ["id_token"], "id_token_signing_alg_values_supported": ["RS256"],
+            "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                "product_family_code": "moodle", "version": "4.4",
+                "messages_supported": [{"type": "LtiResourceLinkRequest"}, {"type": "LtiDeepLinkingRequest"}]},
+        }), mimetype="application/json")
+
+    @app.post("/mod/lti/openid-registration.php")
+    def openid_registration() -> Response:
+        auth = request.headers.get("Authorization", "")
+        with state.lock:
+            token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+            if token not in state.registration_tokens:
+                return Response('{"error": "invalid_token"}', 401, mimetype="application/json")
+            state.registration_tokens.discard(token)
+        payload = request.get_json(force=True)
+        tool_conf = payload.get("https://purl.imsglobal.org/spec/lti-tool-configuration", {})
+        if payload.get("token_endpoint_auth_method") != "private_key_jwt" or not tool_conf.get("domain") \
+                or urlsplit(tool_conf.get("target_link_uri", "")).netloc != tool_conf["domain"]:
+            return Response('{"error": "invalid_registration"}', 400, mimetype="application/json")
+        with state.lock:
+            state.registrations.append(payload)
+            number = len(state.registrations)
+        answer = dict(payload, client_id=f"dynamic-client-{number}")
+        answer["https://purl.imsglobal.org/spec/lti-tool-configuration"] = dict(
+            tool_conf, deployment_id=str(100 + number))
+        return Response(json.dumps(answer), mimetype="application/json")
 
 
 def new_platform_state(tool_base_url: str) -> PlatformState:

@@ -108,3 +108,25 @@ def test_screenshot_helper_writes_a_png(launch: Callable[..., Any], tool_frame: 
     expect(tool_frame(page).locator('main[data-page="student"]')).to_be_visible()
     path = screenshot(page, tmp_path / "shots" / "student-framed.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dynamic_registration_in_the_platforms_frame_closes_it(browser: Any, platform_server: Any,
+                                                               tool_server: Any) -> None:
+    from sqlalchemy import select
+
+    from lti_tool.extensions import db
+    from lti_tool.models import Platform
+
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{platform_server.base_url}/mod/lti/toolconfigure.php?url={tool_server.base_url}/lti/register")
+        expect(page.locator("#registration-status")).to_have_text("closed")  # postMessage ran under the CSP
+    finally:
+        context.close()
+    state = platform_server.app.extensions["state"]
+    client_id = f"dynamic-client-{len(state.registrations)}"
+    with tool_server.app.app_context():
+        platform = db.session.scalars(select(Platform).where(Platform.client_id == client_id)).one()
+        assert platform.issuer == state.issuer and platform.registered_via == "dynamic"
+        assert [d.deployment_id for d in platform.deployments] == [str(100 + len(state.registrations))]
