@@ -18,3 +18,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api_chat.bp)
     app.register_blueprint(api_bot_settings.bp)
     app.jinja_env.globals["catalogue"] = i18n.catalogue
+    from course_bots.services.backends import external_model_name
+
+    app.extensions["coursebots.external_model_resolver"] = external_model_name

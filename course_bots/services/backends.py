@@ -112,3 +112,13 @@ def forget_backends() -> None:
     """Drop cached backends (tests; after a catalogue change)."""
     with _lock:
         _cache.clear()
+
+
+def external_model_name(bot_id: int) -> str | None:
+    """The model's label when the bot's answers come from outside the institution (consent asks again)."""
+    from course_bots.services.bot_settings import get_settings
+    from lti_tool.extensions import current_config
+
+    config = current_config()
+    entry = entry_for(config, get_settings(bot_id).model_key)
+    return entry.label if entry.external else None

@@ -116,6 +116,15 @@ def delete_all(bot_id: int) -> Response:
     return jsonify({"deleted": count})
 
 
+def _consented(session: Any) -> bool:
+    """Whether the participant accepted the privacy notice (the privacy issue's record)."""
+    try:
+        from course_bots.services import consent
+    except ImportError:
+        return True
+    return bool(consent.has_consent(session))
+
+
 def sse(name: str, data: dict[str, Any]) -> str:
     """One server-sent event (``data`` is JSON, so a newline in the text cannot end the event)."""
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
@@ -142,6 +151,9 @@ def chat_stream(bot_id: int) -> Response:
     if settings.paused and not session.preview:
         db.session.commit()
         return api_error("bot_paused", settings.pause_message or "The course bot is paused.", 423)
+    if not session.preview and not _consented(session):
+        db.session.commit()
+        return api_error("consent_required", "Please read and accept the notice before using the assistant.", 403)
     decision = quota.check_quota(session, bot_id, language)
     if not decision.allowed:
         response = api_error(decision.code, decision.message, 429)
@@ -210,15 +222,16 @@ def citations(bot_id: int, message_id: int) -> Response:
 
 def file_url(bot_id: int, citation: dict[str, Any]) -> str | None:
     """A signed short-lived link to the cited file at its page, when the teacher lets students open it."""
+    kind, _, number = str(citation.get("document_id", "")).partition(":")
+    if kind != "material" or not number.isdigit():
+        return None
     try:
-        from course_bots.services import materials
+        from course_bots.services import material_links, materials
     except ImportError:
         return None
-    signer = getattr(materials, "signed_file_url", None)
-    if signer is None:
+    material = materials.get_material(bot_id, int(number))
+    if material is None or not (material.students_may_open or current_session().is_teacher):
         return None
-    try:
-        return signer(bot_id, str(citation.get("document_id", "")), citation.get("position"))  # type: ignore[no-any-return]
-    except Exception:
-        logger.warning("No file link for a citation of bot %s", bot_id)
-        return None
+    page = citation.get("position") if citation.get("locator") == "page" else None
+    return material_links.material_file_url(bot_id, material.id, page if isinstance(page, int) else None,
+                                            absolute=False)

@@ -64,6 +64,12 @@ def setup(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any
     with app.app_context():
         bot = make_bot()
         student = make_session(bot)
+        from course_bots.services import consent
+
+        consent.record_consent(student, True, consent.current_notice(student.issuer, student.locale).version)
+        from lti_tool.extensions import db
+
+        db.session.commit()
         yield {"bot": bot.id, "headers": bearer(student), "backend": backend,
                "other": bearer(make_session(make_bot("course-2")))}
 
@@ -182,3 +188,11 @@ def test_feedback_delete_one_and_all(client: FlaskClient, setup: dict[str, Any])
                          headers=setup["headers"]).status_code == 204
     assert client.delete(f"{base}/conversations", headers=setup["headers"]).get_json() == {"deleted": 1}
     assert client.get(f"{base}/conversations", headers=setup["headers"]).get_json()["conversations"] == []
+
+
+def test_without_consent_the_chat_refuses(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        bot = make_bot("course-9")
+        headers = bearer(make_session(bot, sub="new-student"))
+    response = client.post(f"/api/v1/bots/{bot.id}/chat", headers=headers, json={"question": "hi", "client_id": "a"})
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "consent_required"
