@@ -287,7 +287,7 @@ def _add_dynamic_registration(app: Flask, state: PlatformState) -> None:
             "response_types_supported": ["id_token"], "id_token_signing_alg_values_supported": ["RS256"],
             "https://purl.imsglobal.org/spec/lti-platform-configuration": {
                 "product_family_code": "moodle", "version": "4.4",
-                "messages_supported": [{"type": "LtiResourceLinkRequest"}, {"type": "LtiDeepLinkingRequest"}]},
+                "messages_supported": ["LtiResourceLinkRequest", "LtiDeepLinkingRequest"]},
         }), mimetype="application/json")
 
     @app.post("/mod/lti/openid-registration.php")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ class FakeMoodle:
     issuer: str | None = None  # defaults to ``base`` (Moodle: wwwroot)
     reject_status: int | None = None
     omit_deployment: bool = False
+    delay_seconds: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def app(self) -> Flask:
@@ -42,6 +44,7 @@ class FakeMoodle:
         @app.get("/mod/lti/openid-configuration.php")
         def openid_configuration():  # type: ignore[no-untyped-def]
             self.requests.append({"path": request.path})
+            time.sleep(self.delay_seconds)
             return jsonify({
                 "issuer": self.issuer or self.base,
                 "token_endpoint": f"{self.base}/mod/lti/token.php",
@@ -57,7 +60,7 @@ class FakeMoodle:
                 "claims_supported": ["sub", "iss", "name", "given_name", "family_name", "email"],
                 "https://purl.imsglobal.org/spec/lti-platform-configuration": {
                     "product_family_code": "moodle", "version": "4.4",
-                    "messages_supported": [{"type": "LtiResourceLinkRequest"}, {"type": "LtiDeepLinkingRequest"}],
+                    "messages_supported": ["LtiResourceLinkRequest", "LtiDeepLinkingRequest"],
                     "variables": []},
             })
 
@@ -249,6 +252,20 @@ def test_unreachable_configuration_shows_a_frameable_error(app: Flask, client: F
     assert response.status_code == 502
     assert "registration_configuration_unreachable" in response.text
     assert origin in frame_ancestors(response)
+    assert counts(app) == (0, 0)
+
+
+def test_slow_configuration_times_out(app: Flask, client: FlaskClient, moodle: FakeMoodle,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from lti_tool import registration
+
+    monkeypatch.setattr(registration, "HTTP_TIMEOUT", (1.0, 0.3))
+    moodle.delay_seconds = 1.5
+    started = time.monotonic()
+    response = client.get(register_url(moodle))
+    assert time.monotonic() - started < 1.4
+    assert response.status_code == 502
+    assert "registration_configuration_unreachable" in response.text
     assert counts(app) == (0, 0)
 
 
