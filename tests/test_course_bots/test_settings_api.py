@@ -1,0 +1,91 @@
+"""Teacher settings: templates fill the prompt, limits hold, every prompt is a version, students are kept out."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from course_bots.models_bot_settings import MODE_PROMPTS
+
+from .conftest import bearer, make_bot, make_session
+
+
+@pytest.fixture
+def bots(app: Flask) -> Iterator[dict[str, Any]]:
+    with app.app_context():
+        bot, other = make_bot(), make_bot("course-2")
+        yield {"bot": bot.id, "other": other.id,
+               "teacher": bearer(make_session(bot, sub="t1", roles=("instructor",), locale="en")),
+               "teacher_de": bearer(make_session(bot, sub="t2", roles=("instructor",), locale="de")),
+               "student": bearer(make_session(bot)),
+               "other_teacher": bearer(make_session(other, sub="t1", roles=("instructor",)))}
+
+
+def test_defaults_use_the_tutor_template_in_the_teachers_language(client: FlaskClient, bots: dict[str, Any]) -> None:
+    body = client.get(f"/api/v1/bots/{bots['bot']}/settings", headers=bots["teacher_de"]).get_json()
+    assert body["settings"]["teaching_mode"] == "tutor"
+    assert body["settings"]["system_prompt"] == MODE_PROMPTS["tutor"]["de"]
+    assert set(body["templates"]) == {"tutor", "faq", "exam"} and body["models"][0]["key"] == ""
+
+
+def test_save_prompt_creates_versions_with_role(client: FlaskClient, bots: dict[str, Any]) -> None:
+    url = f"/api/v1/bots/{bots['bot']}/settings"
+    for prompt in ("First prompt", "Second prompt"):
+        response = client.put(url, headers=bots["teacher"], json={"system_prompt": prompt, "temperature": 0.5})
+        assert response.status_code == 200
+    versions = client.get(url + "/prompts", headers=bots["teacher"]).get_json()["versions"]
+    assert [v["prompt"] for v in versions] == ["Second prompt", "First prompt"]
+    assert versions[0]["role"] == "instructor"
+    assert client.get(url, headers=bots["teacher"]).get_json()["settings"]["temperature"] == 0.5
+
+
+@pytest.mark.parametrize("change", [{"temperature": 9}, {"max_answer_tokens": 10}, {"teaching_mode": "evil"},
+                                    {"model_key": "not-in-catalogue"}, {"name": "x" * 500}])
+def test_limits_are_enforced(client: FlaskClient, bots: dict[str, Any], change: dict[str, Any]) -> None:
+    response = client.put(f"/api/v1/bots/{bots['bot']}/settings", headers=bots["teacher"], json=change)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_setting"
+
+
+def test_students_and_other_courses_are_refused(client: FlaskClient, bots: dict[str, Any]) -> None:
+    url = f"/api/v1/bots/{bots['bot']}/settings"
+    assert client.get(url, headers=bots["student"]).status_code == 403
+    assert client.put(url, headers=bots["student"], json={"system_prompt": "x"}).status_code == 403
+    assert client.get(url, headers=bots["other_teacher"]).status_code == 403
+    assert client.post(f"/api/v1/bots/{bots['bot']}/preview", headers=bots["student"]).status_code == 403
+
+
+def test_preview_token_is_a_student_session_not_counted(client: FlaskClient, bots: dict[str, Any]) -> None:
+    token = client.post(f"/api/v1/bots/{bots['bot']}/preview", headers=bots["teacher"]).get_json()["token"]
+    info = client.get("/api/v1/session", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert info["preview"] is True and info["teacher"] is False
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get(f"/api/v1/bots/{bots['bot']}/settings", headers=headers).status_code == 403
+
+
+def test_pause_switch_stops_students_with_the_message(client: FlaskClient, bots: dict[str, Any]) -> None:
+    client.put(f"/api/v1/bots/{bots['bot']}/settings", headers=bots["teacher"],
+               json={"paused": True, "pause_message": "Exam until 12:00"})
+    response = client.post(f"/api/v1/bots/{bots['bot']}/chat", headers=bots["student"],
+                           json={"question": "hi", "client_id": "p"})
+    assert response.status_code == 423 and response.get_json()["error"]["message"] == "Exam until 12:00"
+
+
+def test_copy_code_copies_settings_once(client: FlaskClient, bots: dict[str, Any]) -> None:
+    client.put(f"/api/v1/bots/{bots['bot']}/settings", headers=bots["teacher"],
+               json={"system_prompt": "Semester prompt", "name": "KI-Tutor"})
+    code = client.post(f"/api/v1/bots/{bots['bot']}/copy-code", headers=bots["teacher"]).get_json()["code"]
+    target = f"/api/v1/bots/{bots['other']}"
+    assert client.post(target + "/copy-from", headers=bots["other_teacher"], json={"code": code}).status_code == 200
+    copied = client.get(target + "/settings", headers=bots["other_teacher"]).get_json()["settings"]
+    assert copied["system_prompt"] == "Semester prompt" and copied["name"] == "KI-Tutor"
+    again = client.post(target + "/copy-from", headers=bots["other_teacher"], json={"code": code})
+    assert again.status_code == 400 and again.get_json()["error"]["code"] == "invalid_copy_code"
+
+
+def test_delete_bot_needs_confirmation(client: FlaskClient, bots: dict[str, Any]) -> None:
+    url = f"/api/v1/bots/{bots['bot']}"
+    assert client.delete(url, headers=bots["teacher"], json={}).status_code == 400
+    assert client.delete(url, headers=bots["student"], json={"confirm": "delete"}).status_code == 403
+    assert client.delete(url, headers=bots["teacher"], json={"confirm": "delete"}).status_code == 204
