@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -36,6 +37,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 IN_CI = os.environ.get("CI", "").lower() == "true"
 VIEWPORT = {"width": 1280, "height": 900}
 LAUNCH_TIMEOUT_MS = 20_000
+EXPECT_TIMEOUT_MS = 15_000
+PLATFORM_AUTOPOST_PATHS = ("/mod/lti/launch.php", "/mod/lti/auth.php")  # pages that only auto-submit a form
 
 
 def _load_fake_platform() -> Any:
@@ -162,7 +165,10 @@ def playwright_instance() -> Iterator[Any]:
         _unavailable(f"Chromium at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
+    from playwright.sync_api import expect
+
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)  # 2 shared CPU cores in CI: be patient
     with sync_playwright() as playwright:
         yield playwright
 
@@ -214,7 +220,7 @@ def launch(browser: Any, playwright_instance: Any, tool_server: Server, platform
         context.set_default_timeout(LAUNCH_TIMEOUT_MS)
         query = f"user={role}&message={message}&framed={'1' if framed else '0'}"
         page.goto(f"{platform_server.base_url}/mod/lti/launch.php?{query}")
-        page.wait_for_load_state("networkidle")
+        wait_settled(page, framed)
         return page
 
     yield _launch
@@ -230,6 +236,35 @@ _TRAFFIC: dict[int, list[Any]] = {}
 def tool_requests() -> Callable[[Any], list[Any]]:
     """``tool_requests(page) -> [playwright Request]``: every request the launch's browser context sent to the tool."""
     return lambda page: list(_TRAFFIC.get(id(page.context), ()))
+
+
+def wait_settled(page: Any, framed: bool, quiet_ms: int = 700, timeout_ms: int = LAUNCH_TIMEOUT_MS) -> None:
+    """Wait until the launch's chain of auto-posted forms ends: the shown document stays loaded ``quiet_ms``.
+
+    Unlike ``networkidle`` this ignores a page's own background requests (polling, streaming).
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    last: tuple[str, str] | None = None
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            if framed:
+                handle = page.query_selector("iframe#contentframe")
+                frame = handle.content_frame() if handle else None
+            else:
+                frame = page.main_frame
+            current = (frame.url, frame.evaluate("document.readyState")) if frame else None
+        except Exception:  # the document was replaced while we asked (a navigation in progress)
+            current = None
+        transitional = current is not None and urlsplit(current[0]).path in PLATFORM_AUTOPOST_PATHS
+        if current is None or current != last or current[1] != "complete" or transitional:
+            last, stable_since = current, time.monotonic()
+        elif (time.monotonic() - stable_since) * 1000 >= quiet_ms:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the launch did not settle within {timeout_ms} ms (last document: {last})")
 
 
 def find_tool_frame(page: Any, tool_base_url: str) -> Any:
