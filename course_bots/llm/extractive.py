@@ -75,15 +75,16 @@ class ExtractiveBackend:
         sentences = [s.strip() for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
         if not sentences:
             return ""
-        scored = sorted(range(len(sentences)), key=lambda i: (-len(terms & {w.lower() for w in
-                                                                             _WORD.findall(sentences[i])}), i))
+        overlap = [len(terms & {w.lower() for w in _WORD.findall(s)}) for s in sentences]
+        ranked = sorted((i for i in range(len(sentences)) if overlap[i]), key=lambda i: (-overlap[i], i))
         chosen: list[int] = []
         used = 0
-        for index in scored:
+        # Matching sentences first; with no match at all, the passage's opening stands for it.
+        for index in ranked or range(len(sentences)):
             if chosen and used + len(sentences[index]) > self.max_chars:
                 continue
             chosen.append(index)
-            used += len(sentences[index])
+            used += len(sentences[index]) + 1
         excerpt = " ".join(sentences[i] for i in sorted(chosen))
         return excerpt if len(excerpt) <= self.max_chars else excerpt[: self.max_chars - 1].rstrip() + "…"
 
