@@ -21,3 +21,11 @@ def init_app(app: Flask) -> None:
     from course_bots.services.backends import external_model_name
 
     app.extensions["coursebots.external_model_resolver"] = external_model_name
+    from course_bots.cli_privacy import privacy_cli
+    from course_bots.views import api_privacy
+
+    app.register_blueprint(api_privacy.bp)
+    app.cli.add_command(privacy_cli)
+    from course_bots.privacy_scheduler import init_purge_scheduler
+
+    init_purge_scheduler(app)

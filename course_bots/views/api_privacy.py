@@ -1,0 +1,170 @@
+"""Privacy API under ``/api/v1``: consent, a student's export and deletion, and teachers' logs, exports and audit.
+
+Every route authenticates with the page's bearer session token (``require_session``); no cookie authenticates
+these requests, so cross-site request forgery cannot borrow a session. Teacher routes also require that the
+token's bot is the bot in the URL.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from flask import Blueprint, Response, jsonify, request
+
+from course_bots.privacy import label
+from course_bots.services import consent, privacy_ops, teacher_logs
+from course_bots.services import conversations as conv
+from lti_tool.context import api_error, current_session, require_session
+from lti_tool.extensions import db
+
+bp = Blueprint("api_privacy", __name__, url_prefix="/api/v1")
+
+
+def _own_bot(bot_id: int) -> Response | None:
+    if current_session().bot_id != bot_id:
+        return api_error("forbidden", "This token belongs to another course.", 403)
+    return None
+
+
+def _parse_time(name: str) -> datetime | None:
+    value = request.args.get(name)
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)  # ValueError -> 400 below
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _committing(work: Callable[[], Any]) -> Any:
+    """Run a service call and commit once; service errors become the API's error shape."""
+    try:
+        result = work()
+    except conv.ConversationError as exc:
+        db.session.rollback()
+        return api_error(exc.code, exc.message, exc.status)
+    except consent.ConsentError as exc:
+        db.session.rollback()
+        return api_error(exc.code, exc.message, exc.status)
+    db.session.commit()
+    return result
+
+
+@bp.get("/consent")
+@require_session()
+def consent_get() -> Response:
+    """Whether the participant must be asked, why, and the notice text to show."""
+    return jsonify(consent.consent_status(current_session()))
+
+
+@bp.post("/consent")
+@require_session()
+def consent_post() -> Response:
+    """Record acceptance or refusal of the notice version that was shown: ``{"accepted": bool, "version": int}``."""
+    data = request.get_json(silent=True) or {}
+    if not isinstance(data.get("accepted"), bool) or not isinstance(data.get("version"), int):
+        return api_error("invalid_request", "Send {\"accepted\": true|false, \"version\": <notice version>}.", 400)
+    result = _committing(lambda: consent.record_consent(current_session(), data["accepted"], data["version"]))
+    if isinstance(result, Response):
+        return result
+    return jsonify(consent.consent_status(current_session()))
+
+
+@bp.get("/me/export")
+@require_session()
+def me_export() -> Response:
+    """The caller's own history in this course as a JSON download."""
+    session = current_session()
+    data = privacy_ops.export_for_session(session)
+    privacy_ops.audit_session(session, "self_export", details={"conversations": len(data["conversations"])})
+    db.session.commit()
+    response = Response(json.dumps(data, ensure_ascii=False, indent=2), mimetype="application/json")
+    response.headers["Content-Disposition"] = 'attachment; filename="coursebots-my-history.json"'
+    return response
+
+
+@bp.delete("/me/conversations")
+@require_session()
+def me_delete_conversations() -> Response:
+    """Delete all of the caller's conversations in this course."""
+    deleted = _committing(lambda: conv.delete_all_conversations(current_session()))
+    return jsonify({"deleted": deleted})
+
+
+@bp.delete("/me")
+@require_session()
+def me_erase() -> Response:
+    """Erase everything stored under the caller's pseudonym in this course (conversations, consent, label)."""
+    counts = _committing(lambda: privacy_ops.erase_for_session(current_session()))
+    return jsonify(counts)
+
+
+@bp.delete("/conversations/<int:conversation_id>")
+@require_session()
+def conversation_delete(conversation_id: int) -> Response:
+    """Delete one of the caller's own conversations (someone else's reads as not found)."""
+    result = _committing(lambda: conv.delete_conversation(current_session(), conversation_id))
+    if isinstance(result, Response):
+        return result
+    return jsonify({"deleted": 1})
+
+
+@bp.get("/bots/<int:bot_id>/logs")
+@require_session(teacher=True)
+def bot_logs(bot_id: int) -> Response:
+    """Conversations by label and role, or only aggregate counts below the small-course threshold."""
+    denied = _own_bot(bot_id)
+    if denied:
+        return denied
+    try:
+        data = teacher_logs.teacher_logs(
+            bot_id, role=request.args.get("role") or None, since=_parse_time("since"), until=_parse_time("until"),
+            only=request.args.get("only") or None, include_preview=request.args.get("include_preview") == "1",
+            limit=int(request.args.get("limit", 50)), offset=int(request.args.get("offset", 0)))
+    except ValueError:
+        return api_error("invalid_request", "Invalid filter: dates are ISO 8601, limit/offset numbers.", 400)
+    return jsonify(data)
+
+
+@bp.get("/bots/<int:bot_id>/logs/export")
+@require_session(teacher=True)
+def bot_logs_export(bot_id: int) -> Response:
+    """The logs as CSV or JSON (``?format=csv|json``); refused while the course is below the threshold; audited."""
+    denied = _own_bot(bot_id)
+    if denied:
+        return denied
+    fmt = request.args.get("format", "csv")
+    if fmt not in ("csv", "json"):
+        return api_error("invalid_request", "format is csv or json.", 400)
+    state = teacher_logs.logs_state(bot_id)
+    if not state["open"]:
+        return api_error("logs_closed", state["message"], 403)
+    rows = teacher_logs.export_rows(bot_id, include_preview=request.args.get("include_preview") == "1")
+    privacy_ops.audit_session(current_session(), "logs_export", target_type="course_bot", target_id=bot_id,
+                              details={"format": fmt, "rows": len(rows)})
+    db.session.commit()
+    if fmt == "json":
+        response = Response(json.dumps(rows, ensure_ascii=False, indent=2), mimetype="application/json")
+    else:
+        response = Response(teacher_logs.to_csv(rows), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="coursebots-logs-{bot_id}.{fmt}"'
+    return response
+
+
+@bp.get("/bots/<int:bot_id>/audit")
+@require_session(teacher=True)
+def bot_audit(bot_id: int) -> Response:
+    """The course's audit trail: who (role and label), what, when — no content."""
+    denied = _own_bot(bot_id)
+    if denied:
+        return denied
+    from course_bots.models import ParticipantLabel
+    from sqlalchemy import select
+
+    numbers = dict(db.session.execute(select(ParticipantLabel.pseudonym, ParticipantLabel.number)
+                                      .where(ParticipantLabel.bot_id == bot_id)).all())
+    items = [{"id": e.id, "action": e.action, "actor_role": e.actor_role,
+              "actor": label(e.actor_role, numbers.get(e.actor_pseudonym)) if e.actor_pseudonym else e.actor_role,
+              "target_type": e.target_type, "target_id": e.target_id, "details": e.details,
+              "created_at": e.created_at.isoformat()}
+             for e in privacy_ops.audit_events(bot_id, limit=min(int(request.args.get("limit", 200) or 200), 1000))]
+    return jsonify({"items": items})
