@@ -1,0 +1,158 @@
+"""``flask --app lti_tool retrieval eval DIR --json``: BEIR evaluation through the product's own pipeline.
+
+Each BEIR ``course_id`` becomes a course bot in a temporary SQLite database (never the configured one); every
+document is uploaded, ingested by the worker pipeline (parse, chunk, embed, store), and every query goes
+through :func:`course_bots.services.course_index.search_course` — exactly what the chat does.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from lti_tool.extensions import current_config, db
+
+retrieval_cli = AppGroup("retrieval", help="Retrieval quality and speed.")
+METRIC_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "latency_ms_p50", "latency_ms_p95")
+
+
+def _ingest(app: Flask, data: Any) -> tuple[dict[str, int], dict[int, str], int]:
+    """Upload and ingest every document; returns bot per course, BEIR id per material, failures."""
+    from course_bots.models import CourseBot
+    from course_bots.services.ingest_worker import run_pending
+    from course_bots.services.materials import MaterialError, upload_material
+    from retrieval.evaluate import _filename_for
+
+    bots: dict[str, int] = {}
+    doc_of: dict[int, str] = {}
+    failed = 0
+    for doc_id, doc in data.corpus.items():
+        course = doc.get("course_id") or "default"
+        if course not in bots:
+            bot = CourseBot(issuer="urn:coursebots:eval", deployment_id="eval", context_id=course, title=course)
+            db.session.add(bot)
+            db.session.flush()
+            bots[course] = bot.id
+        try:
+            result = upload_material(bots[course], _filename_for(doc_id), doc["text"].encode("utf-8"),
+                                     title=(doc.get("title") or None))
+        except MaterialError:
+            failed += 1
+            continue
+        doc_of.setdefault(result.material.id, doc_id)
+    db.session.commit()
+    run_pending(kind="eval")
+    from course_bots.models_materials import Material
+
+    failed += db.session.query(Material).filter(Material.status == "failed").count()
+    return bots, doc_of, failed
+
+
+def _query_all(data: Any, bots: dict[str, int], doc_of: dict[int, str]) -> dict[str, Any]:
+    """Run every judged query through ``search_course``; averaged metrics and latency percentiles."""
+    from course_bots.services.course_index import material_id_of, search_course
+    from retrieval.metrics import mrr_at, ndcg_at, percentile_ms, recall_at
+
+    sums: dict[str, float] = defaultdict(float)
+    latencies: list[float] = []
+    count = 0
+    for qid, query in data.queries.items():
+        relevant = data.qrels.get(qid)
+        bot_id = bots.get(query.get("course_id") or "default")
+        if not relevant or bot_id is None:
+            continue
+        started = time.perf_counter()
+        hits = search_course(bot_id, query["text"], k=100)
+        latencies.append(time.perf_counter() - started)
+        ranking: list[str] = []
+        for hit in hits:
+            doc = doc_of.get(material_id_of(hit.chunk) or -1)
+            if doc is not None and doc not in ranking:
+                ranking.append(doc)
+                if len(ranking) == 10:
+                    break
+        for k in (1, 5, 10):
+            sums[f"recall@{k}"] += recall_at(ranking, relevant, k)
+        sums["mrr@10"] += mrr_at(ranking, relevant, 10)
+        sums["ndcg@10"] += ndcg_at(ranking, relevant, 10)
+        count += 1
+    result: dict[str, Any] = {key: round(sums[key] / max(count, 1), 4) for key in METRIC_KEYS[:5]}
+    result["latency_ms_p50"] = round(percentile_ms(latencies, 50), 2)
+    result["latency_ms_p95"] = round(percentile_ms(latencies, 95), 2)
+    result["queries"] = count
+    return result
+
+
+def run_eval(directory: str, modes: list[str], model: str | None) -> dict[str, dict[str, Any]]:
+    """Ingest DIR once into a throw-away database, then evaluate each search mode; metrics per mode."""
+    from course_bots.services.course_index import get_cache, get_embedder
+    from lti_tool.app import create_app
+    from retrieval.chunking import ChunkingConfig
+    from retrieval.evaluate import load_beir
+    from retrieval.fusion import FusionConfig
+
+    base = current_config()
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="coursebots-eval-") as tmp:
+        config = replace(base, database_url=f"sqlite:///{Path(tmp) / 'eval.sqlite3'}", instance_path=tmp,
+                         storage="instance", redis_url="", ingest_threads=0, index_cache_mb=1 << 20,
+                         embedding_model=model if model is not None else base.embedding_model)
+        app = create_app(config)
+        with app.app_context():
+            db.create_all()  # a throw-away database needs the schema, not the migration history
+            embedder = get_embedder(app)
+            started = time.perf_counter()
+            if hasattr(embedder, "load"):
+                embedder.load()
+            load_seconds = time.perf_counter() - started
+            data = load_beir(directory)
+            cache = get_cache(app)
+            started = time.perf_counter()
+            bots, doc_of, failed = _ingest(app, data)
+            indexes = [cache.get(bot_id, embedder) for bot_id in bots.values()]  # building is ingestion
+            ingest_seconds = time.perf_counter() - started
+            chunks = sum(len(index) for index in indexes)
+            for mode in modes:
+                fusion = replace(FusionConfig(), mode=mode)
+                cache.fusion = fusion
+                for index in indexes:
+                    index.config = fusion
+                result = _query_all(data, bots, doc_of)
+                result.update({
+                    "chunks": chunks, "documents": len(doc_of), "failed_documents": failed,
+                    "ingest_seconds": round(ingest_seconds, 2), "model_load_seconds": round(load_seconds, 2),
+                    "config": {"embedder": embedder.model_id, "fusion": fusion.describe(),
+                               "chunking": ChunkingConfig().describe(),
+                               "pipeline": "course_bots (temporary SQLite)",
+                               "reranker": config.reranker_model or None}})
+                results[mode] = result
+            db.session.remove()
+            db.engine.dispose()
+    return results
+
+
+@retrieval_cli.command("eval")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (what scripts read).")
+@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), multiple=True,
+              help="Search mode; repeat for several (then the output is {\"modes\": {...}}). Default hybrid.")
+@click.option("--model", default=None, help="Embedding model name or path (default: COURSEBOTS_EMBEDDING_MODEL).")
+def eval_command(directory: str, as_json: bool, mode: tuple[str, ...], model: str | None) -> None:
+    """Evaluate a BEIR directory (corpus.jsonl, queries.jsonl, qrels/test.tsv) in a temporary database."""
+    modes = list(mode) or ["hybrid"]
+    results = run_eval(directory, modes, model)
+    output: dict[str, Any] = results[modes[0]] if len(modes) == 1 else {"modes": results}
+    if as_json:
+        click.echo(json.dumps(output, ensure_ascii=False))
+        return
+    for name, values in results.items():
+        click.echo(f"{name}: " + "  ".join(f"{k}={values[k]}" for k in METRIC_KEYS)
+                   + f"  queries={values['queries']} chunks={values['chunks']}")

@@ -1,0 +1,239 @@
+"""Per-course in-memory search indexes, built lazily from stored chunks and vectors, with LRU eviction.
+
+Every process (web worker, job worker) keeps its own cache. A per-bot version counter in the database
+(``course_index_version``) is read on each search — one primary-key lookup — so a material changed by any
+process invalidates every other process's copy. The chat calls :func:`search_course`.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from course_bots.models_materials import FaqEntry, Material, MaterialChunk, MaterialStatus, vector_from_bytes
+from course_bots.services.materials import index_version
+from lti_tool.config import Config
+from lti_tool.extensions import current_config, db
+from retrieval.chunking import chunk_faq
+from retrieval.fusion import FusionConfig
+from retrieval.search import HybridIndex, index_text
+from retrieval.types import Chunk, ChunkKind, Embedder, Locator, SearchHit
+
+log = logging.getLogger(__name__)
+
+_EMBEDDERS: dict[tuple[str, str, str], Embedder] = {}
+_RERANKERS: dict[str, Any] = {}
+_LOCK = threading.Lock()
+FAQ_TITLE = "FAQ"
+
+
+def _embedder_for(config: Config) -> Embedder:
+    """One embedder per process and model setting (loading a model twice would double its memory)."""
+    key = (config.embedding_model, config.embedding_query_prefix, config.embedding_passage_prefix)
+    with _LOCK:
+        embedder = _EMBEDDERS.get(key)
+        if embedder is None:
+            model = config.embedding_model.strip()
+            if model.startswith("hashing"):
+                from retrieval.embedders import HashingEmbedder
+
+                size = model.partition("-")[2]
+                embedder = HashingEmbedder(int(size) if size.isdigit() else 256)
+            else:
+                from retrieval.embedders import SentenceTransformerEmbedder
+
+                embedder = SentenceTransformerEmbedder(model or None, query_prefix=config.embedding_query_prefix,
+                                                       passage_prefix=config.embedding_passage_prefix)
+            _EMBEDDERS[key] = embedder
+        return embedder
+
+
+def get_embedder(app: Flask | None = None) -> Embedder:
+    """The process's shared embedder for the app's configuration (tests may set ``coursebots.embedder``)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    override = app.extensions.get("coursebots.embedder")
+    if override is not None:
+        return override  # type: ignore[no-any-return]
+    return _embedder_for(app.extensions["coursebots.config"])
+
+
+def get_reranker(config: Config) -> Any:
+    """The shared cross-encoder when ``COURSEBOTS_RERANKER_MODEL`` is set, else None."""
+    if not config.reranker_model:
+        return None
+    with _LOCK:
+        if config.reranker_model not in _RERANKERS:
+            from retrieval.rerank import CrossEncoderReranker
+
+            _RERANKERS[config.reranker_model] = CrossEncoderReranker(config.reranker_model)
+        return _RERANKERS[config.reranker_model]
+
+
+def material_document_id(material_id: int) -> str:
+    """The ``Chunk.document_id`` of a material's chunks."""
+    return f"material:{material_id}"
+
+
+def faq_document_id(faq_id: int) -> str:
+    """The ``Chunk.document_id`` of an FAQ entry's chunk."""
+    return f"faq:{faq_id}"
+
+
+def material_id_of(chunk: Chunk) -> int | None:
+    """The material a hit's chunk comes from (None for FAQ entries): for citations and file links."""
+    kind, _, number = chunk.document_id.partition(":")
+    return int(number) if kind == "material" and number.isdigit() else None
+
+
+@dataclass
+class _Entry:
+    index: HybridIndex
+    version: int
+    model_id: str | None
+    nbytes: int
+
+
+def _estimate_bytes(chunks: list[Chunk], dimension: int) -> int:
+    """Vectors plus text and the lexical matrix (about four times the text in practice)."""
+    text = sum(len(c.text) for c in chunks)
+    return len(chunks) * (dimension * 4 + 600) + text * 4
+
+
+class CourseIndexCache:
+    """LRU cache of per-course indexes within a memory budget."""
+
+    def __init__(self, max_bytes: int, fusion: FusionConfig | None = None) -> None:
+        """An empty cache; ``fusion`` applies to every index it builds."""
+        self.max_bytes = max_bytes
+        self.fusion = fusion or FusionConfig()
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[int, threading.Lock] = {}
+        self.builds = 0
+
+    @property
+    def total_bytes(self) -> int:
+        """Estimated memory of all cached indexes."""
+        return sum(e.nbytes for e in self._entries.values())
+
+    def __contains__(self, bot_id: object) -> bool:
+        """Whether a course's index is cached."""
+        return bot_id in self._entries
+
+    def invalidate(self, bot_id: int | None = None) -> None:
+        """Drop one course's index (or all) from this process."""
+        with self._lock:
+            if bot_id is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(bot_id, None)
+
+    def get(self, bot_id: int, embedder: Embedder, reranker: Any = None) -> HybridIndex:
+        """The course's index, rebuilt when its version or the embedding model changed."""
+        version = index_version(bot_id)
+        with self._lock:
+            entry = self._entries.get(bot_id)
+            if entry is not None and entry.version == version and entry.model_id == embedder.model_id:
+                self._entries.move_to_end(bot_id)
+                return entry.index
+            build_lock = self._building.setdefault(bot_id, threading.Lock())
+        with build_lock:  # one build per course at a time; others wait and reuse it
+            with self._lock:
+                entry = self._entries.get(bot_id)
+                if entry is not None and entry.version == version and entry.model_id == embedder.model_id:
+                    return entry.index
+            index, nbytes = build_index(bot_id, embedder, self.fusion, reranker)
+            self.builds += 1
+            with self._lock:
+                self._entries[bot_id] = _Entry(index, version, embedder.model_id, nbytes)
+                self._entries.move_to_end(bot_id)
+                self._evict(keep=bot_id)
+            return index
+
+    def _evict(self, keep: int) -> None:
+        """Drop least recently used courses until the budget holds (the one just built stays)."""
+        while self.total_bytes > self.max_bytes and len(self._entries) > 1:
+            oldest = next(iter(self._entries))
+            if oldest == keep:
+                self._entries.move_to_end(keep)
+                oldest = next(iter(self._entries))
+            evicted = self._entries.pop(oldest)
+            log.info("evicted the index of bot %s (%d bytes) from this process", oldest, evicted.nbytes)
+
+
+def _faq_chunks(bot_id: int, embedder: Embedder | None) -> tuple[list[Chunk], np.ndarray | None]:
+    """FAQ entries as chunks, embedded at build time (a course has few; nothing is written on the query path)."""
+    entries = list(db.session.scalars(select(FaqEntry).filter_by(bot_id=bot_id).order_by(FaqEntry.id)))
+    chunks = [chunk_faq(faq_document_id(e.id), e.question, e.answer, FAQ_TITLE) for e in entries]
+    if embedder is None or not chunks:
+        return chunks, None
+    return chunks, embedder.embed_passages([index_text(c) for c in chunks])
+
+
+def build_index(bot_id: int, embedder: Embedder, fusion: FusionConfig | None = None,
+                reranker: Any = None) -> tuple[HybridIndex, int]:
+    """Build a course's index from the database: ready materials' chunks and vectors, plus FAQ entries."""
+    started = time.perf_counter()
+    rows = db.session.execute(
+        select(MaterialChunk, Material.filename, Material.title)
+        .join(Material, Material.id == MaterialChunk.material_id)
+        .where(Material.bot_id == bot_id, Material.status == MaterialStatus.READY)
+        .order_by(MaterialChunk.material_id, MaterialChunk.ordinal)).all()
+    chunks: list[Chunk] = []
+    vectors: list[np.ndarray] = []
+    complete = True
+    for stored, filename, title in rows:
+        chunks.append(Chunk(
+            chunk_id=f"{stored.material_id}:{stored.ordinal}", document_id=material_document_id(stored.material_id),
+            document_title=title or filename, text=stored.text, ordinal=stored.ordinal, position=stored.position,
+            position_end=stored.position_end, locator=Locator(stored.locator),
+            heading_path=tuple(stored.heading_path or ()), language=stored.language, kind=ChunkKind.MATERIAL,
+            token_count=stored.token_count))
+        if stored.vector is None or stored.embedding_model != embedder.model_id:
+            complete = False
+        else:
+            vectors.append(vector_from_bytes(stored.vector))
+    if not complete:
+        # Some vectors come from an older model: serve lexically until re-indexing finishes, never mix spaces.
+        log.warning("bot %s has chunks from another embedding model; searching lexically until re-indexed", bot_id)
+        index = HybridIndex(None, replace(fusion or FusionConfig(), mode="bm25"), reranker)
+        index.add(chunks + _faq_chunks(bot_id, None)[0])
+    else:
+        index = HybridIndex(embedder, fusion, reranker)
+        faq, faq_vectors = _faq_chunks(bot_id, embedder)
+        if chunks:
+            index.add(chunks, np.vstack(vectors).astype(np.float32))
+        if faq:
+            index.add(faq, faq_vectors)
+    if len(index):
+        index.search("warm up", 1)  # builds the lexical matrix now, not inside the first student's question
+    nbytes = _estimate_bytes(index.chunks, embedder.dimension if complete else 0)
+    log.info("built the index of bot %s: %d chunks in %.2f s", bot_id, len(index), time.perf_counter() - started)
+    return index, nbytes
+
+
+def get_cache(app: Flask | None = None) -> CourseIndexCache:
+    """This process's index cache for the app (created on first use)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    cache = app.extensions.get("coursebots.course_index")
+    if cache is None:
+        config: Config = app.extensions["coursebots.config"]
+        cache = CourseIndexCache(config.index_cache_mb * 1024 * 1024)
+        app.extensions["coursebots.course_index"] = cache
+    return cache  # type: ignore[no-any-return]
+
+
+def search_course(bot_id: int, query: str, k: int = 8) -> list[SearchHit]:
+    """Search one course's materials and FAQ entries; best first, calibrated scores in [0, 1]."""
+    if not query.strip():
+        return []
+    config = current_config()
+    index = get_cache().get(bot_id, get_embedder(), get_reranker(config))
+    return index.search(query, k)

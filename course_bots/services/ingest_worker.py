@@ -1,0 +1,189 @@
+"""Where ingestion runs: never in the request. In-process threads by default, RQ workers with Redis.
+
+The ``material`` row is the job's state; claiming it is one atomic ``UPDATE ... WHERE status='queued'``, so
+duplicate deliveries (a re-enqueued RQ job, two in-process workers) are harmless. A worker heartbeats while it
+works; :func:`recover_stale` (run when a worker starts and periodically) re-queues materials whose worker went
+silent, up to :data:`MAX_ATTEMPTS`, then marks them failed — a job is never stuck.
+
+With ``COURSEBOTS_REDIS_URL`` set, run job workers with::
+
+    rq worker coursebots --url $COURSEBOTS_REDIS_URL
+
+(with the same ``COURSEBOTS_*`` environment as the web app; each job builds the app once per worker process
+through :mod:`course_bots.worker`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+from typing import Iterable
+
+from flask import Flask, current_app
+from sqlalchemy import or_, select
+
+from course_bots.models_materials import Material, MaterialStatus
+from lti_tool.extensions import current_config, db, utcnow
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "coursebots"
+MAX_ATTEMPTS = 3
+JOB_TIMEOUT_SECONDS = 3600
+LOST_MESSAGE = ("Processing this file stopped unexpectedly several times. Try re-indexing it; if it keeps "
+                "failing, split the file into smaller parts or contact your administrator.")
+
+
+def worker_id(kind: str = "thread") -> str:
+    """Identifies this worker in the material row (host, process, thread)."""
+    return f"{kind}:{socket.gethostname()[:64]}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+def recover_stale(bot_id: int | None = None) -> tuple[list[int], list[int]]:
+    """Re-queue materials whose worker stopped heartbeating (or fail them after MAX_ATTEMPTS); commits.
+
+    Returns (re-queued ids, failed ids). Re-queued ones are dispatched again.
+    """
+    config = current_config()
+    cutoff = utcnow() - timedelta(seconds=config.ingest_stale_seconds)
+    query = select(Material).where(Material.status.in_(MaterialStatus.ACTIVE),
+                                   or_(Material.heartbeat_at.is_(None), Material.heartbeat_at < cutoff))
+    if bot_id is not None:
+        query = query.where(Material.bot_id == bot_id)
+    retried, failed = [], []
+    for material in db.session.scalars(query.with_for_update(skip_locked=True)
+                                       if not config.is_sqlite else query):
+        if material.attempts >= MAX_ATTEMPTS:
+            material.status = MaterialStatus.FAILED
+            material.error_code, material.error_message = "worker_lost", LOST_MESSAGE
+            failed.append(material.id)
+        else:
+            material.status = MaterialStatus.QUEUED
+            retried.append(material.id)
+        material.worker_id = None
+        material.heartbeat_at = None
+    db.session.commit()
+    if retried or failed:
+        log.warning("recovered stale ingestion jobs: %d re-queued, %d failed", len(retried), len(failed))
+    if config.redis_url:
+        # A queued material whose enqueue was lost (web process died after commit) is enqueued again.
+        old = select(Material.id).where(Material.status == MaterialStatus.QUEUED, Material.updated_at < cutoff)
+        if bot_id is not None:
+            old = old.where(Material.bot_id == bot_id)
+        retried += [i for i in db.session.scalars(old) if i not in retried]
+    if retried:
+        dispatch(retried)
+    return retried, failed
+
+
+def next_queued() -> int | None:
+    """The oldest queued material of any course."""
+    return db.session.scalars(select(Material.id).where(Material.status == MaterialStatus.QUEUED)
+                              .order_by(Material.id).limit(1)).first()
+
+
+def run_pending(limit: int | None = None, kind: str = "inline") -> int:
+    """Process queued materials in this thread until none is left (or ``limit``); returns how many ran."""
+    from course_bots.services.ingest_pipeline import process_material
+
+    done = 0
+    me = worker_id(kind)
+    while limit is None or done < limit:
+        material_id = next_queued()
+        if material_id is None:
+            break
+        if process_material(material_id, me) != "skipped":
+            done += 1
+    return done
+
+
+def dispatch(material_ids: Iterable[int]) -> None:
+    """Hand queued materials to workers: RQ when Redis is configured, else the in-process threads."""
+    ids = list(material_ids)
+    if not ids:
+        return
+    config = current_config()
+    if config.redis_url:
+        queue = rq_queue(config.redis_url)
+        for material_id in ids:
+            queue.enqueue("course_bots.worker.ingest_job", material_id, job_timeout=JOB_TIMEOUT_SECONDS,
+                          description=f"ingest material {material_id}")
+        return
+    wake_local()
+
+
+def wake_local() -> None:
+    """Start or wake this process's ingestion threads (only without Redis and with threads configured).
+
+    With no threads and no Redis, ``flask --app lti_tool materials work`` processes the queue.
+    """
+    config = current_config()
+    if not config.redis_url and config.ingest_threads > 0:
+        ensure_worker(current_app._get_current_object()).wake()  # type: ignore[attr-defined]
+
+
+def rq_queue(redis_url: str):  # type: ignore[no-untyped-def]
+    """The RQ queue jobs go to (``rq`` and ``redis`` are imported only when Redis is configured)."""
+    from redis import Redis
+    from rq import Queue
+
+    return Queue(QUEUE_NAME, connection=Redis.from_url(redis_url))
+
+
+class InProcessWorker:
+    """Background threads in a web process that drain the queue; woken on upload, polling otherwise."""
+
+    POLL_SECONDS = 5.0
+
+    def __init__(self, app: Flask, threads: int) -> None:
+        """Start ``threads`` daemon threads for this app."""
+        self.app = app
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._last_recovery = 0.0
+        self._threads = [threading.Thread(target=self._run, name=f"coursebots-ingest-{i}", daemon=True)
+                         for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def wake(self) -> None:
+        """Look at the queue now."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the current material (tests and shutdown)."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.app.app_context():
+                    stale_every = max(1.0, current_config().ingest_stale_seconds / 2)
+                    if time.monotonic() - self._last_recovery > stale_every:
+                        self._last_recovery = time.monotonic()
+                        recover_stale()
+                    run_pending(kind="thread")
+                    db.session.remove()
+            except Exception as exc:  # the thread must survive anything (a database restart, say)
+                log.exception("ingest worker loop error: %s", type(exc).__name__)
+            self._wake.wait(self.POLL_SECONDS)
+            self._wake.clear()
+
+
+_START_LOCK = threading.Lock()
+
+
+def ensure_worker(app: Flask) -> InProcessWorker:
+    """This app's in-process worker, started on first need (not at import: CLI and tests stay thread-free)."""
+    with _START_LOCK:
+        worker = app.extensions.get("coursebots.ingest_worker")
+        if worker is None:
+            worker = InProcessWorker(app, max(1, app.extensions["coursebots.config"].ingest_threads))
+            app.extensions["coursebots.ingest_worker"] = worker
+        return worker  # type: ignore[no-any-return]

@@ -1,0 +1,239 @@
+"""``/api/v1/bots/<bot_id>/materials`` and ``/faq``: the teacher's materials and FAQ, and signed file links."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, TypeVar, cast
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from course_bots.models_materials import MaterialStatus
+from course_bots.services import ingest_worker
+from course_bots.services import materials as svc
+from course_bots.services.material_links import LINK_SECONDS, check_signature, material_file_url
+from course_bots.storage import StorageError, current_storage
+from lti_tool.context import api_error, current_session, require_session
+from lti_tool.extensions import current_config, db
+
+bp = Blueprint("api_materials", __name__, url_prefix="/api/v1/bots/<int:bot_id>")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _own_bot(view: F) -> F:
+    """Only sessions of this very bot (a teacher of another course gets 403)."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_session().bot_id != kwargs.get("bot_id"):
+            return api_error("forbidden", "This session belongs to another course.", 403)
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def teacher_only(view: F) -> F:
+    """Teacher session of this bot."""
+    return require_session(teacher=True)(_own_bot(view))
+
+
+def _not_found() -> Response:
+    return api_error("not_found", "This material does not exist (any more).", 404)
+
+
+def _material_error(exc: svc.MaterialError) -> Response:
+    db.session.rollback()
+    return api_error(exc.code, exc.message, exc.status)
+
+
+@bp.get("/materials")
+@teacher_only
+def list_materials(bot_id: int) -> Response:
+    """Every material with status, progress, pages and chunk count, plus the course's storage use."""
+    _, failed = ingest_worker.recover_stale(bot_id)  # cheap; keeps a crashed job from looking stuck
+    items = svc.list_materials(bot_id)
+    config = current_config()
+    if any(m.status == MaterialStatus.QUEUED for m in items):
+        ingest_worker.wake_local()  # after a restart, queued files wait for this process's worker
+    return jsonify({"materials": [svc.material_json(m) for m in items],
+                    "usage": {"bytes": svc.course_bytes(bot_id), "limit_bytes": config.max_course_mb * svc.MB,
+                              "file_limit_bytes": config.max_upload_mb * svc.MB}})
+
+
+@bp.post("/materials")
+@teacher_only
+def upload(bot_id: int) -> tuple[Response, int] | Response:
+    """Upload one or more files (multipart field ``file``); each is queued for ingestion."""
+    config = current_config()
+    request.max_content_length = config.max_upload_mb * svc.MB * 20 + svc.MB  # a batch, not an unbounded body
+    try:
+        files = request.files.getlist("file")
+    except RequestEntityTooLarge:
+        return api_error("too_large", f"Upload at most {config.max_upload_mb} MB per file.", 413)
+    if not files:
+        return api_error("no_file", "Choose a file to upload (multipart field \"file\").", 400)
+    results, errors = [], []
+    for storage in files:
+        data = storage.stream.read(config.max_upload_mb * svc.MB + 1)
+        try:
+            result = svc.upload_material(bot_id, storage.filename or "upload", data, storage.mimetype or None)
+        except svc.MaterialError as exc:
+            errors.append({"filename": svc.sanitise_filename(storage.filename or ""), "code": exc.code,
+                           "message": exc.message, "status": exc.status})
+            continue
+        results.append(result)
+    if not results:
+        first = errors[0]
+        return api_error(first["code"], first["message"], first["status"])
+    db.session.commit()
+    ingest_worker.dispatch([r.material.id for r in results if r.queued])
+    body = {"materials": [dict(svc.material_json(r.material), queued=r.queued) for r in results],
+            "errors": [{k: v for k, v in e.items() if k != "status"} for e in errors]}
+    return jsonify(body), 201 if any(r.queued for r in results) else 200
+
+
+@bp.get("/materials/<int:material_id>")
+@teacher_only
+def show(bot_id: int, material_id: int) -> Response:
+    """One material's status and progress (what the page polls while it ingests)."""
+    material = svc.get_material(bot_id, material_id)
+    return jsonify(svc.material_json(material)) if material is not None else _not_found()
+
+
+@bp.patch("/materials/<int:material_id>")
+@teacher_only
+def change(bot_id: int, material_id: int) -> Response:
+    """Toggle ``students_may_open`` (students may open the original file from a citation)."""
+    material = svc.get_material(bot_id, material_id)
+    if material is None:
+        return _not_found()
+    body = request.get_json(silent=True) or {}
+    if not isinstance(body.get("students_may_open"), bool):
+        return api_error("invalid_request", "Send {\"students_may_open\": true|false}.", 400)
+    svc.set_students_may_open(material, body["students_may_open"])
+    db.session.commit()
+    return jsonify(svc.material_json(material))
+
+
+@bp.delete("/materials/<int:material_id>")
+@teacher_only
+def delete(bot_id: int, material_id: int) -> tuple[str, int] | Response:
+    """Delete a material: its chunks, its file and its place in every search index."""
+    material = svc.get_material(bot_id, material_id)
+    if material is None:
+        return _not_found()
+    svc.delete_material(material)
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/materials/<int:material_id>/reindex")
+@teacher_only
+def reindex(bot_id: int, material_id: int) -> tuple[Response, int] | Response:
+    """Parse and embed one material again."""
+    material = svc.get_material(bot_id, material_id)
+    if material is None:
+        return _not_found()
+    svc.reindex_material(material)
+    db.session.commit()
+    ingest_worker.dispatch([material.id])
+    return jsonify(svc.material_json(material)), 202
+
+
+@bp.post("/materials/reindex")
+@teacher_only
+def reindex_all(bot_id: int) -> tuple[Response, int]:
+    """Re-index every material of the course (e.g. after the embedding model changed)."""
+    items = svc.list_materials(bot_id)
+    for material in items:
+        svc.reindex_material(material)
+    db.session.commit()
+    ingest_worker.dispatch([m.id for m in items])
+    return jsonify({"queued": [m.id for m in items]}), 202
+
+
+@bp.get("/materials/<int:material_id>/link")
+@require_session()
+@_own_bot
+def file_link(bot_id: int, material_id: int) -> Response:
+    """A signed URL (valid minutes) to the original file at ``?page=N``; students only when the teacher allows."""
+    material = svc.get_material(bot_id, material_id)
+    if material is None:
+        return _not_found()
+    if not material.students_may_open and not current_session().is_teacher:
+        return api_error("forbidden", "The teacher has not made this file available to open.", 403)
+    page = request.args.get("page", type=int)
+    return jsonify({"url": material_file_url(bot_id, material_id, page), "expires_in": LINK_SECONDS})
+
+
+@bp.get("/materials/<int:material_id>/file")
+def file(bot_id: int, material_id: int) -> Response:
+    """The original file; the short-lived signature in ``?sig=`` is the only credential (opens in a new tab)."""
+    if not check_signature(bot_id, material_id, request.args.get("sig", "")):
+        return api_error("invalid_link", "This link has expired. Click the citation again.", 403)
+    material = svc.get_material(bot_id, material_id)
+    if material is None:
+        return _not_found()
+    try:
+        data = current_storage().get(material.storage_key)
+    except StorageError:
+        return api_error("file_missing", "The original file is not available.", 404)
+    response = Response(data, mimetype=material.media_type)
+    from urllib.parse import quote
+
+    response.headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(material.filename)}"
+    response.headers["Cache-Control"] = "private, max-age=300"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# --- FAQ -------------------------------------------------------------------------------------------------------
+
+def _faq_body() -> tuple[str, str]:
+    body = request.get_json(silent=True) or {}
+    return str(body.get("question") or ""), str(body.get("answer") or "")
+
+
+@bp.get("/faq")
+@teacher_only
+def faq_list(bot_id: int) -> Response:
+    """The course's FAQ entries."""
+    return jsonify({"faq": [svc.faq_json(e) for e in svc.list_faq(bot_id)]})
+
+
+@bp.post("/faq")
+@teacher_only
+def faq_create(bot_id: int) -> tuple[Response, int] | Response:
+    """Add a question with the teacher's answer (retrieved with a boost from now on)."""
+    try:
+        entry = svc.create_faq(bot_id, *_faq_body())
+    except svc.MaterialError as exc:
+        return _material_error(exc)
+    db.session.commit()
+    return jsonify(svc.faq_json(entry)), 201
+
+
+@bp.route("/faq/<int:faq_id>", methods=["PUT", "PATCH"])
+@teacher_only
+def faq_update(bot_id: int, faq_id: int) -> Response:
+    """Change an FAQ entry."""
+    entry = svc.get_faq(bot_id, faq_id)
+    if entry is None:
+        return api_error("not_found", "This FAQ entry does not exist.", 404)
+    try:
+        svc.update_faq(entry, *_faq_body())
+    except svc.MaterialError as exc:
+        return _material_error(exc)
+    db.session.commit()
+    return jsonify(svc.faq_json(entry))
+
+
+@bp.delete("/faq/<int:faq_id>")
+@teacher_only
+def faq_delete(bot_id: int, faq_id: int) -> tuple[str, int] | Response:
+    """Delete an FAQ entry."""
+    entry = svc.get_faq(bot_id, faq_id)
+    if entry is None:
+        return api_error("not_found", "This FAQ entry does not exist.", 404)
+    svc.delete_faq(entry)
+    db.session.commit()
+    return "", 204
