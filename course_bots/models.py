@@ -182,3 +182,4 @@ class UsageEvent(db.Model):  # type: ignore[name-defined,misc]
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
 
 
+from course_bots.models_materials import *  # noqa

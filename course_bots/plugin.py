@@ -21,6 +21,13 @@ def init_app(app: Flask) -> None:
     from course_bots.services.backends import external_model_name
 
     app.extensions["coursebots.external_model_resolver"] = external_model_name
+    from course_bots.cli_eval import retrieval_cli
+    from course_bots.cli_materials import materials_cli
+    from course_bots.views import api_materials
+
+    app.register_blueprint(api_materials.bp)
+    app.cli.add_command(materials_cli)
+    app.cli.add_command(retrieval_cli)
     from course_bots.cli_privacy import privacy_cli
     from course_bots.views import api_privacy
 

@@ -113,6 +113,35 @@ class Config:
         "COURSEBOTS_PII_EXTRA_PATTERNS", (),
         "JSON list of regular expressions (e.g. matriculation numbers) scrubbed as `[id]` before storing.",
         _parse_patterns)
+    # Course materials (course_bots/services/materials.py, ingest_worker.py, course_index.py).
+    max_upload_mb: int = _setting("COURSEBOTS_MAX_UPLOAD_MB", 50, "Largest uploaded material file, in MB.", int)
+    max_course_mb: int = _setting("COURSEBOTS_MAX_COURSE_MB", 1024, "Total size of one course's materials, in MB.",
+                                  int)
+    storage: str = _setting("COURSEBOTS_STORAGE", "instance",
+                            "Where original files live: `instance` (folder), `database` or `s3`.")
+    s3_endpoint: str = _setting("COURSEBOTS_S3_ENDPOINT", "", "S3-compatible endpoint URL (with `STORAGE=s3`).")
+    s3_bucket: str = _setting("COURSEBOTS_S3_BUCKET", "", "S3 bucket for original files.")
+    s3_access_key: str = _setting("COURSEBOTS_S3_ACCESS_KEY", "", "S3 access key id.")
+    s3_secret_key: str = _setting("COURSEBOTS_S3_SECRET_KEY", "", "S3 secret access key.")
+    s3_region: str = _setting("COURSEBOTS_S3_REGION", "us-east-1", "S3 region used in request signatures.")
+    s3_prefix: str = _setting("COURSEBOTS_S3_PREFIX", "", "Key prefix inside the S3 bucket.")
+    embedding_model: str = _setting("COURSEBOTS_EMBEDDING_MODEL", "",
+                                    "Sentence-transformers model name or path; empty: bundled all-MiniLM-L6-v2; "
+                                    "`hashing` for a model-free fallback.")
+    embedding_query_prefix: str = _setting("COURSEBOTS_EMBEDDING_QUERY_PREFIX", "",
+                                           "Prefix for queries (e5-style models: `query: `).")
+    embedding_passage_prefix: str = _setting("COURSEBOTS_EMBEDDING_PASSAGE_PREFIX", "",
+                                             "Prefix for passages (e5-style models: `passage: `).")
+    reranker_model: str = _setting("COURSEBOTS_RERANKER_MODEL", "",
+                                   "Optional cross-encoder model name or path that reranks the top hits.")
+    index_cache_mb: int = _setting("COURSEBOTS_INDEX_CACHE_MB", 512,
+                                   "Memory for per-course search indexes per process; least recently used evicted.",
+                                   int)
+    ingest_threads: int = _setting("COURSEBOTS_INGEST_THREADS", 1,
+                                   "In-process ingestion threads when no Redis is set; 0 leaves jobs to workers.",
+                                   int)
+    ingest_stale_seconds: int = _setting("COURSEBOTS_INGEST_STALE_SECONDS", 300,
+                                         "A running ingestion without heartbeat this long is retried or failed.", int)
     llm_backend: str = _setting(
         "COURSEBOTS_LLM_BACKEND", "",
         "Default answer backend: `extractive`, `openai` (any OpenAI-compatible server) or `local` (in-process model); "
