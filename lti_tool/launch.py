@@ -284,14 +284,23 @@ def validate_launch() -> LaunchContext:
     id_token = request.form.get("id_token", "")
     if not id_token:
         raise LaunchRejected("id_token_missing")
-    header = _header(id_token)
     try:
         unverified = jwt.decode(id_token, options={"verify_signature": False})
     except jwt.DecodeError as exc:
         raise LaunchRejected("token_malformed") from exc
+    try:
+        return _validate(id_token, unverified)
+    except LaunchRejected as exc:
+        # The claimed issuer only decides who may frame the error page; logs get it shortened.
+        exc.issuer = exc.issuer or str(unverified.get("iss", ""))[:200]
+        raise
+
+
+def _validate(id_token: str, unverified: dict[str, Any]) -> LaunchContext:
+    header = _header(id_token)
     state = request.form.get("state", "")
     if not state:
-        raise LaunchRejected("state_missing", str(unverified.get("iss", "")))
+        raise LaunchRejected("state_missing")
     login = _check_state(state, unverified)
     issuer, client_id = login["issuer"], login["client_id"]
     if unverified.get("iss") != issuer:
