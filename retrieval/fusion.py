@@ -16,8 +16,8 @@ class FusionConfig:
 
     mode: str = "hybrid"  # "hybrid", "bm25" or "dense"
     method: str = "weighted"  # "weighted" (score level) or "rrf" (rank level)
-    dense_weight: float = 0.5  # share of the dense score when the embedder covers the query's language
-    foreign_dense_factor: float = 0.5  # dense weight multiplier for languages the embedder was not trained on
+    dense_weight: float = 0.6  # share of the dense score when the embedder covers the query's language
+    foreign_dense_factor: float = 1.0  # dense weight multiplier for languages the embedder lacks (0.5 measured worse)
     candidates: int = 100  # top-N of each component that normalisation and fusion look at
     rrf_k: int = 60
     faq_boost: float = 0.1  # relative boost for teacher-written FAQ chunks
@@ -38,7 +38,9 @@ def top_candidates(scores: FloatArray, n: int) -> npt.NDArray[np.int64]:
 
 def minmax(values: FloatArray) -> FloatArray:
     """Scale to [0, 1] within this query's candidates (constant input maps to zeros)."""
-    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if values.size == 0:
+        return values
+    low, high = float(values.min()), float(values.max())
     if high - low <= 1e-9:
         return np.zeros_like(values)
     return ((values - low) / (high - low)).astype(np.float32)

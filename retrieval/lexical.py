@@ -111,10 +111,13 @@ class BM25Index:
         """Share of the query's IDF mass present in each given text: an absolute, [0, 1] lexical match."""
         if self._model is None and self._tokens:
             self._build()
-        tokens = set(query_tokens(query, self._languages))
-        if not tokens:
-            return [0.0 for _ in rows]
         max_idf = max(self._idf.values(), default=1.0)
-        weights = {t: self._idf.get(t, max_idf) for t in tokens}
-        total = sum(weights.values()) or 1.0
-        return [sum(w for t, w in weights.items() if t in set(self._tokens[r])) / total for r in rows]
+        result = []
+        for r in rows:
+            # The query is stemmed like the chunk, so "trees" matches an English "tree" chunk.
+            tokens = set(tokenize(query, self._languages[r]))
+            weights = {t: self._idf.get(t, max_idf) for t in tokens}
+            total = sum(weights.values())
+            present = set(self._tokens[r])
+            result.append(sum(w for t, w in weights.items() if t in present) / total if total else 0.0)
+        return result

@@ -13,7 +13,7 @@ from retrieval.loaders import sniff
 from retrieval.loaders.limits import LoadLimits
 from retrieval.types import Document, Locator, Section
 
-__all__ = ["LoadLimits", "load_document", "decode_text", "document_id_for"]
+__all__ = ["LoadLimits", "load_document", "load_documents", "decode_text", "document_id_for"]
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +108,16 @@ def load_document(data: bytes, filename: str, media_type: str | None = None,
     language = detect_language(" ".join(s.text for s in sections[:50]))
     return Document(document_id=doc_id, title=title, sections=tuple(sections), locator=locator,
                     media_type=sniff.MEDIA_TYPES[kind], language=language, metadata=metadata)
+
+
+def load_documents(files: list[tuple[bytes, str]], limits: LoadLimits | None = None
+                   ) -> list[Document | IngestError]:
+    """Load several files; each gets its Document or its error, so one bad file never stops the others."""
+    results: list[Document | IngestError] = []
+    for data, filename in files:
+        try:
+            results.append(load_document(data, filename, limits=limits))
+        except IngestError as exc:
+            log.info("file not ingested: %s", exc.code)
+            results.append(exc)
+    return results

@@ -23,8 +23,10 @@ def normalise_text(text: str) -> str:
 
 
 def _signature(line: str) -> str:
-    """Compare lines with page numbers masked, so "Page 3 of 9" matches "Page 4 of 9"."""
-    return _DIGITS.sub("#", line.strip().lower())
+    """Compare short lines with numbers masked ("Page 3 of 9" matches "Page 4 of 9"), long ones exactly."""
+    text = line.strip().lower()
+    # Body sentences that differ only in a number are content, not a running header.
+    return _DIGITS.sub("#", text) if len(text.split()) <= 8 else text
 
 
 def remove_repeated_lines(pages: list[str], min_pages: int = 3, share: float = 0.6) -> list[str]:

@@ -1,0 +1,116 @@
+"""Hybrid search: BM25 and dense scores fused so the result is never worse than the better component."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from retrieval.chunking import chunk_faq
+from retrieval.embedders import HashingEmbedder
+from retrieval.fusion import FusionConfig, fuse, minmax
+from retrieval.lexical import BM25Index, tokenize
+from retrieval.metrics import document_ranking, mrr_at
+from retrieval.search import HybridIndex
+from retrieval.types import Chunk, Index
+
+TOY = {
+    "photo": "Photosynthesis converts light energy into chemical energy stored in glucose.",
+    "mito": "Mitochondria produce ATP through cellular respiration in eukaryotic cells.",
+    "dna": "DNA replication copies the genome before a cell divides by mitosis.",
+    "enzyme": "Enzymes are proteins that lower the activation energy of chemical reactions.",
+    "baum": "Ein binärer Suchbaum speichert Schlüssel geordnet, Suchen dauert logarithmisch.",
+    "graph": "Breitensuche besucht die Knoten eines Graphen schichtweise mit einer Warteschlange.",
+}
+QUERIES = [("How do plants turn light into energy?", "photo"), ("Which organelle makes ATP?", "mito"),
+           ("copying the genome before division", "dna"), ("proteins lowering activation energy", "enzyme"),
+           ("Wie funktionieren Suchbäume?", "baum"), ("Was macht die Breitensuche mit Knoten?", "graph")]
+
+
+def _chunks() -> list[Chunk]:
+    return [Chunk(chunk_id=f"c-{k}", document_id=k, document_title=f"{k}.txt", text=t,
+                  language="de" if k in ("baum", "graph") else "en") for k, t in TOY.items()]
+
+
+def _mrr(index: HybridIndex) -> float:
+    return float(np.mean([mrr_at(document_ranking(index.search(q, 10)), {d: 1}) for q, d in QUERIES]))
+
+
+def test_index_implements_the_protocol() -> None:
+    assert isinstance(HybridIndex(HashingEmbedder()), Index)
+
+
+def test_fusion_is_never_worse_than_either_component_on_a_toy_set() -> None:
+    index = HybridIndex(HashingEmbedder())
+    index.add(_chunks())
+    results = {}
+    for mode in ("bm25", "dense", "hybrid"):
+        index.config = replace(FusionConfig(), mode=mode)
+        results[mode] = _mrr(index)
+    assert results["hybrid"] >= max(results["bm25"], results["dense"])
+    assert results["hybrid"] == 1.0
+
+
+def test_weighted_fusion_prefers_agreement() -> None:
+    bm25 = np.array([3.0, 2.9, 0.0], dtype=np.float32)
+    dense = np.array([0.1, 0.8, 0.2], dtype=np.float32)
+    rows = np.arange(3)
+    fused = fuse(bm25, dense, rows, FusionConfig(), dense_weight=0.5)
+    assert int(np.argmax(fused)) == 1
+    assert np.allclose(minmax(np.array([2.0, 2.0], dtype=np.float32)), 0.0)
+
+
+def test_scores_are_calibrated_and_ordered() -> None:
+    index = HybridIndex(HashingEmbedder())
+    index.add(_chunks())
+    hits = index.search("Photosynthesis light energy glucose", 5)
+    assert hits[0].chunk.document_id == "photo"
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(0.0 <= h.score <= 1.0 for h in hits)
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    unrelated = index.search("quarterback touchdown stadium", 3)
+    assert not unrelated or unrelated[0].score < hits[0].score
+    assert {"bm25", "dense", "fused"} <= set(hits[0].components)
+
+
+def test_faq_entries_are_boosted() -> None:
+    index = HybridIndex(HashingEmbedder())
+    index.add(_chunks() + [chunk_faq("faq", "What do mitochondria produce?", "ATP, the cell's energy currency.")])
+    top = index.search("What do mitochondria produce ATP", 2)
+    assert top[0].chunk.document_id == "faq"
+    index.config = replace(FusionConfig(), faq_boost=0.0)
+    assert index.search("What do mitochondria produce ATP", 2)[0].chunk.document_id in ("faq", "mito")
+
+
+def test_remove_document_and_readd_without_duplicates() -> None:
+    index = HybridIndex(HashingEmbedder())
+    index.add(_chunks())
+    index.add(_chunks())
+    assert len(index) == len(TOY)
+    index.remove_document("photo")
+    assert len(index) == len(TOY) - 1
+    assert all(h.chunk.document_id != "photo" for h in index.search("photosynthesis light", 10))
+
+
+def test_lexical_only_index_without_embedder() -> None:
+    index = HybridIndex(None)
+    index.add(_chunks())
+    assert index.search("Mitochondria ATP", 1)[0].chunk.document_id == "mito"
+    assert index.search("   ", 3) == []
+    assert HybridIndex(None).search("anything") == []
+
+
+def test_stemming_follows_the_language() -> None:
+    assert tokenize("Suchbäume und Bäume", "de") == ["suchbaum", "baum"]
+    assert tokenize("The searching trees", "en") == ["search", "tree"]
+    lexical = BM25Index()
+    lexical.set_texts(["Die Bäume wachsen.", "The trees grow."], ["de", "en"])
+    assert lexical.scores("Wie wachsen Bäume?").argmax() == 0
+    assert lexical.scores("Do trees grow?").argmax() == 1
+    assert lexical.coverage("trees grow", [1]) == [pytest.approx(1.0)]
+
+
+def test_vectors_must_match_chunks() -> None:
+    index = HybridIndex(HashingEmbedder(16))
+    with pytest.raises(ValueError):
+        index.add(_chunks(), np.zeros((2, 16), dtype=np.float32))
