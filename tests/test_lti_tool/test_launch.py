@@ -48,8 +48,8 @@ def test_teacher_launch(client: FlaskClient, registered_platform: FakePlatform,
     assert Role.INSTRUCTOR in ctx.roles and ctx.is_teacher
 
 
-def test_launch_reaches_the_product_page_framed_by_the_platform(client: FlaskClient,
-                                                                 registered_platform: FakePlatform) -> None:
+def test_launch_reaches_the_product_page_framed_by_the_platform(
+        client: FlaskClient, registered_platform: FakePlatform) -> None:
     response = registered_platform.launch(client, roles=LEARNER)
     assert response.status_code == 200
     assert f"frame-ancestors 'self' {registered_platform.issuer}" in response.headers["Content-Security-Policy"]
@@ -102,3 +102,20 @@ def test_anonymous_launch_has_no_sub(client: FlaskClient, registered_platform: F
     response = registered_platform.post_launch(client, registered_platform.sign(claims), preflight.state)
     assert response.status_code == 200, response.data
     assert launches[0].user_sub is None and launches[0].names == ()
+
+
+def test_context_is_transient(registered_platform: FakePlatform, client: FlaskClient, app: Flask) -> None:
+    """Nothing personal from a launch reaches the database (the product's tables included)."""
+    from sqlalchemy import text
+
+    from lti_tool.extensions import db
+
+    response = registered_platform.launch(client, INSTRUCTOR)
+    assert response.status_code == 200
+    with app.app_context():
+        dump = []
+        for table in db.metadata.sorted_tables:
+            dump += [repr(tuple(row)) for row in db.session.execute(text(f'SELECT * FROM "{table.name}"'))]
+    blob = "\n".join(dump)
+    for personal in ("Ada", "Lovelace", "ada@example.edu"):
+        assert personal not in blob

@@ -127,7 +127,7 @@ def test_replayed_nonce(client: FlaskClient, registered_platform: FakePlatform) 
 
 
 def test_state_of_another_browser_is_refused(app: Flask, client: FlaskClient,
-                                            registered_platform: FakePlatform) -> None:
+                                             registered_platform: FakePlatform) -> None:
     """Login CSRF: the attacker's own launch, posted into the victim's browser, is refused."""
     registered_platform.login(client)  # the victim's browser holds a state cookie of its own
     attacker = app.test_client()
