@@ -12,7 +12,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from lti_tool.extensions import db
 
 logger = logging.getLogger(__name__)
 
-CHROMIUM = os.environ.get("COURSEBOTS_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (`apt-get install chromium`); never `playwright install`
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -161,7 +160,7 @@ def tool_server(_sockets: dict[str, tuple[BaseWSGIServer, str]], platform_server
 @pytest.fixture(scope="session")
 def playwright_instance() -> Iterator[Any]:
     """The Playwright driver (skips, or fails under CI, without Chromium)."""
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+    if not Path(CHROMIUM).exists():
         _unavailable(f"Chromium at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
