@@ -60,10 +60,15 @@ class _Request:
 class Engine:
     """Owns one model and serves many concurrent streams with continuous batching."""
 
-    def __init__(self, model: str, options: EngineOptions | None = None) -> None:
+    def __init__(self, model: str, options: EngineOptions | None = None, *, tokenizer: Any = None,
+                 loader: Callable[[], LoadedModel] | None = None) -> None:
         self.model_id = model
         self.options = options or EngineOptions()
-        self.tokenizer = load_tokenizer(model)  # kept while unloaded: counting tokens needs no weights
+        # Kept while unloaded: counting tokens needs no weights.
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model)
+        # Benchmarks inject a loader that builds random weights in place instead of reading them from disk.
+        self._loader = loader or (lambda: load_model(self.model_id, self.tokenizer, self.options.device,
+                                                     self.options.max_context))
         self.step_batch_sizes: collections.deque[int] = collections.deque(maxlen=100_000)  # rows per decode step
         self.loads = 0
         self._loaded: LoadedModel | None = None
@@ -177,7 +182,7 @@ class Engine:
             self._warming = True
         started = time.monotonic()
         try:
-            loaded = load_model(self.model_id, self.tokenizer, self.options.device, self.options.max_context)
+            loaded = self._loader()
         except Exception:
             logger.exception("Loading the model failed")
             with self._cond:

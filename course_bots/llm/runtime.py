@@ -45,12 +45,16 @@ def load_tokenizer(model_id: str) -> Any:
 def load_model(model_id: str, tokenizer: Any, device: str | None = None,
                max_context: int | None = None) -> LoadedModel:
     """Load weights of a model id or local path onto the chosen device."""
-    import torch
     from transformers import AutoModelForCausalLM
 
     dev, dtype = pick_device(device)
     model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype)
     model.to(dev).eval()
+    return prepare_loaded(model, tokenizer, max_context)
+
+
+def prepare_loaded(model: Any, tokenizer: Any, max_context: int | None = None) -> LoadedModel:
+    """Wrap a model already in memory (e.g. random weights for benchmarks) for the scheduler."""
     _check_cache_layout(model)
     eos: set[int] = set()
     for candidate in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
@@ -59,8 +63,8 @@ def load_model(model_id: str, tokenizer: Any, device: str | None = None,
         elif candidate:
             eos.update(int(c) for c in candidate)
     window = int(getattr(model.config.get_text_config(), "max_position_embeddings", 4096) or 4096)
-    logger.info("Loaded model on %s (%s), context window %d", dev, dtype, window)
-    return LoadedModel(model, tokenizer, torch.device(dev), frozenset(eos), min(window, max_context or window))
+    logger.info("Model ready on %s (%s), context window %d", model.device, model.dtype, window)
+    return LoadedModel(model, tokenizer, model.device, frozenset(eos), min(window, max_context or window))
 
 
 def _check_cache_layout(model: Any) -> None:

@@ -166,3 +166,46 @@ def test_idle_unload_and_reload_reports_warming_up(make_engine: Callable[..., En
     events = run(engine, QUESTION, fixed(3))
     assert events[0] == StatusEvent("warming_up")
     assert isinstance(events[-1], DoneEvent) and engine.loads == 2
+
+
+def test_other_architecture_qwen2(tmp_path: "pytest.TempPathFactory") -> None:
+    from course_bots.llm.engine import EngineOptions
+    from course_bots.llm.tiny import build_tiny_model
+
+    engine = Engine(str(build_tiny_model(tmp_path, arch="qwen2")), EngineOptions(max_batch=4))  # type: ignore
+    try:
+        prompts = [[{"role": "user", "content": "a" * i}] for i in (1, 9)]
+        alone = [collect(run_iter(engine, p, fixed(8))).text for p in prompts]
+        together: dict[int, str] = {}
+        threads = [threading.Thread(target=lambda i=i, p=p: together.__setitem__(
+            i, collect(run_iter(engine, p, fixed(8))).text)) for i, p in enumerate(prompts)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [together[0], together[1]] == alone
+    finally:
+        engine.shutdown()
+
+
+@pytest.mark.gpu
+def test_runs_in_bfloat16_on_cuda(tiny_model: str) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from course_bots.llm.engine import EngineOptions
+
+    engine = Engine(tiny_model, EngineOptions(max_batch=8))
+    try:
+        assert engine.wait_ready(120)
+        assert engine._loaded is not None and engine._loaded.model.dtype == torch.bfloat16
+        results: dict[int, int] = {}
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(
+            i, collect(run_iter(engine, QUESTION, fixed(32))).usage.completion_tokens)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert list(results.values()) == [32] * 8 and max(engine.step_batch_sizes) >= 2
+    finally:
+        engine.shutdown()
