@@ -27,5 +27,5 @@
     if (left < 600) { renew(); }
   }, 60000);
 
-  window.CourseBots = { fetch: authFetch, renew: renew };
+  window.CourseBots = { fetch: authFetch, renew: renew, token: function () { return state.token; } };
 })();

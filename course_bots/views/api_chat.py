@@ -53,6 +53,18 @@ def message_json(message: Any) -> dict[str, Any]:
     return data
 
 
+@bp.get("/chat/info")
+@require_session()
+@own_bot
+def chat_info(bot_id: int) -> Response:
+    """What the chat shows before the first question: name, welcome text (sanitized HTML), pause state."""
+    settings = chat.settings_for(bot_id)
+    db.session.commit()
+    return jsonify({"name": settings.name, "welcome_html": render_markdown(settings.welcome_message, citations=set()),
+                    "paused": settings.paused and not current_session().preview,
+                    "pause_message": settings.pause_message})
+
+
 @bp.get("/conversations")
 @require_session()
 @own_bot
