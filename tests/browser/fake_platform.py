@@ -26,6 +26,7 @@ from pylti1p3.dynamic_registration import generate_key_pair
 
 logger = logging.getLogger(__name__)
 
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 CONTEXT_CLAIM_COURSE = "http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"
 
@@ -49,7 +50,7 @@ class User:
 
 USERS: dict[str, User] = {
     "teacher": User("2", "Tessa", "Teacher", "tessa.teacher@example.edu", (MEMBERSHIP + "Instructor",)),
-    "student": User("3", "Sam", "Student", "sam.student@example.edu", (MEMBERSHIP + "Learner",)),
+    "student": User("3", "Sam", "Student", "sam.student@example.edu", (MEMBERSHIP + "Learner",), locale="de"),
 }
 
 
@@ -202,7 +203,8 @@ def create_platform_app(state: PlatformState) -> Flask:
             hint = json.loads(params.get("lti_message_hint", ""))
         except ValueError:
             return _error("invalid_request: lti_message_hint")
-        user = USERS.get(hint.get("user", ""))
+        name = str(hint.get("user", ""))
+        user = USERS.get(name)
         if params.get("scope") != "openid" or params.get("response_type") != "id_token":
             return _error("invalid_request: scope/response_type")
         if params.get("response_mode") != "form_post" or params.get("prompt") != "none":
@@ -217,10 +219,17 @@ def create_platform_app(state: PlatformState) -> Flask:
         conf = _PlatformConf(state=state, message=message)
         launch = _MessageLaunch(_Request(request), conf)
         launch.set_user_data(user.id, list(user.roles), full_name=user.name, email_address=user.email)
-        launch.set_extra_claims({"given_name": user.given_name, "family_name": user.family_name,
-                                 "locale": user.locale})
         launch.set_launch_context_claim(state.context_id, [CONTEXT_CLAIM_COURSE], state.context_title, "ML101")
-        launch.set_launch_presentation_claim(hint.get("target", "iframe"), state.url("/"))
+        # Moodle sends the user's language only inside launch_presentation (no top-level "locale" claim).
+        launch.set_extra_claims({
+            "given_name": user.given_name, "family_name": user.family_name,
+            CLAIM + "launch_presentation": {"locale": user.locale, "document_target": hint.get("target", "iframe"),
+                                            "return_url": state.url("/")},
+            CLAIM + "tool_platform": {"product_family_code": "moodle", "version": "2024042200",
+                                      "guid": urlsplit(state.base_url).netloc, "name": "Fake Moodle"},
+            CLAIM + "lis": {"person_sourcedid": "", "course_section_sourcedid": ""},
+            CLAIM + "ext": {"user_username": name, "lms": "moodle-2"},
+            CLAIM + "custom": {}})
         if message == "deep_link":
             launch.set_dl(state.url("/mod/lti/contentitem_return.php"), title=state.context_title,
                           accept_types={"ltiResourceLink"})
