@@ -265,6 +265,14 @@ class FakePlatform:
                                 preflight.state)
 
 
+    def accept_deep_link_response(self, response_jwt: str, tool_jwks: dict[str, Any]) -> list[dict[str, Any]]:
+        """Verify a tool's LtiDeepLinkingResponse as the platform does (lti1p3platform); return its items."""
+        conf = _PlatformConf(platform=self)
+        conf.get_registration().set_tool_key_set(tool_jwks)  # type: ignore[arg-type]
+        conf.set_accepted_deeplinking_types(["ltiResourceLink"])
+        return conf.validate_deeplinking_resp({"JWT": response_jwt})
+
+
 def _hmac_jwt(claims: dict[str, Any], secret: str | bytes, alg: str, header: dict[str, Any]) -> str:
     """An HS* JWT keyed with arbitrary bytes (pyjwt refuses PEM public keys as HMAC secrets, attackers don't)."""
     import base64
