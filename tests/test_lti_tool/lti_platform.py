@@ -264,7 +264,6 @@ class FakePlatform:
         return self.post_launch(client, self.id_token(preflight, roles, deep_linking, context_title),
                                 preflight.state)
 
-
     def accept_deep_link_response(self, response_jwt: str, tool_jwks: dict[str, Any]) -> list[dict[str, Any]]:
         """Verify a tool's LtiDeepLinkingResponse as the platform does (lti1p3platform); return its items."""
         conf = _PlatformConf(platform=self)
