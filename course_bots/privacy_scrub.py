@@ -84,7 +84,13 @@ def name_variants(names: Iterable[str]) -> tuple[str, ...]:
         folded, _spans = fold(name)
         words = [w.strip(".'’\"()") for w in re.split(r"[\s,]+", folded) if w.strip(".'’\"()")]
         if len(words) > 1:
-            tokens.add(re.sub(r"[-'’.]", "", "".join(words)))  # "annamuller" in user names and URLs
+            # Forms people use in user names and URLs: "annalenamuller", "annamuller", "amuller".
+            family = re.sub(r"[-'’.]", "", words[-1])
+            given = [p for p in re.split(r"[-'’.]", words[0]) if p]
+            tokens.add(re.sub(r"[-'’.]", "", "".join(words)))
+            tokens.update(g + family for g in given)
+            if given and len(family) >= 3:
+                tokens.add(given[0][0] + family)
         for word in words:
             parts = [p for p in re.split(r"[-'’.]", word) if p]
             candidates = {word, *parts}
