@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 from flask import Flask, current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm.exc import ObjectDeletedError
 
 from course_bots.models_materials import Material, MaterialChunk, MaterialStatus, vector_from_bytes
 from course_bots.models_materials import vector_to_bytes
@@ -117,6 +118,7 @@ def _reusable_vectors(bot_id: int, model_id: str, hashes: list[str]) -> dict[str
 def _embed(material: Material, chunks: list[Chunk], hashes: list[str], embedder: Embedder, worker_id: str,
            on_progress: Progress | None) -> list[np.ndarray]:
     """Vectors for every chunk: reused by hash where possible, the rest embedded in batches with progress."""
+    material_id = material.id
     known = _reusable_vectors(material.bot_id, embedder.model_id, hashes)
     missing = [i for i, h in enumerate(hashes) if h not in known]
     missing_hashes = list(dict.fromkeys(hashes[i] for i in missing))  # identical passages embedded once
@@ -128,13 +130,13 @@ def _embed(material: Material, chunks: list[Chunk], hashes: list[str], embedder:
         batch = missing_hashes[start:start + EMBED_BATCH]
         vectors = embedder.embed_passages([index_text(chunks[first_of[h]]) for h in batch])
         known.update(zip(batch, vectors))
-        _still_mine(material.id, worker_id)
+        _still_mine(material_id, worker_id)
         material.progress_done = start + len(batch)
         material.heartbeat_at = utcnow()
         db.session.commit()
         if on_progress is not None:
             on_progress(material.progress_done, material.progress_total)
-    log.info("material %s: %d chunks, %d embedded, %d reused", material.id, len(chunks), len(missing_hashes),
+    log.info("material %s: %d chunks, %d embedded, %d reused", material_id, len(chunks), len(missing_hashes),
              len(chunks) - len(missing))
     return [known[h] for h in hashes]
 
@@ -190,7 +192,7 @@ def process_material(material_id: int, worker_id: str, embedder: Embedder | None
             _still_mine(material_id, worker_id)
             _store(material, chunks, hashes, vectors, embedder.model_id)
             return MaterialStatus.READY
-    except _Aborted:
+    except (_Aborted, ObjectDeletedError):
         db.session.rollback()
         log.info("material %s changed while processing; this run stops", material_id)
         return "skipped"

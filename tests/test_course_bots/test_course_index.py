@@ -1,0 +1,153 @@
+"""search_course: the right page with a citation, a cache invalidated across processes, LRU within a budget."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+
+from course_bots.models import CourseBot
+from course_bots.models_materials import Material
+from course_bots.services import materials as svc
+from course_bots.services.course_index import CourseIndexCache, get_cache, material_id_of, search_course
+from course_bots.services.ingest_worker import run_pending
+from lti_tool.extensions import db
+from retrieval.embedders import HashingEmbedder
+from retrieval.types import ChunkKind
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [
+    "Photosynthesis converts light energy into chemical energy in the chloroplasts of plant cells.",
+    "The Krebs cycle oxidises acetyl-CoA to carbon dioxide inside the mitochondria of the cell.",
+    "Mitosis divides one nucleus into two genetically identical nuclei in four distinct phases.",
+]
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer)
+    for text in pages:
+        for row, line in enumerate(textwrap.wrap(" ".join([text] * 5), 90)):  # > 50 words: one chunk per page
+            pdf.drawString(40, 800 - 14 * row, line)
+        pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def capp(make_app, tmp_path: Path) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
+    """A migrated SQLite app with two bots and an ingested three-page PDF in bot 1."""
+    app = make_app(database_url=f"sqlite:///{tmp_path / 'index.sqlite3'}", ingest_threads=0,
+                   embedding_model="hashing")
+    with app.app_context():
+        upgrade()
+        for context in ("c1", "c2"):
+            db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id=context, title=""))
+        db.session.commit()
+        svc.upload_material(1, "Biology Lecture.pdf", make_pdf(PAGES))
+        svc.upload_material(2, "Other course.md", b"# Krebs\n\nThe Krebs cycle, seen from another course.")
+        db.session.commit()
+        run_pending()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_search_finds_the_page_with_a_citation(capp: Flask) -> None:
+    with capp.app_context():
+        hits = search_course(1, "Where does the Krebs cycle take place?", k=3)
+        assert hits and hits[0].chunk.position == 2
+        assert hits[0].chunk.citation_label == "Biology Lecture.pdf, page 2"
+        assert 0.0 <= hits[-1].score <= hits[0].score <= 1.0
+        material = db.session.get(Material, material_id_of(hits[0].chunk))
+        assert material.bot_id == 1  # never another course's material
+        assert all(material_id_of(h.chunk) == material.id for h in hits)
+        assert search_course(1, "   ") == []
+
+
+def test_index_is_cached_until_materials_change(capp: Flask) -> None:
+    with capp.app_context():
+        cache = get_cache()
+        search_course(1, "mitosis")
+        search_course(1, "photosynthesis")
+        assert cache.builds == 1
+        entry = svc.create_faq(1, "When is the exam?", "The exam is on 12 February in room H1.")
+        db.session.commit()
+        hits = search_course(1, "when is the exam")
+        assert cache.builds == 2
+        assert hits[0].chunk.kind == ChunkKind.FAQ and material_id_of(hits[0].chunk) is None
+        svc.delete_faq(db.session.get(type(entry), entry.id))
+        db.session.commit()
+        assert all(h.chunk.kind != ChunkKind.FAQ for h in search_course(1, "when is the exam"))
+
+
+def test_change_in_another_process_invalidates_this_process(capp: Flask) -> None:
+    with capp.app_context():
+        assert search_course(1, "Krebs cycle mitochondria")
+        builds = get_cache().builds
+    script = textwrap.dedent("""
+        from lti_tool import create_app
+        from lti_tool.extensions import db
+        from course_bots.services import materials as svc
+
+        app = create_app()
+        with app.app_context():
+            for material in svc.list_materials(1):
+                svc.delete_material(material)
+            db.session.commit()
+    """)
+    env = dict(os.environ, COURSEBOTS_DATABASE_URL=capp.config["SQLALCHEMY_DATABASE_URI"],
+               COURSEBOTS_INSTANCE_PATH=capp.instance_path, COURSEBOTS_SECRET_KEY="s" * 48,
+               COURSEBOTS_PSEUDONYM_KEY="p" * 48, COURSEBOTS_INGEST_THREADS="0")
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, timeout=120, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    with capp.app_context():
+        assert search_course(1, "Krebs cycle mitochondria") == []
+        assert get_cache().builds == builds + 1
+
+
+def test_least_recently_used_course_is_evicted(capp: Flask) -> None:
+    embedder = HashingEmbedder(64)
+    with capp.app_context():
+        small = CourseIndexCache(max_bytes=1)  # room for one course at a time
+        small.get(1, embedder)
+        small.get(2, embedder)
+        assert 2 in small and 1 not in small
+        small.get(1, embedder)
+        assert 1 in small and 2 not in small and small.builds == 3
+
+
+def test_vectors_from_another_model_are_never_mixed(capp: Flask) -> None:
+    with capp.app_context():
+        capp.extensions["coursebots.embedder"] = HashingEmbedder(32)  # the configured model changed
+        hits = search_course(1, "Krebs cycle")
+        assert hits and hits[0].chunk.position == 2
+        assert "dense" not in hits[0].components  # lexical until re-indexed with the new model
+
+
+@pytest.mark.slow
+def test_default_model_finds_the_page(make_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(database_url=f"sqlite:///{tmp_path / 'real.sqlite3'}", ingest_threads=0)
+    with app.app_context():
+        upgrade()
+        db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id="c1", title=""))
+        db.session.commit()
+        svc.upload_material(1, "Lecture.pdf", make_pdf(PAGES))
+        db.session.commit()
+        run_pending()
+        material = db.session.get(Material, 1)
+        assert material.status == "ready" and material.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
+        hits = search_course(1, "How do cells split their nucleus?", k=3)
+        assert hits[0].chunk.position == 3 and "dense" in hits[0].components
+        db.session.remove()
+        db.engine.dispose()

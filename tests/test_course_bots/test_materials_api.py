@@ -1,0 +1,155 @@
+"""The materials and FAQ JSON API as the teacher page uses it; learners and other courses are kept out."""
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+from course_bots.models import CourseBot
+from course_bots.services.ingest_worker import run_pending
+from course_bots.services.material_links import check_signature
+from lti_tool.context import SessionToken, issue_token
+from lti_tool.extensions import db
+
+NOTES = b"# Osmosis\n\n" + b"Water moves across a semipermeable membrane towards higher solute concentration. " * 8
+
+
+@pytest.fixture
+def aapp(make_app, tmp_path: Path) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
+    app = make_app(database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}", ingest_threads=0,
+                   embedding_model="hashing", max_upload_mb=1)
+    with app.app_context():
+        upgrade()
+        for context in ("c1", "c2"):
+            db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id=context, title=""))
+        db.session.commit()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def token(app: Flask, bot_id: int = 1, role: str = "instructor") -> dict[str, str]:
+    now = int(time.time())
+    claims = SessionToken(issuer="https://lms.example", deployment_id="1", bot_id=bot_id, pseudonym="p" * 16,
+                          roles=(role,), locale="en", expires_at=now + 600, launched_at=now)
+    return {"Authorization": f"Bearer {issue_token(app.config['SECRET_KEY'], claims)}"}
+
+
+def post_file(client: FlaskClient, headers: dict[str, str], name: str, data: bytes, bot_id: int = 1):  # type: ignore
+    return client.post(f"/api/v1/bots/{bot_id}/materials", headers=headers,
+                       data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+
+
+def test_teacher_uploads_sees_progress_and_ready_status(aapp: Flask) -> None:
+    client, teacher = aapp.test_client(), token(aapp)
+    response = post_file(client, teacher, "Osmose Übung.md", NOTES)
+    assert response.status_code == 201, response.json
+    item = response.json["materials"][0]
+    assert (item["status"], item["filename"], item["queued"]) == ("queued", "Osmose Übung.md", True)
+    with aapp.app_context():
+        run_pending()
+    listing = client.get("/api/v1/bots/1/materials", headers=teacher).json
+    ready = listing["materials"][0]
+    assert ready["status"] == "ready" and ready["chunks"] >= 1 and ready["error"] is None
+    assert ready["progress"]["done"] == ready["progress"]["total"]
+    assert listing["usage"]["bytes"] == len(NOTES)
+    again = post_file(client, teacher, "Osmose Übung.md", NOTES)
+    assert again.status_code == 200 and again.json["materials"][0]["queued"] is False
+    assert client.get(f"/api/v1/bots/1/materials/{ready['id']}", headers=teacher).json["status"] == "ready"
+
+
+def test_upload_errors_are_clear(aapp: Flask) -> None:
+    client, teacher = aapp.test_client(), token(aapp)
+    big = post_file(client, teacher, "big.txt", b"word " * 300_000)
+    assert big.status_code == 413 and big.json["error"]["code"] == "too_large"
+    empty = post_file(client, teacher, "empty.txt", b"")
+    assert empty.status_code == 400 and empty.json["error"]["code"] == "empty"
+    exe = post_file(client, teacher, "tool.exe", b"MZ\x90\x00" + b"\x00" * 64)
+    assert exe.status_code == 415 and exe.json["error"]["code"] == "unsupported_type"
+    assert "not supported" in exe.json["error"]["message"]
+    none = client.post("/api/v1/bots/1/materials", headers=teacher, data={}, content_type="multipart/form-data")
+    assert none.status_code == 400 and none.json["error"]["code"] == "no_file"
+
+
+def test_failed_file_shows_reason(aapp: Flask) -> None:
+    client, teacher = aapp.test_client(), token(aapp)
+    post_file(client, teacher, "scan.pdf", b"%PDF-1.4\n" + b"garbage " * 100)
+    with aapp.app_context():
+        run_pending()
+    item = client.get("/api/v1/bots/1/materials", headers=teacher).json["materials"][0]
+    assert item["status"] == "failed" and item["error"]["code"] == "corrupt"
+
+
+def test_learners_and_other_courses_are_refused(aapp: Flask) -> None:
+    client = aapp.test_client()
+    assert client.get("/api/v1/bots/1/materials").status_code == 401
+    learner = client.get("/api/v1/bots/1/materials", headers=token(aapp, role="learner"))
+    assert learner.status_code == 403 and learner.json["error"]["code"] == "forbidden"
+    other = client.get("/api/v1/bots/1/materials", headers=token(aapp, bot_id=2))
+    assert other.status_code == 403
+    assert post_file(client, token(aapp, bot_id=2), "x.md", NOTES, bot_id=1).status_code == 403
+    assert client.post("/api/v1/bots/1/faq", headers=token(aapp, role="learner"),
+                       json={"question": "q", "answer": "a"}).status_code == 403
+
+
+def test_delete_reindex_and_toggle(aapp: Flask) -> None:
+    client, teacher = aapp.test_client(), token(aapp)
+    material_id = post_file(client, teacher, "n.md", NOTES).json["materials"][0]["id"]
+    with aapp.app_context():
+        run_pending()
+    patched = client.patch(f"/api/v1/bots/1/materials/{material_id}", headers=teacher,
+                           json={"students_may_open": True})
+    assert patched.status_code == 200 and patched.json["students_may_open"] is True
+    assert client.patch(f"/api/v1/bots/1/materials/{material_id}", headers=teacher,
+                        json={"students_may_open": "yes"}).status_code == 400
+    reindexed = client.post(f"/api/v1/bots/1/materials/{material_id}/reindex", headers=teacher)
+    assert reindexed.status_code == 202 and reindexed.json["status"] == "queued"
+    assert client.post("/api/v1/bots/1/materials/reindex", headers=teacher).json["queued"] == [material_id]
+    assert client.delete(f"/api/v1/bots/2/materials/{material_id}", headers=token(aapp, bot_id=2)).status_code == 404
+    assert client.delete(f"/api/v1/bots/1/materials/{material_id}", headers=teacher).status_code == 204
+    assert client.get("/api/v1/bots/1/materials", headers=teacher).json["materials"] == []
+    assert client.delete(f"/api/v1/bots/1/materials/{material_id}", headers=teacher).status_code == 404
+
+
+def test_faq_crud(aapp: Flask) -> None:
+    client, teacher = aapp.test_client(), token(aapp)
+    created = client.post("/api/v1/bots/1/faq", headers=teacher,
+                          json={"question": "When is the exam?", "answer": "On 12 February."})
+    assert created.status_code == 201
+    faq_id = created.json["id"]
+    assert client.post("/api/v1/bots/1/faq", headers=teacher, json={"question": "x"}).status_code == 400
+    changed = client.put(f"/api/v1/bots/1/faq/{faq_id}", headers=teacher,
+                         json={"question": "When is the exam?", "answer": "On 19 February (moved)."})
+    assert changed.json["answer"] == "On 19 February (moved)."
+    assert [e["id"] for e in client.get("/api/v1/bots/1/faq", headers=teacher).json["faq"]] == [faq_id]
+    assert client.get("/api/v1/bots/2/faq", headers=token(aapp, bot_id=2)).json["faq"] == []
+    assert client.delete(f"/api/v1/bots/1/faq/{faq_id}", headers=teacher).status_code == 204
+    assert client.get("/api/v1/bots/1/faq", headers=teacher).json["faq"] == []
+
+
+def test_students_open_originals_only_when_allowed_through_short_lived_links(aapp: Flask) -> None:
+    client, teacher, learner = aapp.test_client(), token(aapp), token(aapp, role="learner")
+    material_id = post_file(client, teacher, "Skript.md", NOTES).json["materials"][0]["id"]
+    link_url = f"/api/v1/bots/1/materials/{material_id}/link?page=3"
+    assert client.get(link_url, headers=learner).status_code == 403
+    client.patch(f"/api/v1/bots/1/materials/{material_id}", headers=teacher, json={"students_may_open": True})
+    link = client.get(link_url, headers=learner).json
+    assert link["url"].startswith("http://localhost:5000/api/v1/bots/1/materials/") and link["url"].endswith("#page=3")
+    path = link["url"][len("http://localhost:5000"):].split("#")[0]
+    opened = client.get(path)  # no session header: the signature is the credential
+    assert opened.status_code == 200 and opened.data == NOTES
+    assert "Skript.md" in opened.headers["Content-Disposition"]
+    sig = path.split("sig=")[1]
+    assert client.get(f"/api/v1/bots/2/materials/{material_id}/file?sig={sig}").status_code == 403
+    assert client.get(f"/api/v1/bots/1/materials/{material_id}/file?sig=forged").status_code == 403
+    assert client.get(link_url, headers=token(aapp, bot_id=2, role="learner")).status_code == 403
+    with aapp.app_context():
+        assert check_signature(1, material_id, sig)
+        assert not check_signature(1, material_id, sig, max_age=-1)  # expired
