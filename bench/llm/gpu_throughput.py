@@ -1,0 +1,197 @@
+"""GPU benchmark: real architectures with random weights through our continuous-batching engine.
+
+Throughput does not depend on weight values, so a hand-written ``config.json`` (bench/llm/configs/) and random
+bf16 weights built on the GPU stand in for the real checkpoint. Every stream generates exactly ``--tokens``
+tokens. Reports per concurrency: aggregate and per-stream tokens/s, TTFT p50/p95, peak GPU memory, static-batch
+``generate`` side by side, and the fraction of the memory-bandwidth limit
+``streams x copy bandwidth / (weight bytes + KV bytes read per decode step)``.
+
+Usage (on the GPU host): ``python bench/llm/gpu_throughput.py --config bench/llm/configs/llama-3.1-8b``
+CPU smoke check of the script itself: ``--device cpu --shrink --streams 1,4 --tokens 8 --prompt-tokens 16``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from course_bots.llm.base import DoneEvent, ErrorEvent, Event, GenerationParams, TokenEvent  # noqa: E402
+from course_bots.llm.engine import Engine, EngineOptions  # noqa: E402
+from course_bots.llm.runtime import prepare_loaded  # noqa: E402
+
+
+def word_tokenizer(vocab_size: int, eos_id: int) -> Any:
+    """A tokenizer that can decode every id of the model's vocabulary (``t123``), with a chat template."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"t{i}": i for i in range(vocab_size)}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="t0"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token=f"t{eos_id}", pad_token="t0")
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
+    return tokenizer
+
+
+def build_model(config_dir: str, device: str, shrink: bool) -> Any:
+    """Random bf16 (CUDA) / fp32 (CPU) weights for the config, created directly on the device."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(config_dir)
+    if shrink:  # smoke checks on CPU: same architecture, toy sizes
+        config.hidden_size, config.intermediate_size, config.num_hidden_layers = 64, 128, 2
+        config.num_attention_heads, config.num_key_value_heads, config.vocab_size = 4, 2, 1024
+        config.head_dim = 16
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return model.eval()
+
+
+def copy_bandwidth(device: str, megabytes: int = 1024) -> float:
+    """Measured device memory bandwidth in bytes/s (a copy reads and writes every byte)."""
+    import torch
+
+    src = torch.empty(megabytes * 2**20, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    sync(device)
+    started = time.perf_counter()
+    for _ in range(10):
+        dst.copy_(src)
+    sync(device)
+    return 2 * src.numel() * 10 / (time.perf_counter() - started)
+
+
+def sync(device: str) -> None:
+    """Wait for queued device work."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run_engine(engine: Engine, streams: int, prompt_len: int, tokens: int, vocab: int) -> dict[str, float]:
+    """``streams`` requests submitted at once; every one generates exactly ``tokens`` tokens."""
+    import random
+
+    start = time.perf_counter()
+    first: dict[int, float] = {}
+    done: dict[int, float] = {}
+    finished = threading.Event()
+    lock = threading.Lock()
+
+    def sink_for(i: int) -> Any:
+        def sink(event: Event) -> None:
+            now = time.perf_counter()
+            with lock:
+                if isinstance(event, TokenEvent) and i not in first:
+                    first[i] = now - start
+                elif isinstance(event, (DoneEvent, ErrorEvent)):
+                    done[i] = now - start
+                    if len(done) == streams:
+                        finished.set()
+        return sink
+
+    params = GenerationParams(max_new_tokens=tokens, ignore_eos=True, timeout_s=3600)
+    for i in range(streams):
+        prompt = [random.randrange(1, vocab) for _ in range(prompt_len)]
+        engine.submit_ids(prompt, params, sink_for(i))
+    finished.wait()
+    elapsed = max(done.values())
+    ttft = sorted(first.values())
+    return {"streams": streams, "aggregate_tokens_per_s": streams * tokens / elapsed,
+            "per_stream_tokens_per_s": statistics.mean(tokens / (done[i] - first.get(i, 0)) for i in done),
+            "ttft_p50_s": ttft[len(ttft) // 2], "ttft_p95_s": ttft[min(len(ttft) - 1, int(len(ttft) * 0.95))],
+            "seconds": elapsed}
+
+
+def static_generate(model: Any, streams: int, prompt_len: int, tokens: int, device: str) -> float:
+    """Aggregate tokens/s of one static batch through ``model.generate`` (everyone starts and ends together)."""
+    import torch
+
+    ids = torch.randint(1, model.config.vocab_size, (streams, prompt_len), device=device)
+    sync(device)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens, min_new_tokens=tokens,
+                       do_sample=False, pad_token_id=0, eos_token_id=None)
+    sync(device)
+    return streams * tokens / (time.perf_counter() - started)
+
+
+def bandwidth_limit(model: Any, streams: int, context: float, bandwidth: float) -> float:
+    """Upper bound of aggregate tokens/s when every decode step reads all weights and every stream's KV cache."""
+    config = model.config.get_text_config()
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    element = next(model.parameters()).element_size()
+    kv_per_token = config.num_hidden_layers * 2 * config.num_key_value_heads * head_dim * element
+    return streams * bandwidth / (weight_bytes + streams * context * kv_per_token)
+
+
+def main() -> None:
+    """Run every concurrency level and print/write the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", required=True, help="directory with a config.json")
+    parser.add_argument("--streams", default="1,8,32,64")
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--prompt-tokens", type=int, default=512)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--shrink", action="store_true")
+    parser.add_argument("--no-static", action="store_true", help="skip the static-batch generate comparison")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    import torch
+
+    streams = [int(s) for s in args.streams.split(",")]
+    model = build_model(args.config, args.device, args.shrink)
+    config = model.config.get_text_config()
+    eos = config.eos_token_id if isinstance(config.eos_token_id, int) else 0
+    tokenizer = word_tokenizer(config.vocab_size, eos)
+    engine = Engine(args.config, EngineOptions(max_batch=max(streams), max_queue=max(streams), device=args.device,
+                                               max_context=args.prompt_tokens + args.tokens + 8),
+                    tokenizer=tokenizer, loader=lambda: prepare_loaded(model, tokenizer, None))
+    engine.wait_ready()
+    bandwidth = copy_bandwidth(args.device)
+    run_engine(engine, 2, 16, 4, config.vocab_size)  # warm-up
+    rows = []
+    for n in streams:
+        if args.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        row = run_engine(engine, n, args.prompt_tokens, args.tokens, config.vocab_size)
+        row["peak_gpu_memory_gib"] = (torch.cuda.max_memory_allocated() / 2**30
+                                      if args.device.startswith("cuda") else 0.0)
+        limit = bandwidth_limit(model, n, args.prompt_tokens + args.tokens / 2, bandwidth)
+        row["bandwidth_limit_tokens_per_s"] = limit
+        row["fraction_of_limit"] = row["aggregate_tokens_per_s"] / limit
+        row["static_generate_tokens_per_s"] = (0.0 if args.no_static else
+                                               static_generate(model, n, args.prompt_tokens, args.tokens,
+                                                               args.device))
+        rows.append(row)
+        print(f"{n:3d} streams: {row['aggregate_tokens_per_s']:9.1f} tok/s aggregate, "
+              f"{row['per_stream_tokens_per_s']:7.1f} per stream, TTFT p50 {row['ttft_p50_s']:.3f} s "
+              f"p95 {row['ttft_p95_s']:.3f} s, {row['peak_gpu_memory_gib']:.1f} GiB, "
+              f"{100 * row['fraction_of_limit']:.0f}% of bandwidth limit, static generate "
+              f"{row['static_generate_tokens_per_s']:.1f} tok/s", flush=True)
+    engine.shutdown()
+    result = {"config": args.config, "device": torch.cuda.get_device_name() if args.device.startswith("cuda")
+              else "cpu", "copy_bandwidth_gb_s": bandwidth / 1e9, "prompt_tokens": args.prompt_tokens,
+              "tokens": args.tokens, "torch": torch.__version__, "rows": rows}
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
