@@ -33,6 +33,9 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(api_privacy.bp)
     app.cli.add_command(privacy_cli)
+    from course_bots.cli_llm import llm_cli
+
+    app.cli.add_command(llm_cli)
     from course_bots.privacy_scheduler import init_purge_scheduler
 
     init_purge_scheduler(app)
