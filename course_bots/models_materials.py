@@ -35,7 +35,7 @@ def vector_from_bytes(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4")
 
 
-class Material(db.Model):  # type: ignore[name-defined,misc]
+class Material(db.Model):  # type: ignore[name-defined]
     """One uploaded file of a course and where its ingestion stands (the row is also the job's state)."""
 
     __tablename__ = "material"
@@ -74,7 +74,7 @@ class Material(db.Model):  # type: ignore[name-defined,misc]
         return self.title or self.filename
 
 
-class MaterialChunk(db.Model):  # type: ignore[name-defined,misc]
+class MaterialChunk(db.Model):  # type: ignore[name-defined]
     """A retrievable piece of a material with its position and its passage vector."""
 
     __tablename__ = "material_chunk"
@@ -96,7 +96,7 @@ class MaterialChunk(db.Model):  # type: ignore[name-defined,misc]
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
 
 
-class FaqEntry(db.Model):  # type: ignore[name-defined,misc]
+class FaqEntry(db.Model):  # type: ignore[name-defined]
     """A teacher-written question and answer (a correction); retrieved as an FAQ chunk with a boost."""
 
     __tablename__ = "faq_entry"
@@ -109,7 +109,7 @@ class FaqEntry(db.Model):  # type: ignore[name-defined,misc]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class MaterialBlob(db.Model):  # type: ignore[name-defined,misc]
+class MaterialBlob(db.Model):  # type: ignore[name-defined]
     """Original file bytes when ``COURSEBOTS_STORAGE=database`` (several machines, no shared folder)."""
 
     __tablename__ = "material_blob"
@@ -119,7 +119,7 @@ class MaterialBlob(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class CourseIndexVersion(db.Model):  # type: ignore[name-defined,misc]
+class CourseIndexVersion(db.Model):  # type: ignore[name-defined]
     """A per-bot counter bumped on every material change; each process compares it to its cached index."""
 
     __tablename__ = "course_index_version"

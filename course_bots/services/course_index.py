@@ -60,7 +60,7 @@ def get_embedder(app: Flask | None = None) -> Embedder:
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     override = app.extensions.get("coursebots.embedder")
     if override is not None:
-        return override  # type: ignore[no-any-return]
+        return override  # type: ignore[no-any-return,unused-ignore]
     return _embedder_for(app.extensions["coursebots.config"])
 
 
@@ -227,7 +227,7 @@ def get_cache(app: Flask | None = None) -> CourseIndexCache:
         config: Config = app.extensions["coursebots.config"]
         cache = CourseIndexCache(config.index_cache_mb * 1024 * 1024)
         app.extensions["coursebots.course_index"] = cache
-    return cache  # type: ignore[no-any-return]
+    return cache  # type: ignore[no-any-return,unused-ignore]
 
 
 def search_course(bot_id: int, query: str, k: int = 8) -> list[SearchHit]:

@@ -111,7 +111,8 @@ def _reusable_vectors(bot_id: int, model_id: str, hashes: list[str]) -> dict[str
             .where(MaterialChunk.bot_id == bot_id, MaterialChunk.embedding_model == model_id,
                    MaterialChunk.content_hash.in_(unique[start:start + 500]), MaterialChunk.vector.is_not(None)))
         for digest, vector in rows:
-            found.setdefault(digest, vector_from_bytes(vector))
+            if vector is not None:
+                found.setdefault(digest, vector_from_bytes(vector))
     return found
 
 

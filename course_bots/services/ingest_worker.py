@@ -186,4 +186,4 @@ def ensure_worker(app: Flask) -> InProcessWorker:
         if worker is None:
             worker = InProcessWorker(app, max(1, app.extensions["coursebots.config"].ingest_threads))
             app.extensions["coursebots.ingest_worker"] = worker
-        return worker  # type: ignore[no-any-return]
+        return worker  # type: ignore[no-any-return,unused-ignore]

@@ -71,23 +71,24 @@ def upload(bot_id: int) -> tuple[Response, int] | Response:
         return api_error("too_large", f"Upload at most {config.max_upload_mb} MB per file.", 413)
     if not files:
         return api_error("no_file", "Choose a file to upload (multipart field \"file\").", 400)
-    results, errors = [], []
+    results: list[svc.UploadResult] = []
+    errors: list[svc.MaterialError] = []
+    names: list[str] = []
     for storage in files:
         data = storage.stream.read(config.max_upload_mb * svc.MB + 1)
         try:
             result = svc.upload_material(bot_id, storage.filename or "upload", data, storage.mimetype or None)
         except svc.MaterialError as exc:
-            errors.append({"filename": svc.sanitise_filename(storage.filename or ""), "code": exc.code,
-                           "message": exc.message, "status": exc.status})
+            errors.append(exc)
+            names.append(svc.sanitise_filename(storage.filename or ""))
             continue
         results.append(result)
     if not results:
-        first = errors[0]
-        return api_error(first["code"], first["message"], first["status"])
+        return api_error(errors[0].code, errors[0].message, errors[0].status)
     db.session.commit()
     ingest_worker.dispatch([r.material.id for r in results if r.queued])
     body = {"materials": [dict(svc.material_json(r.material), queued=r.queued) for r in results],
-            "errors": [{k: v for k, v in e.items() if k != "status"} for e in errors]}
+            "errors": [{"filename": name, "code": e.code, "message": e.message} for name, e in zip(names, errors)]}
     return jsonify(body), 201 if any(r.queued for r in results) else 200
 
 

@@ -260,14 +260,13 @@ def test_s3_requests_are_sigv4_signed() -> None:
     import datetime as dt
 
     storage = S3Storage("http://minio.local:9000", "course-files", "AKIDEXAMPLE", "secret", prefix="cb")
-    request = storage._signed_request("PUT", "1/abc", b"hello", now=dt.datetime(2026, 1, 2, 3, 4, 5,
-                                                                                 tzinfo=dt.timezone.utc))
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    request = storage._signed_request("PUT", "1/abc", b"hello", now=when)
     assert request.full_url == "http://minio.local:9000/course-files/cb/1/abc"
     auth = request.get_header("Authorization")
     assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260102/us-east-1/s3/aws4_request")
     assert "SignedHeaders=host;x-amz-content-sha256;x-amz-date" in auth
-    again = storage._signed_request("PUT", "1/abc", b"hello", now=dt.datetime(2026, 1, 2, 3, 4, 5,
-                                                                              tzinfo=dt.timezone.utc))
+    again = storage._signed_request("PUT", "1/abc", b"hello", now=when)
     assert again.get_header("Authorization") == auth
     with pytest.raises(StorageError):
         storage.get("1/abc")  # nothing listens there
