@@ -52,6 +52,10 @@ def audit_events(bot_id: int, limit: int = 200) -> list[AuditEvent]:
 
 # --- export ----------------------------------------------------------------------------------------------------
 
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -120,17 +124,17 @@ def erase_pseudonym(bot_id: int, pseudonym_: str) -> dict[str, int]:
     if session_ids:
         messages = len(list(db.session.scalars(select(Message.id).where(Message.session_id.in_(session_ids)))))
         db.session.execute(delete(ChatSession).where(ChatSession.id.in_(session_ids)))
-    consents = db.session.execute(delete(ConsentRecord).where(ConsentRecord.bot_id == bot_id,
-                                                              ConsentRecord.pseudonym == pseudonym_)).rowcount
-    labels = db.session.execute(delete(ParticipantLabel).where(ParticipantLabel.bot_id == bot_id,
-                                                               ParticipantLabel.pseudonym == pseudonym_)).rowcount
-    audits = db.session.execute(update(AuditEvent).where(AuditEvent.bot_id == bot_id,
-                                                         AuditEvent.actor_pseudonym == pseudonym_)
-                                .values(actor_pseudonym=None)).rowcount
+    consents = _rowcount(db.session.execute(delete(ConsentRecord).where(ConsentRecord.bot_id == bot_id,
+                                                                        ConsentRecord.pseudonym == pseudonym_)))
+    labels = _rowcount(db.session.execute(delete(ParticipantLabel).where(ParticipantLabel.bot_id == bot_id,
+                                                                         ParticipantLabel.pseudonym == pseudonym_)))
+    audits = _rowcount(db.session.execute(update(AuditEvent).where(AuditEvent.bot_id == bot_id,
+                                                                   AuditEvent.actor_pseudonym == pseudonym_)
+                                          .values(actor_pseudonym=None)))
     db.session.expire_all()
     db.session.flush()
-    return {"conversations": len(session_ids), "messages": messages, "consent_records": int(consents or 0),
-            "labels": int(labels or 0), "audit_events_unlinked": int(audits or 0)}
+    return {"conversations": len(session_ids), "messages": messages, "consent_records": consents,
+            "labels": labels, "audit_events_unlinked": audits}
 
 
 def erase_for_session(session: SessionToken) -> dict[str, int]:
@@ -242,23 +246,23 @@ def purge(now: datetime | None = None) -> dict[str, int]:
         retention = effective_retention(bot_id)
         if retention.delete_days > 0:
             cutoff = now - timedelta(days=retention.delete_days)
-            counts["deleted"] += int(db.session.execute(
+            counts["deleted"] += _rowcount(db.session.execute(
                 delete(ChatSession).where(ChatSession.bot_id == bot_id, ChatSession.updated_at < cutoff)
-                .execution_options(synchronize_session=False)).rowcount or 0)
+                .execution_options(synchronize_session=False)))
         if retention.anonymize_days > 0:
             cutoff = now - timedelta(days=retention.anonymize_days)
-            counts["anonymized"] += int(db.session.execute(
+            counts["anonymized"] += _rowcount(db.session.execute(
                 update(ChatSession).where(ChatSession.bot_id == bot_id, ChatSession.pseudonym.is_not(None),
                                           ChatSession.updated_at < cutoff)
-                .values(pseudonym=None, anonymized_at=now).execution_options(synchronize_session=False)).rowcount or 0)
+                .values(pseudonym=None, anonymized_at=now).execution_options(synchronize_session=False)))
             db.session.execute(update(AuditEvent).where(AuditEvent.bot_id == bot_id, AuditEvent.created_at < cutoff,
                                                         AuditEvent.actor_pseudonym.is_not(None))
                                .values(actor_pseudonym=None).execution_options(synchronize_session=False))
         # A label whose person has no linked conversation left would only keep a pseudonym for nothing.
         active = select(ChatSession.pseudonym).where(ChatSession.bot_id == bot_id, ChatSession.pseudonym.is_not(None))
-        counts["labels_deleted"] += int(db.session.execute(
+        counts["labels_deleted"] += _rowcount(db.session.execute(
             delete(ParticipantLabel).where(ParticipantLabel.bot_id == bot_id, ParticipantLabel.pseudonym.not_in(active))
-            .execution_options(synchronize_session=False)).rowcount or 0)
+            .execution_options(synchronize_session=False)))
     db.session.expire_all()
     db.session.flush()
     logger.info("retention purge: %(anonymized)d anonymized, %(deleted)d deleted, %(bots_deleted)d bots deleted, "

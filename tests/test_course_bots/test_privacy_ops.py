@@ -19,7 +19,8 @@ from .conftest import BOTH_DATABASES, ISSUER, make_bot, make_session
 pytestmark = pytest.mark.parametrize("app", BOTH_DATABASES, indirect=True)
 
 
-def chat(session, cid: str = "c-1", question: str = "Was ist ein Vektor?", answer: str = "Ein Pfeil.") -> Message:  # type: ignore[no-untyped-def]
+def chat(session, cid: str = "c-1", question: str = "Was ist ein Vektor?",  # type: ignore[no-untyped-def]
+         answer: str = "Ein Pfeil.") -> Message:
     q = conv.record_question(session, None, cid, question)
     a = conv.record_answer(session, q.id, answer, prompt_tokens=10, completion_tokens=5)
     conv.record_feedback(session, a.id, "up", "gut")

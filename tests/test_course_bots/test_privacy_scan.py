@@ -42,7 +42,8 @@ QUESTIONS = (
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def scan_app(request: pytest.FixtureRequest, make_app, redis_url: str) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
+def scan_app(request: pytest.FixtureRequest, make_app,  # type: ignore[no-untyped-def]
+             redis_url: str) -> Iterator[Flask]:
     """The app with an institution pattern, Redis, and k=1 so exports open; migrated to head."""
     url = None
     if request.param == "postgresql":
