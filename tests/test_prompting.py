@@ -114,7 +114,7 @@ def test_citations_map_to_document_page_and_quote() -> None:
     answer = "Topic 1 is here [1]. Both agree [2, 1]. Nothing is at [7]. See also [1-2]."
     assert cited_numbers(answer) == [1, 2, 7]
     cites = resolve_citations(answer, result.sources)
-    assert [(c.number, c.document_title, c.position) for c in cites] == [(1, "Lecture 1.pdf", 4),
-                                                                        (2, "Lecture 2.pdf", 7)]
+    expected = [(1, "Lecture 1.pdf", 4), (2, "Lecture 2.pdf", 7)]
+    assert [(c.number, c.document_title, c.position) for c in cites] == expected
     assert cites[0].label == "Lecture 1.pdf, page 4" and cites[0].quote == "Passage 1 explains topic 1 in detail."
     assert result.passages[1].label == "Lecture 2.pdf, page 7"

@@ -98,8 +98,9 @@ class OpenAIBackend:
             kwargs["stop"] = list(params.stop)
         if params.seed is not None:
             kwargs["seed"] = params.seed
-        response = self._client.chat.completions.create(
-            model=self.model, messages=[dict(m) for m in messages], stream=True,  # type: ignore[misc]
+        client: Any = self._client  # the typed overloads only know OpenAI's own model names and message types
+        response = client.chat.completions.create(
+            model=self.model, messages=[dict(m) for m in messages], stream=True,
             max_tokens=params.max_new_tokens, stream_options={"include_usage": True}, extra_body=extra or None,
             timeout=httpx.Timeout(min(self.timeout_s, remaining), connect=self.connect_timeout_s), **kwargs)
         with self._lock:

@@ -48,7 +48,8 @@ def load_model(model_id: str, tokenizer: Any, device: str | None = None,
     from transformers import AutoModelForCausalLM
 
     dev, dtype = pick_device(device)
-    model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype)
+    auto: Any = AutoModelForCausalLM  # its decorated from_pretrained confuses type checkers
+    model = auto.from_pretrained(model_id, dtype=dtype)
     model.to(dev).eval()
     return prepare_loaded(model, tokenizer, max_context)
 

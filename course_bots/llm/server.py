@@ -68,9 +68,13 @@ def create_app(engine: Engine, model_name: str, *, max_new_tokens_cap: int = 409
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()
         rid = f"chatcmpl-{uuid.uuid4().hex}"
+
+        def sink(event: Event) -> None:  # called on the engine thread: hand over to the event loop
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
         try:
             # Submitting is quick (tokenise + enqueue); a full queue raises Busy right here, before any stream.
-            engine.submit(messages, params, lambda e: loop.call_soon_threadsafe(events.put_nowait, e), rid)
+            engine.submit(messages, params, sink, rid)
         except BackendError as exc:
             ev = exc.to_event()
             return error(ev.code, ev.message, ev.position)

@@ -66,7 +66,6 @@ def make_server() -> Iterator[Callable[[Engine], BackgroundServer]]:
         server.stop()
 
 
-
 class IndependentOpenAIServer:
     """A minimal OpenAI-compatible server written independently of ours (stdlib only), started on 127.0.0.1.
 

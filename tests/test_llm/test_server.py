@@ -99,7 +99,7 @@ def test_full_queue_answers_429_with_position(make_engine: Callable[..., Engine]
 
 
 def test_client_disconnect_cancels_generation(make_engine: Callable[..., Engine],
-                                             make_server: Callable[..., BackgroundServer]) -> None:
+                                              make_server: Callable[..., BackgroundServer]) -> None:
     engine = make_engine()
     server = make_server(engine)
     body = {"model": "tiny", "messages": ASK, "max_tokens": 1900, "ignore_eos": True, "stream": True}
