@@ -18,8 +18,10 @@ URL = "[url]"
 ID = "[id]"
 NAME = "[name]"
 
+# The lookbehind starts a match only at the beginning of a run of address characters: without it a long
+# pasted token (base64, a hash) costs quadratic time.
 _EMAIL_RE = re.compile(
-    r"[\w.!#$%&'*+/=?^`{|}~-]+(?:\s?@\s?|\s*[(\[{]\s*(?:at|ät)\s*[)\]}]\s*)"
+    r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]{1,64}(?:\s?@\s?|\s*[(\[{]\s*(?:at|ät)\s*[)\]}]\s*)"
     r"[\w-]+(?:(?:\.|\s*[(\[{]\s*(?:dot|punkt)\s*[)\]}]\s*)[\w-]+)+", re.IGNORECASE)
 _URL_RE = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'\])]+", re.IGNORECASE)
 # Query/fragment parameters that carry credentials or session identifiers.
@@ -28,7 +30,7 @@ _SECRET_PARAM_RE = re.compile(
     r"jwt|code|password|passwd|pw|secret|ticket|login|user(?:name)?|email|mail|sesskey|wstoken)=",
     re.IGNORECASE)
 # A long random-looking path segment (a link with an embedded token), at least one digit and one letter.
-_TOKEN_SEGMENT_RE = re.compile(r"(?=[A-Za-z0-9_-]{24,})(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])"
+_TOKEN_SEGMENT_RE = re.compile(r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]{24,})(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])"
                                r"[A-Za-z0-9_-]{24,}")
 # Groups are upper case (as printed on cards), so a following lower-case word is never swallowed.
 _IBAN_RE = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b")

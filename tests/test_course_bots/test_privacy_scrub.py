@@ -101,3 +101,13 @@ def test_labels_and_threshold() -> None:
     assert label("teaching_assistant", 2) == "Teaching assistant 2"
     assert label("learner", None) == "Student (anonymized)"
     assert not logs_open(4, 5) and logs_open(5, 5) and logs_open(1, 0)
+
+
+@pytest.mark.parametrize("blob", ["a" * 20000, "QWxhZGRpbjpvcGVuIHNlc2FtZQ" * 800, "a." * 10000, "1" * 20000,
+                                  "https://x.example/" + "a1" * 10000])
+def test_long_pasted_text_scrubs_in_linear_time(blob: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    scrub(blob + " anna@uni.example", NAMES)
+    assert time.perf_counter() - started < 2.0
