@@ -35,7 +35,7 @@ def detect_language(text: str, default: str | None = None) -> str | None:
     words = [w.lower() for w in _WORD.findall(text[:20000])]
     if not words:
         return default
-    de = sum(1 for w in words if w in _DE_ONLY)
+    de = float(sum(1 for w in words if w in _DE_ONLY))
     en = sum(1 for w in words if w in _EN_ONLY)
     # Umlauts are a strong German signal in short texts such as queries.
     de += len(_UMLAUT.findall(text[:20000])) * 0.5

@@ -84,6 +84,8 @@ class BM25Index:
         """Build the bm25s matrix from the stored token lists."""
         import bm25s
 
+        # bm25s sets its own logger to DEBUG on import, which floods any application log.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         model = bm25s.BM25(k1=self.k1, b=self.b)
         # An empty text still needs a token so bm25s keeps its row aligned with ours.
         model.index([t or [""] for t in self._tokens], show_progress=False)

@@ -134,5 +134,5 @@ def load_pptx_sections(data: bytes) -> tuple[list[Section], str | None]:
             notes = normalise_text(notes_frame.text) if notes_frame is not None else ""
             if notes:
                 sections.append(Section(text=notes, position=number, heading_path=heading, kind="notes"))
-    title = presentation.core_properties.title or None
-    return sections, title
+    deck_title: str | None = presentation.core_properties.title or None
+    return sections, deck_title

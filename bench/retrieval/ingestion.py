@@ -1,0 +1,121 @@
+"""Ingestion benchmark: every file's outcome against the committed expectations, and PDF throughput.
+
+Usage: python bench/retrieval/ingestion.py [INGESTION_DIR] [--update] [--no-embed]
+Overhead = (wall - parse - embedding alone at the same batch size) / embedding alone (OCR excluded).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from common import SHARED_EVAL, quiet
+
+from retrieval.chunking import chunk_document
+from retrieval.embedders import SentenceTransformerEmbedder
+from retrieval.errors import IngestError
+from retrieval.loaders import load_document
+from retrieval.search import HybridIndex, index_text
+
+EXPECTED = Path(__file__).with_name("expected_ingestion.json")
+
+
+def outcome(path: Path) -> tuple[dict[str, object], object]:
+    """Load one file: ``{"outcome": "text"}`` or ``{"outcome": "error", "code": ...}``, plus the document."""
+    try:
+        document = load_document(path.read_bytes(), path.name)
+    except IngestError as exc:
+        return {"outcome": "error", "code": exc.code}, None
+    return {"outcome": "text"}, document
+
+
+def check_outcomes(root: Path, update: bool) -> int:
+    """Compare every file's outcome with the committed one; returns the number of mismatches."""
+    expected = json.loads(EXPECTED.read_text()) if EXPECTED.exists() else {}
+    actual: dict[str, dict[str, object]] = {}
+    empty = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = str(path.relative_to(root))
+        actual[rel], document = outcome(path)
+        if document is not None and not document.text.strip():  # type: ignore[attr-defined]
+            empty += 1
+            print(f"EMPTY TEXT {rel}")
+    if update:
+        EXPECTED.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {len(actual)} expectations to {EXPECTED}")
+        return 0
+    mismatches = [(k, expected.get(k), v) for k, v in actual.items() if expected.get(k) != v]
+    missing = sorted(set(expected) - set(actual))
+    for rel, want, got in mismatches:
+        print(f"MISMATCH {rel}: expected {want}, got {got}")
+    for rel in missing:
+        print(f"MISSING {rel}")
+    codes: dict[str, int] = {}
+    for value in actual.values():
+        key = str(value.get("code", "text"))
+        codes[key] = codes.get(key, 0) + 1
+    print(f"outcomes: {len(actual)} files, {codes}; mismatches {len(mismatches)}, missing {len(missing)}, "
+          f"empty texts {empty}")
+    return len(mismatches) + len(missing) + empty
+
+
+def throughput(root: Path, embed: bool) -> None:
+    """Pages per second for all PDFs, parse alone and the whole pipeline, and the pipeline's overhead."""
+    pdfs = sorted(root.rglob("*.pdf"))
+    embedder = SentenceTransformerEmbedder() if embed else None
+    if embedder is not None:
+        embedder.embed_passages(["warm up"])  # model load is not ingestion
+    pages = chunks_total = failed = 0
+    parse = wall = 0.0
+    texts: list[str] = []
+    for path in pdfs:
+        data = path.read_bytes()
+        started = time.perf_counter()
+        try:
+            document = load_document(data, path.name)
+        except IngestError:
+            failed += 1
+            continue
+        parsed = time.perf_counter()
+        if document.metadata.get("ocr"):
+            continue  # OCR is excluded from the figures
+        chunks = chunk_document(document)
+        index = HybridIndex(embedder)
+        index.add(chunks)  # embeds here, batched like the product
+        index.search("warm up", 1)
+        done = time.perf_counter()
+        parse += parsed - started
+        wall += done - started
+        pages += document.page_count
+        chunks_total += len(chunks)
+        texts.extend(index_text(c) for c in chunks)
+    print(f"PDFs: {len(pdfs)} ({failed} rejected with a typed error), {pages} pages, {chunks_total} chunks")
+    print(f"parse only: {parse:.2f} s = {pages / max(parse, 1e-9):.0f} pages/s")
+    print(f"whole pipeline (parse+chunk+embed+index): {wall:.2f} s = {pages / max(wall, 1e-9):.1f} pages/s")
+    if embedder is not None:
+        started = time.perf_counter()
+        embedder.embed_passages(texts)
+        alone = time.perf_counter() - started
+        overhead = (wall - parse - alone) / alone
+        print(f"embedding alone (batch {embedder.batch_size}): {alone:.2f} s = {len(texts) / alone:.1f} chunks/s; "
+              f"overhead {overhead * 100:.1f} %")
+
+
+def main() -> int:
+    """Check outcomes, then measure throughput."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("root", nargs="?", default=str(SHARED_EVAL / "ingestion"))
+    parser.add_argument("--update", action="store_true", help="rewrite the expectations from this run")
+    parser.add_argument("--no-embed", action="store_true", help="parse and chunk only")
+    args = parser.parse_args()
+    quiet()
+    root = Path(args.root)
+    problems = check_outcomes(root, args.update)
+    throughput(root, embed=not args.no_embed)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
