@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from flask.cli import AppGroup
@@ -81,11 +82,12 @@ def platform_list(as_json: bool) -> None:
     """List registered platforms with their client ids and deployments."""
     from lti_tool.models import Platform
 
-    rows = [{"id": p.id, "name": p.name, "issuer": p.issuer, "client_id": p.client_id,
-             "deployments": [d.deployment_id for d in p.deployments], "auth_url": p.auth_login_url,
-             "token_url": p.auth_token_url, "jwks_url": p.key_set_url, "registered_via": p.registered_via,
-             "created_at": p.created_at.isoformat()}
-            for p in db.session.scalars(select(Platform).order_by(Platform.id))]
+    rows: list[dict[str, Any]] = [
+        {"id": p.id, "name": p.name, "issuer": p.issuer, "client_id": p.client_id,
+         "deployments": [d.deployment_id for d in p.deployments], "auth_url": p.auth_login_url,
+         "token_url": p.auth_token_url, "jwks_url": p.key_set_url, "registered_via": p.registered_via,
+         "created_at": p.created_at.isoformat()}
+        for p in db.session.scalars(select(Platform).order_by(Platform.id))]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -33,6 +33,8 @@ def resource_for(ctx: LaunchContext) -> DeepLinkResource:
 def response_jwt(ctx: LaunchContext) -> str:
     """The signed LtiDeepLinkingResponse JWT for a validated deep-linking launch."""
     platform = db.session.get(Platform, ctx.platform_id)
+    if platform is None:
+        raise LookupError("the platform of a validated launch disappeared")
     key = signing_key()
     settings: Any = ctx.deep_link_settings
     deep_link = DeepLink(registration_for(platform), ctx.deployment_id, settings)

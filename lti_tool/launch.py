@@ -68,7 +68,7 @@ class LaunchStateStorage(LaunchDataStorage[Any]):
         return self.get_value(key) is not None
 
 
-class StateCookieService(FlaskCookieService):  # type: ignore[misc]
+class StateCookieService(FlaskCookieService):
     """The state cookie, always ``Secure; SameSite=None; Partitioned``.
 
     pylti1p3 only adds these on HTTPS; ``http://localhost`` is a secure context in browsers, and a framed
@@ -84,7 +84,7 @@ class StateCookieService(FlaskCookieService):  # type: ignore[misc]
                                 httponly=True, samesite="None", partitioned=True)
 
 
-class _Login(FlaskOIDCLogin):  # type: ignore[misc]
+class _Login(FlaskOIDCLogin):
     cookie_check_template_name = "lti/cookie_check.html"
 
 
@@ -143,7 +143,8 @@ def start_login(params: Mapping[str, str] | None = None) -> Response:
     db.session.execute(delete(LaunchState).where(LaunchState.expires_at < utcnow()))
     db.session.commit()
     logger.info("login issuer=%s deployment=%s", platform.issuer, data.get("lti_deployment_id", ""))
-    return redirect.do_redirect()  # type: ignore[no-any-return]
+    response: Response = redirect.do_redirect()
+    return response
 
 
 def relaunch(state: str) -> Response:
@@ -170,7 +171,7 @@ class CookiesBlocked(Exception):
         self.issuer = issuer
 
 
-class _Launch(FlaskMessageLaunch):  # type: ignore[misc]
+class _Launch(FlaskMessageLaunch):
     """pylti1p3's launch with our state binding and without storing the launch (it holds personal data)."""
 
     expected_client_id: str = ""
@@ -226,7 +227,10 @@ def _verify_signature(message: _Launch, platform: Platform, id_token: str, heade
     kid = header.get("kid")
     if not kid:
         raise LaunchRejected("kid_missing", platform.issuer)
-    message._registration.set_key_set(platform_key_set(platform, str(kid)))
+    registration = message._registration
+    assert registration is not None, "validate_registration() runs first"
+    key_set: Any = platform_key_set(platform, str(kid))
+    registration.set_key_set(key_set)
     try:
         public_key, alg = message.get_public_key()
     except LtiException as exc:
@@ -262,12 +266,15 @@ def _check_message(message: _Launch, body: dict[str, Any], issuer: str, deployme
             message_type == DEEP_LINKING and not (body.get(DL_SETTINGS) or {}).get("deep_link_return_url")):
         raise LaunchRejected("claims_missing", issuer, deployment_id)
     # pylti1p3's validators require `sub`, which LTI 1.3 leaves out of anonymous launches: give them one.
-    message.set_jwt({"header": message._jwt.get("header", {}), "body": {"sub": "anonymous", **body}})
+    header: Any = message._jwt.get("header", {})
+    with_sub: Any = {"sub": "anonymous", **body}
+    message.set_jwt({"header": header, "body": with_sub})
     try:
         message.validate_message()
     except LtiException as exc:
         raise LaunchRejected("claims_missing", issuer, deployment_id) from exc
-    message.set_jwt({"header": message._jwt.get("header", {}), "body": body})
+    original: Any = body
+    message.set_jwt({"header": header, "body": original})
 
 
 def _consume_nonce(nonce: str, issuer: str, expires: datetime) -> None:

@@ -90,7 +90,7 @@ def registration_for(platform: Platform) -> Registration:
     return registration
 
 
-class DatabaseToolConf(ToolConfAbstract):  # type: ignore[type-arg]
+class DatabaseToolConf(ToolConfAbstract):
     """pylti1p3 ToolConf reading registrations and deployments from the database."""
 
     def check_iss_has_one_client(self, iss: str) -> bool:
@@ -101,13 +101,14 @@ class DatabaseToolConf(ToolConfAbstract):  # type: ignore[type-arg]
         """See :meth:`check_iss_has_one_client`."""
         return True
 
-    def find_registration_by_issuer(self, iss: str, *args: Any, **kwargs: Any) -> Registration | None:
+    def find_registration_by_issuer(  # type: ignore[override]  # pylti1p3 checks for None
+            self, iss: str, *args: Any, **kwargs: Any) -> Registration | None:
         """The registration of an issuer with exactly one client id."""
         platform = find_platform(iss, None)
         return registration_for(platform) if platform else None
 
-    def find_registration_by_params(self, iss: str, client_id: str | None, *args: Any,
-                                    **kwargs: Any) -> Registration | None:
+    def find_registration_by_params(  # type: ignore[override]  # pylti1p3 checks for None
+            self, iss: str, client_id: str | None, *args: Any, **kwargs: Any) -> Registration | None:
         """The registration for (issuer, client id); without a client id, the issuer's only one."""
         platform = find_platform(iss, client_id)
         return registration_for(platform) if platform else None
