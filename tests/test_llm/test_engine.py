@@ -146,8 +146,10 @@ def test_limits_hold(make_engine: Callable[..., Engine]) -> None:
     cut = collect(run_iter(engine, QUESTION, fixed(40, stop=(stop,))))
     assert cut.finish_reason == "stop" and stop not in cut.text
     assert full.text.startswith(cut.text) and len(cut.text) < len(full.text)
-    slow = collect(run_iter(engine, QUESTION, fixed(100_000, timeout_s=0.2)))
-    assert slow.finish_reason == "timeout" and 0 < slow.usage.completion_tokens < 140
+    wide = make_engine()  # the full 2048-token window: far more tokens than fit in the time limit
+    assert wide.wait_ready(30)
+    slow = collect(run_iter(wide, QUESTION, fixed(100_000, timeout_s=0.2)))
+    assert slow.finish_reason == "timeout" and 0 < slow.usage.completion_tokens < 2000
     window = collect(run_iter(engine, QUESTION, fixed(100_000)))
     assert window.finish_reason == "length"
     assert window.usage.prompt_tokens + window.usage.completion_tokens == 160  # the context window
