@@ -101,14 +101,22 @@ def record(session: SessionToken, question: Question) -> Any:
 
 def answer(session: SessionToken, question: Question, *, search: Search | None = None,
            backend: ChatBackend | None = None, commit: Callable[[], None] | None = None,
-           stored_question: Any = None) -> Iterator[StreamEvent]:
-    """Answer one question as a stream of API events; ``commit`` is the view's commit (called after each store)."""
+           stored_question_id: int | None = None) -> Iterator[StreamEvent]:
+    """Answer one question as a stream of API events; ``commit`` is the view's commit (called after each store).
+
+    ``stored_question_id`` is the id :func:`record` returned when the view stored the question itself (a
+    streamed response outlives the view's database session, so objects are re-read here by id).
+    """
+    from course_bots.models import Message
+
     commit = commit or db.session.commit
     search = search or default_search
     conversations = _conversations()
-    if stored_question is None:
+    if stored_question_id is None:
         stored_question = record(session, question)
         commit()
+    else:
+        stored_question = db.session.get(Message, stored_question_id)
     conversation_id = stored_question.session_id
     previous = stored_answer(stored_question.id)
     if previous is not None:

@@ -364,9 +364,10 @@
         if (body.paused) { setAvailable(false, body.pause_message || t.paused, false); return false; }
         return true;
       }, function () { return true; });
+      var ready = function () { root.dataset.ready = "1"; };
       info.then(function (open) {
-        if (!open || options.preview) { return; }
-        authFetch("/api/v1/consent").then(function (response) {
+        if (!open || options.preview) { ready(); return; }
+        return authFetch("/api/v1/consent").then(function (response) {
           if (response.status === 404) { return null; }
           return jsonOrError(response);
         }).then(function (consent) {
@@ -376,7 +377,7 @@
             q("consent-review").onclick = function () { showConsent(consent); };
           } else { showConsent(consent); }
         }, function () { /* no consent service: nothing to ask */ });
-      });
+      }).then(ready, ready);
       loadConversations();
     }
 

@@ -174,7 +174,7 @@ def chat_stream(bot_id: int) -> Response:
         return response
     question = chat.Question(bot_id, text, client_id, conversation_id)
     try:
-        stored = chat.record(session, question)
+        stored_id = chat.record(session, question).id
         db.session.commit()
     except ConversationError as exc:
         db.session.rollback()
@@ -182,7 +182,7 @@ def chat_stream(bot_id: int) -> Response:
 
     def events() -> Iterator[str]:
         try:
-            for name, data in chat.answer(session, question, stored_question=stored):
+            for name, data in chat.answer(session, question, stored_question_id=stored_id):
                 yield sse(name, data)
         except Exception:
             logger.exception("Answer stream failed for bot %s", bot_id)

@@ -1,0 +1,119 @@
+"""Helpers for the chat/teacher browser tests: a slow fake OpenAI-compatible server, a tiny PDF, an XSS detector."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Iterator
+
+from flask import Flask, Response, request
+from werkzeug.serving import make_server
+
+
+class FakeModelServer:
+    """An OpenAI-compatible ``/v1/chat/completions`` that streams a scripted answer token by token, slowly."""
+
+    def __init__(self, answer: str = "", delay_s: float = 0.08) -> None:
+        self.answer = answer
+        self.delay_s = delay_s
+        self.requests: list[dict[str, Any]] = []
+        app = Flask("fake-model")
+
+        @app.post("/v1/chat/completions")
+        def completions() -> Response:
+            body = request.get_json()
+            self.requests.append(body)
+            return Response(self._stream(body.get("model", "fake")), mimetype="text/event-stream")
+
+        @app.get("/v1/models")
+        def models() -> Response:
+            return Response(json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}),
+                            mimetype="application/json")
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.base_url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _stream(self, model: str) -> Iterator[str]:
+        words = self.answer.split(" ")
+        for index, word in enumerate(words):
+            piece = word if index == len(words) - 1 else word + " "
+            chunk = {"id": "c", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            yield f"data: {json.dumps(chunk)}\n\n"
+            time.sleep(self.delay_s)
+        final = {"id": "c", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        yield f"data: {json.dumps(final)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    def stop(self) -> None:
+        """Shut the server down."""
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+def tiny_pdf(pages: list[list[str]]) -> bytes:
+    """A PDF with one page per list of text lines (Helvetica), enough for the PDF loader."""
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    count = len(pages)
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(count))
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", f"<< /Type /Pages /Kids [{kids}] /Count {count} >>"]
+    font = 3 + 2 * count
+    for i, lines in enumerate(pages):
+        content = "BT /F1 12 Tf 72 720 Td 16 TL " + " ".join(f"({escape(line)}) Tj T*" for line in lines) + " ET"
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
+                       f"/Resources << /Font << /F1 {font} 0 R >> >> >>")
+        objects.append(f"<< /Length {len(content)} >>\nstream\n{content}\nendstream")
+    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+# Installed in the tool's frame before anything else runs: records CSP violations (an inline handler or script
+# that tried to run) and, on demand, scans the DOM for injected active content. ``window.__cbXss`` collects hits.
+XSS_DETECTOR = """
+(() => {
+  window.__cbXss = [];
+  document.addEventListener('securitypolicyviolation', e => window.__cbXss.push('csp:' + e.violatedDirective));
+  window.__cbXssHit = (what) => window.__cbXss.push('ran:' + what);
+  window.__cbScan = () => {
+    const hits = [];
+    for (const node of document.querySelectorAll('*')) {
+      for (const attr of node.attributes) {
+        const name = attr.name.toLowerCase(), value = String(attr.value).trim().toLowerCase();
+        if (name.startsWith('on')) hits.push('attr:' + node.tagName + '.' + name);
+        if ((name === 'href' || name === 'src' || name === 'xlink:href' || name === 'action') &&
+            (value.startsWith('javascript:') || value.startsWith('data:text/html'))) hits.push('url:' + node.tagName);
+      }
+      const tag = node.tagName.toLowerCase();
+      if (['iframe', 'object', 'embed'].includes(tag) || (tag === 'img' && node.closest('main'))) hits.push('tag:' + tag);
+      if (tag === 'script' && !node.src && node.type !== 'application/json') hits.push('tag:inline-script');
+      if (tag === 'script' && node.src && !node.src.includes('/static/coursebots/')) hits.push('tag:script');
+    }
+    return hits.concat(window.__cbXss);
+  };
+})();
+"""
+
+XSS_PAYLOADS = [
+    "<script>__cbXssHit('script')</script>",
+    "<img src=x onerror=__cbXssHit('img')>",
+    "[click](javascript:__cbXssHit('link'))",
+    "<svg onload=__cbXssHit('svg')></svg>",
+    "<math><mtext><img src=x onerror=__cbXssHit('math')></mtext></math>",
+    "<a href=\"javascript:__cbXssHit('a')\">x</a>",
+    "[x](https://ok.example\" onmouseover=\"__cbXssHit('attr'))",
+    "<iframe src=\"javascript:__cbXssHit('iframe')\"></iframe>",
+]

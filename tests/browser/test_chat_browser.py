@@ -1,0 +1,225 @@
+"""The student chat in Chromium, framed by the fake platform: streamed cited answers, keyboard only, de/en, axe."""
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def _load(name: str) -> Any:
+    """Import a helper module beside this file (tests run with --import-mode=importlib)."""
+    key = f"coursebots_browser_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+helpers = _load("chat_helpers")
+DOC_PAGES = [["Photosynthesis in plants", "Photosynthesis converts light energy into chemical energy.",
+              "It takes place in the chloroplasts and needs water and carbon dioxide.",
+              "Oxygen is released as a by-product of photosynthesis."],
+             *[[f"Chapter {n}: {topic}"] + [f"{topic} fact {i}: the {topic.lower()} of the cell is studied in "
+                                            f"week {n} with experiment {i} on enzymes, membranes and genes."
+                                            for i in range(12)]
+               for n, topic in enumerate(["Respiration", "Mitosis", "Genetics", "Ecology"], start=2)]]
+ANSWER = ("Photosynthesis converts **light energy** into chemical energy in the chloroplasts [1]. "
+          "It needs water and carbon dioxide [1].")
+QUESTION = "Where does photosynthesis take place and what does it convert?"
+TEACHER_PROMPT = "You are the photosynthesis tutor of BIO-101. Always be encouraging."
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The tool (running in this process) answers through a slow fake OpenAI-compatible server."""
+    from course_bots.services import backends
+
+    server = helpers.FakeModelServer(ANSWER)
+    entry = backends.ModelEntry(key="", label="Fake model", backend="openai", model="fake",
+                                base_url=server.base_url)
+    monkeypatch.setattr(backends, "default_entry", lambda config: entry)
+    backends.forget_backends()
+    yield server
+    server.stop()
+    backends.forget_backends()
+
+
+def chat_ready(frame: Any, accept: bool = True) -> None:
+    """Wait until the chat has checked consent, and accept the notice when it is shown."""
+    expect(frame.locator('[data-chat="cb"][data-ready="1"]')).to_have_count(1)
+    consent = frame.locator('[data-cb="consent-accept"]')
+    if accept and consent.is_visible():
+        consent.click()
+        expect(frame.locator('[data-cb="question"]')).to_be_visible()
+
+
+def ensure_material(launch: Callable[..., Any], tool_frame: Callable[[Any], Any]) -> Any:
+    """As the teacher: set a prompt, upload the PDF (if not there yet), let students open it; returns the page."""
+    page = launch("teacher")
+    frame = tool_frame(page)
+    prompt = frame.locator("#s-prompt")
+    expect(prompt).not_to_have_value("")
+    prompt.fill(TEACHER_PROMPT)
+    frame.locator("#cb-settings button[type=submit]").click()
+    expect(frame.locator("#cb-teacher-status")).to_have_text("Settings saved.")
+    frame.locator("#tab-materials").click()
+    rows = frame.locator("#cb-materials tr", has_text="photosynthesis.pdf")
+    frame.wait_for_timeout(500)
+    if rows.count() == 0:
+        frame.locator("#m-files").set_input_files(
+            {"name": "photosynthesis.pdf", "mimeType": "application/pdf", "buffer": helpers.tiny_pdf(DOC_PAGES)})
+        frame.locator("#cb-upload button[type=submit]").click()
+    expect(rows.locator(".cb-mstatus")).to_have_text("ready", timeout=180_000)
+    checkbox = rows.locator("input[type=checkbox]")
+    if not checkbox.is_checked():
+        checkbox.check()
+        frame.wait_for_timeout(300)
+    return page
+
+
+def stream_watch(frame: Any) -> None:
+    """Record every distinct length of the streaming answer text (each is an incremental page update)."""
+    frame.evaluate("""() => {
+      window.__cbLengths = new Set();
+      new MutationObserver(() => {
+        const live = document.querySelectorAll('.cb-streaming');
+        const last = live[live.length - 1];
+        if (last && last.textContent.length) window.__cbLengths.add(last.textContent.length);
+      }).observe(document.querySelector('[data-cb="log"]'), {subtree: true, childList: true, characterData: true});
+    }""")
+
+
+def test_teacher_prompt_and_pdf_then_student_gets_streamed_cited_answer(
+        launch: Callable[..., Any], tool_frame: Callable[[Any], Any], fake_model: Any, tool_server: Any,
+        screenshot: Callable[..., Path]) -> None:
+    teacher = ensure_material(launch, tool_frame)
+    screenshot(teacher, "docs/screenshots/teacher-materials.png")
+    page = launch("student")
+    frame = tool_frame(page)
+    chat_ready(frame)
+    stream_watch(frame)
+    frame.locator('[data-cb="question"]').fill(QUESTION)
+    frame.locator('[data-cb="send"]').click()
+    answer = frame.locator(".cb-assistant .cb-answer").last
+    expect(answer.locator("strong")).to_have_text("light energy")  # the done event's rendered markdown
+    updates = frame.evaluate("() => window.__cbLengths.size")
+    assert updates >= 3, f"only {updates} incremental updates while streaming"
+    assert TEACHER_PROMPT in fake_model.requests[-1]["messages"][0]["content"]
+    assert "Photosynthesis converts light energy" in fake_model.requests[-1]["messages"][-1]["content"]
+    expect(frame.locator('[data-cb="announce"]')).to_contain_text("chemical energy")
+    cite = answer.locator("button.cb-cite").first
+    cite.click()
+    panel = frame.locator('[data-cb="sources"]')
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text("photosynthesis.pdf")
+    expect(panel).to_contain_text(re.compile(r"(page|Seite) 1"))
+    expect(panel.locator("blockquote").first).to_contain_text("chloroplasts")
+    link = panel.locator("a").first
+    href = link.get_attribute("href") or ""
+    assert "/file?sig=" in href
+    response = page.context.request.get(tool_server.base_url + href.split("#")[0])
+    assert response.status == 200 and response.headers["content-type"].startswith("application/pdf")
+    screenshot(page, "docs/screenshots/student-chat.png")
+
+
+def test_keyboard_only_ask_cite_and_close(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
+                                         fake_model: Any) -> None:
+    ensure_material(launch, tool_frame)
+    page = launch("student")
+    frame = tool_frame(page)
+    chat_ready(frame, accept=False)
+    if frame.locator('[data-cb="consent-accept"]').is_visible():
+        frame.locator('[data-cb="consent-accept"]').focus()
+        page.keyboard.press("Enter")
+    question = frame.locator('[data-cb="question"]')
+    for _ in range(40):  # Tab until the question field has focus, as a keyboard user would
+        if question.evaluate("node => node === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    assert question.evaluate("node => node === document.activeElement")
+    page.keyboard.type(QUESTION)
+    page.keyboard.press("Enter")
+    answer = frame.locator(".cb-assistant .cb-answer").last
+    expect(answer.locator("button.cb-cite")).to_have_count(2)
+    cite = answer.locator("button.cb-cite").first
+    for _ in range(60):
+        if cite.evaluate("node => node === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    assert cite.evaluate("node => node === document.activeElement"), "citation not reachable by Tab"
+    outline = cite.evaluate("node => getComputedStyle(node).outlineStyle")
+    assert outline != "none", "focus is not visible"
+    page.keyboard.press("Enter")
+    panel = frame.locator('[data-cb="sources"]')
+    expect(panel).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    expect(cite).to_be_focused()
+
+
+def english_student() -> str:
+    """Register an English-speaking student on the fake platform (the harness's student speaks German)."""
+    platform = sys.modules["coursebots_browser_fake_platform"]
+    platform.USERS["studenten"] = platform.User("5", "Joan", "Whitfield", "joan@example.edu",
+                                                (platform.MEMBERSHIP + "Learner",), locale="en-GB")
+    return "studenten"
+
+
+def test_german_launch_shows_german_ui_and_decline_explains(launch: Callable[..., Any],
+                                                             tool_frame: Callable[[Any], Any]) -> None:
+    platform = sys.modules["coursebots_browser_fake_platform"]
+    platform.USERS["studentde2"] = platform.User("6", "Jörg", "Weiß", "joerg@example.edu",
+                                                 (platform.MEMBERSHIP + "Learner",), locale="de-DE")
+    frame = tool_frame(launch("studentde2"))
+    expect(frame.locator("html")).to_have_attribute("lang", "de")
+    expect(frame.locator('label[for="cb-question"]')).to_have_text("Deine Frage")
+    chat_ready(frame, accept=False)
+    expect(frame.locator('[data-cb="consent-accept"]')).to_have_text("Ich stimme zu")
+    frame.locator('[data-cb="consent-decline"]').click()
+    expect(frame.locator('[data-cb="unavailable-text"]')).to_contain_text("nicht zugestimmt")
+    expect(frame.locator('[data-cb="form"]')).to_be_hidden()
+
+
+def test_english_launch_shows_english_ui(launch: Callable[..., Any], tool_frame: Callable[[Any], Any]) -> None:
+    frame = tool_frame(launch(english_student()))
+    expect(frame.locator("html")).to_have_attribute("lang", "en")
+    expect(frame.locator('label[for="cb-question"]')).to_have_text("Your question")
+    chat_ready(frame, accept=False)
+    expect(frame.locator('[data-cb="consent-accept"]')).to_have_text("I agree")
+
+
+@pytest.mark.parametrize("width", [320])
+def test_usable_at_320px(launch: Callable[..., Any], tool_frame: Callable[[Any], Any], width: int) -> None:
+    page = launch("student", framed=False)
+    page.set_viewport_size({"width": width, "height": 700})
+    frame = tool_frame(page)
+    chat_ready(frame)
+    overflow = frame.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"horizontal scrolling at {width}px"
+    expect(frame.locator('[data-cb="send"]')).to_be_visible()
+    frame.locator('[data-cb="toggle-convs"]').click()
+    expect(frame.locator('[data-cb="convs"]')).to_be_visible()
+
+
+def test_axe_student_page_has_no_violations(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
+                                            fake_model: Any) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    page = launch("student", framed=False)
+    frame = tool_frame(page)
+    chat_ready(frame)
+    frame.locator('[data-cb="question"]').fill(QUESTION)
+    frame.locator('[data-cb="send"]').click()
+    expect(frame.locator(".cb-assistant .cb-tools, .cb-assistant .cb-error").first).to_be_visible()
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
