@@ -200,3 +200,29 @@ def test_rejections_log_no_personal_data(client: FlaskClient, registered_platfor
     assert "reason=unknown_deployment" in caplog.text
     for personal in ("Ada", "Lovelace", "ada@example.edu", "login_hint"):
         assert personal not in caplog.text
+
+
+@pytest.mark.parametrize("app", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_nonce_used_once_across_worker_processes(app: Flask, client: FlaskClient,
+                                                 registered_platform: FakePlatform) -> None:
+    """Two workers (separate apps on one database) receive the same launch at the same moment: one accepts it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lti_tool import create_app
+
+    other_worker = create_app(app.extensions["coursebots.config"])
+    other_worker.extensions["coursebots.launch_handler"] = app.extensions["coursebots.launch_handler"]
+    preflight = registered_platform.login(client)
+    token = registered_platform.id_token(preflight)
+    name = f"coursebots-lti-{preflight.state}"
+    cookie = client.get_cookie(name, path="/lti/")
+    assert cookie is not None
+    second = other_worker.test_client()
+    second.set_cookie(name, cookie.value, path="/lti/")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda c: registered_platform.post_launch(c, token, preflight.state),
+                                [client, second]))
+    launched = [r for r in results if r.data == b"LAUNCHED"]
+    refused = [r for r in results if b"<code>nonce_replayed</code>" in r.data or b"<code>state_unknown</code>"
+               in r.data]
+    assert (len(launched), len(refused)) == (1, 1), [r.data[:300] for r in results]
