@@ -261,7 +261,8 @@ def _check_message(message: _Launch, body: dict[str, Any], issuer: str, deployme
     message_type = body.get(CLAIM + "message_type")
     if message_type not in (RESOURCE_LINK, DEEP_LINKING):
         raise LaunchRejected("wrong_message_type", issuer, deployment_id)
-    if not isinstance(body.get(CLAIM + "roles"), list) or (
+    # A course bot is identified by its context, so CourseBots needs the (optional in LTI) context claim.
+    if not isinstance(body.get(CLAIM + "roles"), list) or not (body.get(CLAIM + "context") or {}).get("id") or (
             message_type == RESOURCE_LINK and not body.get(CLAIM + "resource_link", {}).get("id")) or (
             message_type == DEEP_LINKING and not (body.get(DL_SETTINGS) or {}).get("deep_link_return_url")):
         raise LaunchRejected("claims_missing", issuer, deployment_id)

@@ -92,6 +92,7 @@ DEFECTS = {
     "unknown deployment": Defect("unknown_deployment", claims=_set(**{CLAIM + "deployment_id": "999"})),
     "missing roles": Defect("claims_missing", claims=_drop(CLAIM + "roles")),
     "missing resource link": Defect("claims_missing", claims=_drop(CLAIM + "resource_link")),
+    "missing context": Defect("claims_missing", claims=_drop(CLAIM + "context")),
     "missing deployment id": Defect("claims_missing", claims=_drop(CLAIM + "deployment_id")),
     "wrong message type": Defect("wrong_message_type",
                                  claims=_set(**{CLAIM + "message_type": "LtiSubmissionReviewRequest"})),
