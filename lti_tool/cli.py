@@ -54,7 +54,7 @@ def platform_add(issuer: str, client_id: str, deployment_ids: tuple[str, ...], a
     from lti_tool.models import Deployment, Platform
     from lti_tool.security import forget_platform_origins
 
-    issuer = issuer.rstrip("/")
+    # Stored exactly as given: the launch's `iss` must match it character for character.
     platform = db.session.scalars(select(Platform).where(
         Platform.issuer == issuer, Platform.client_id == client_id)).first()
     created = platform is None
@@ -107,7 +107,7 @@ def platform_remove(issuer: str, client_id: str | None, deployment_id: str | Non
     from lti_tool.models import Platform
     from lti_tool.security import forget_platform_origins
 
-    query = select(Platform).where(Platform.issuer == issuer.rstrip("/"))
+    query = select(Platform).where(Platform.issuer == issuer)
     if client_id:
         query = query.where(Platform.client_id == client_id)
     platforms = db.session.scalars(query).all()
