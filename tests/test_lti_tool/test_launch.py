@@ -119,3 +119,22 @@ def test_context_is_transient(registered_platform: FakePlatform, client: FlaskCl
     blob = "\n".join(dump)
     for personal in ("Ada", "Lovelace", "ada@example.edu"):
         assert personal not in blob
+
+
+def test_platform_jwks_cache_expires(app: Flask, client: FlaskClient, registered_platform: FakePlatform,
+                                     launches: list[LaunchContext]) -> None:
+    from datetime import timedelta
+
+    from lti_tool.extensions import db, utcnow
+    from lti_tool.models import Platform
+
+    registered_platform.launch(client)
+    registered_platform.launch(client)
+    assert (len(launches), registered_platform.jwks_requests) == (2, 1)
+    max_age = app.extensions["coursebots.config"].platform_jwks_cache_seconds
+    with app.app_context():
+        for row in db.session.query(Platform).all():
+            row.key_set_fetched_at = utcnow() - timedelta(seconds=max_age + 1)
+        db.session.commit()
+    registered_platform.launch(client)
+    assert (len(launches), registered_platform.jwks_requests) == (3, 2)
