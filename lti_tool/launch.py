@@ -80,7 +80,9 @@ class StateCookieService(FlaskCookieService):
     def update_response(self, response: Response) -> None:
         """Write the pending cookies with the attributes a framed, cross-site launch needs."""
         for key, data in self._cookie_data_to_set.items():
-            response.set_cookie(key, str(data["value"]), max_age=data["exp"], path="/lti/", secure=True,
+            # As long as the server-side state (pylti1p3 says 5 minutes): a slow platform login must not leave
+            # a launch with an expired cookie beside another tab's live one (that would read as login CSRF).
+            response.set_cookie(key, str(data["value"]), max_age=STATE_LIFETIME_SECONDS, path="/lti/", secure=True,
                                 httponly=True, samesite="None", partitioned=True)
 
 

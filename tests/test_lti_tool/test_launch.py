@@ -78,7 +78,7 @@ def test_state_cookie_attributes(client: FlaskClient, registered_platform: FakeP
     [cookie] = response.headers.getlist("Set-Cookie")
     name = cookie.split("=", 1)[0]
     assert name.startswith("coursebots-lti-state-") and "MoodleSession" not in cookie
-    for attribute in ("Secure", "HttpOnly", "SameSite=None", "Partitioned", "Path=/lti/"):
+    for attribute in ("Secure", "HttpOnly", "SameSite=None", "Partitioned", "Path=/lti/", "Max-Age=600"):
         assert attribute in cookie
 
 
