@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from flask import Flask, Response, request
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 
@@ -117,3 +118,46 @@ XSS_PAYLOADS = [
     "[x](https://ok.example\" onmouseover=\"__cbXssHit('attr'))",
     "<iframe src=\"javascript:__cbXssHit('iframe')\"></iframe>",
 ]
+
+
+DOC_PAGES = [["Photosynthesis in plants", "Photosynthesis converts light energy into chemical energy.",
+              "It takes place in the chloroplasts and needs water and carbon dioxide.",
+              "Oxygen is released as a by-product of photosynthesis."],
+             *[[f"Chapter {n}: {topic}"] + [f"{topic} fact {i}: the {topic.lower()} of the cell is studied in "
+                                            f"week {n} with experiment {i} on enzymes, membranes and genes."
+                                            for i in range(12)]
+               for n, topic in enumerate(["Respiration", "Mitosis", "Genetics", "Ecology"], start=2)]]
+TEACHER_PROMPT = "You are the photosynthesis tutor of BIO-101. Always be encouraging."
+
+
+def chat_ready(frame: Any, accept: bool = True) -> None:
+    """Wait until the chat has checked consent, and accept the notice when it is shown."""
+    expect(frame.locator('[data-chat="cb"][data-ready="1"]')).to_have_count(1)
+    consent = frame.locator('[data-cb="consent-accept"]')
+    if accept and consent.is_visible():
+        consent.click()
+        expect(frame.locator('[data-cb="question"]')).to_be_visible()
+
+
+def ensure_material(launch: Callable[..., Any], tool_frame: Callable[[Any], Any]) -> Any:
+    """As the teacher: set a prompt, upload the PDF (if not there yet), let students open it; returns the page."""
+    page = launch("teacher")
+    frame = tool_frame(page)
+    prompt = frame.locator("#s-prompt")
+    expect(prompt).not_to_have_value("")
+    prompt.fill(TEACHER_PROMPT)
+    frame.locator("#cb-settings button[type=submit]").click()
+    expect(frame.locator("#cb-teacher-status")).to_have_text("Settings saved.")
+    frame.locator("#tab-materials").click()
+    rows = frame.locator("#cb-materials tr", has_text="photosynthesis.pdf")
+    frame.wait_for_timeout(500)
+    if rows.count() == 0:
+        frame.locator("#m-files").set_input_files(
+            {"name": "photosynthesis.pdf", "mimeType": "application/pdf", "buffer": tiny_pdf(DOC_PAGES)})
+        frame.locator("#cb-upload button[type=submit]").click()
+    expect(rows.locator(".cb-mstatus")).to_have_text("ready", timeout=180_000)
+    checkbox = rows.locator("input[type=checkbox]")
+    if not checkbox.is_checked():
+        checkbox.check()
+        frame.wait_for_timeout(300)
+    return page

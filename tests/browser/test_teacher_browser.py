@@ -1,0 +1,225 @@
+"""The teacher workspace in Chromium: tabs by keyboard, axe on every tab, preview, and the XSS corpus end to end."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def _load(name: str) -> Any:
+    """Import a helper module beside this file (tests run with --import-mode=importlib)."""
+    key = f"coursebots_browser_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+helpers = _load("chat_helpers")
+TABS = ["settings", "materials", "preview", "logs", "faq", "semester", "delete"]
+XSS_TEXT = " ".join(helpers.XSS_PAYLOADS)
+
+
+def model_with(monkeypatch: pytest.MonkeyPatch, answer: str) -> Any:
+    """Answer through a fake OpenAI-compatible server with this scripted text."""
+    from course_bots.services import backends
+
+    server = helpers.FakeModelServer(answer, delay_s=0.01)
+    entry = backends.ModelEntry(key="", label="Fake model", backend="openai", model="fake", base_url=server.base_url)
+    monkeypatch.setattr(backends, "default_entry", lambda config: entry)
+    backends.forget_backends()
+    return server
+
+
+@pytest.fixture
+def xss_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A model whose answer is the whole XSS corpus (and a citation)."""
+    from course_bots.services import backends
+
+    server = model_with(monkeypatch, "Photosynthesis [1]. " + XSS_TEXT)
+    yield server
+    server.stop()
+    backends.forget_backends()
+
+
+def test_tabs_by_keyboard_and_axe_on_every_tab(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
+                                              screenshot: Callable[..., Path]) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    page = launch("teacher", framed=False)
+    frame = tool_frame(page)
+    expect(frame.locator("#s-prompt")).not_to_have_value("")
+    frame.locator("#tab-settings").focus()
+    axe = Axe()
+    for index, name in enumerate(TABS):
+        if index:
+            page.keyboard.press("ArrowRight")
+        expect(frame.locator(f"#tab-{name}")).to_be_focused()
+        expect(frame.locator(f"#panel-{name}")).to_be_visible()
+        frame.wait_for_timeout(400)  # the tab's data arrives
+        results = axe.run(page)
+        assert results.violations_count == 0, f"tab {name}: " + results.generate_report()
+        if name in ("settings", "logs"):
+            screenshot(page, f"docs/screenshots/teacher-{name}.png")
+    page.keyboard.press("Home")
+    expect(frame.locator("#tab-settings")).to_be_focused()
+
+
+def test_teaching_mode_fills_prompt_and_history_restores(launch: Callable[..., Any],
+                                                         tool_frame: Callable[[Any], Any]) -> None:
+    frame = tool_frame(launch("teacher"))
+    prompt = frame.locator("#s-prompt")
+    expect(prompt).not_to_have_value("")
+    frame.locator("#s-mode").select_option("exam")
+    expect(prompt).to_have_value("You help students prepare for the exam of this course. Explain key concepts, ask "
+                                 "short practice questions about the materials, give feedback on the student's "
+                                 "answers and point out which parts of the materials to revise.")
+    prompt.fill("Version A")
+    frame.locator("#cb-settings button[type=submit]").click()
+    expect(frame.locator("#cb-versions li").first).to_contain_text("Version A")
+    prompt.fill("Version B")
+    frame.locator("#cb-settings button[type=submit]").click()
+    expect(frame.locator("#cb-versions li").first).to_contain_text("Version B")
+    frame.locator("#cb-versions li").nth(1).get_by_role("button", name="Restore").click()
+    expect(prompt).to_have_value("Version A")
+
+
+def test_preview_chats_as_a_student_without_counting(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
+                                                     tool_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from course_bots.models import ChatSession
+    from course_bots.services import backends
+    from lti_tool.extensions import db
+
+    server = model_with(monkeypatch, "Light energy becomes chemical energy [1].")
+    try:
+        helpers.ensure_material(launch, tool_frame)
+        page = launch("teacher")
+        frame = tool_frame(page)
+        frame.locator("#tab-preview").click()
+        frame.locator("#cb-preview-start").click()
+        expect(frame.locator("#pv-question")).to_be_focused()
+        frame.locator("#pv-question").fill("What does photosynthesis convert?")
+        page.keyboard.press("Enter")
+        expect(frame.locator('[data-chat="pv"] .cb-assistant button.cb-cite')).to_have_count(1)
+        with tool_server.app.app_context():
+            previews = db.session.query(ChatSession).filter_by(preview=True).count()
+        assert previews >= 1
+    finally:
+        server.stop()
+        backends.forget_backends()
+
+
+def install_detector(frame: Any) -> None:
+    """Start watching the tool's document for script that runs or active content that was injected."""
+    frame.evaluate(helpers.XSS_DETECTOR)
+
+
+def seed_students(tool_server: Any, count: int = 5) -> None:
+    """Open the logs (small-course threshold) with conversations of ``count`` other students."""
+    from course_bots.models import CourseBot
+    from course_bots.services import conversations
+    from lti_tool.context import SessionToken
+    from lti_tool.extensions import db
+
+    with tool_server.app.app_context():
+        bot = db.session.query(CourseBot).order_by(CourseBot.id).first()
+        now = int(time.time())
+        for i in range(count):
+            session = SessionToken(issuer=bot.issuer, deployment_id=bot.deployment_id, bot_id=bot.id,
+                                   pseudonym=f"{i:064d}", roles=("learner",), locale="en", expires_at=now + 600,
+                                   launched_at=now)
+            conversations.record_question(session, None, f"seed-{i}", "What is photosynthesis?")
+        db.session.commit()
+
+
+def run_corpus(launch: Callable[..., Any], tool_frame: Callable[[Any], Any], tool_server: Any) -> list[str]:
+    """Push the corpus through teacher texts, a file name, model output and feedback; return detector hits."""
+    helpers.ensure_material(launch, tool_frame)
+    teacher = launch("teacher")
+    frame = tool_frame(teacher)
+    expect(frame.locator("#s-prompt")).not_to_have_value("")
+    frame.locator("#s-welcome").fill(XSS_TEXT)
+    frame.locator("#s-name").fill(helpers.XSS_PAYLOADS[1][:100])
+    frame.locator("#s-prompt").fill(helpers.TEACHER_PROMPT + "\n" + XSS_TEXT)
+    frame.locator("#cb-settings button[type=submit]").click()
+    expect(frame.locator("#cb-teacher-status")).to_have_text("Settings saved.")
+    frame.locator("#tab-materials").click()
+    frame.locator("#m-files").set_input_files({"name": "<img src=x onerror=__cbXssHit('file')>.md",
+                                               "mimeType": "text/markdown",
+                                               "buffer": ("# Notes\n\n" + XSS_TEXT).encode()})
+    frame.locator("#cb-upload button[type=submit]").click()
+    expect(frame.locator("#cb-materials tr", has_text="onerror")).to_have_count(1)
+    install_detector(frame)
+    hits = frame.evaluate("() => window.__cbScan()")
+
+    student = launch("student")
+    sframe = tool_frame(student)
+    helpers.chat_ready(sframe)
+    install_detector(sframe)
+    sframe.locator('[data-cb="question"]').fill("Photosynthesis? " + helpers.XSS_PAYLOADS[1])
+    sframe.locator('[data-cb="send"]').click()
+    answer = sframe.locator(".cb-assistant").last
+    expect(answer.locator(".cb-tools, .cb-error").first).to_be_visible()
+    expect(answer.locator(".cb-answer")).to_contain_text("__cbXssHit('svg')")  # the corpus arrived, as text
+    expect(sframe.locator('[data-cb="welcome"]')).to_contain_text("__cbXssHit('img')")
+    answer.get_by_role("button", name="Not helpful").or_(answer.get_by_role("button", name="Nicht hilfreich")).click()
+    answer.locator(".cb-feedback textarea").fill(XSS_TEXT)
+    answer.locator(".cb-feedback button[type=submit]").click()
+    expect(answer.locator(".cb-feedback")).to_be_hidden()
+    cite = answer.locator("button.cb-cite")
+    if cite.count():
+        cite.first.click()
+        expect(sframe.locator('[data-cb="sources"]')).to_be_visible()
+    sframe.locator(".cb-answer").last.hover()
+    hits += sframe.evaluate("() => window.__cbScan()")
+
+    seed_students(tool_server)
+    teacher = launch("teacher")
+    frame = tool_frame(teacher)
+    install_detector(frame)
+    frame.locator("#tab-logs").click()
+    expect(frame.locator("#cb-logs-open")).to_be_visible()
+    expect(frame.locator("#cb-logs")).to_contain_text("onerror")  # the feedback comment is shown, as text
+    frame.locator("#tab-materials").click()
+    frame.wait_for_timeout(300)
+    hits += frame.evaluate("() => window.__cbScan()")
+    return hits
+
+
+def test_xss_corpus_never_runs(launch: Callable[..., Any], tool_frame: Callable[[Any], Any], tool_server: Any,
+                               xss_model: Any) -> None:
+    hits = run_corpus(launch, tool_frame, tool_server)
+    assert hits == []
+
+
+def test_control_detector_fires_without_sanitizing(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
+                                                   xss_model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from course_bots.services import chat
+    from course_bots.views import api_chat
+
+    def unsafe(text: str, citations: Any = None) -> str:
+        return text  # sanitizing switched off: model text goes out as HTML
+
+    monkeypatch.setattr(chat, "render_markdown", unsafe)
+    monkeypatch.setattr(api_chat, "render_markdown", unsafe)
+    helpers.ensure_material(launch, tool_frame)
+    student = launch("student")
+    frame = tool_frame(student)
+    helpers.chat_ready(frame)
+    install_detector(frame)
+    frame.locator('[data-cb="question"]').fill("What does photosynthesis convert?")
+    frame.locator('[data-cb="send"]').click()
+    expect(frame.locator(".cb-assistant .cb-tools").last).to_be_visible()
+    frame.wait_for_timeout(300)
+    hits = frame.evaluate("() => window.__cbScan()")
+    assert any(hit.startswith(("attr:", "tag:", "url:", "csp:")) for hit in hits), hits
