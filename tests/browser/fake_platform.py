@@ -50,7 +50,7 @@ class User:
 
 USERS: dict[str, User] = {
     "teacher": User("2", "Tessa", "Teacher", "tessa.teacher@example.edu", (MEMBERSHIP + "Instructor",)),
-    "student": User("3", "Sam", "Student", "sam.student@example.edu", (MEMBERSHIP + "Learner",), locale="de"),
+    "student": User("3", "Sam", "Student", "sam.student@example.edu", (MEMBERSHIP + "Learner",)),
 }
 
 
