@@ -116,8 +116,8 @@
           navigator.clipboard.writeText(text).then(done, done);
         } else { done(); }
       });
-      var up = el("button", { type: "button", class: "cb-btn cb-small cb-secondary", "aria-pressed": "false" }, "👍 " + t.helpful);
-      var down = el("button", { type: "button", class: "cb-btn cb-small cb-secondary", "aria-pressed": "false" }, "👎 " + t.not_helpful);
+      var up = el("button", { type: "button", class: "cb-btn cb-small cb-secondary", "aria-pressed": "false" }, t.helpful);
+      var down = el("button", { type: "button", class: "cb-btn cb-small cb-secondary", "aria-pressed": "false" }, t.not_helpful);
       var feedbackForm = el("form", { class: "cb-feedback", hidden: "" });
       var commentId = "cb-fb-" + messageId + "-" + Math.random().toString(36).slice(2, 7);
       feedbackForm.appendChild(el("label", { for: commentId }, t.feedback_comment));

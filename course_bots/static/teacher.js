@@ -262,7 +262,7 @@
       var p = el("p", { class: m.role === "user" ? "cb-text" : "cb-text cb-muted" });
       p.appendChild(el("strong", {}, (m.role === "user" ? t.faq_question : t.assistant) + ": "));
       p.appendChild(document.createTextNode(m.text || (m.status === "failed" ? t.status_failed : "")));
-      if (m.feedback) { p.appendChild(el("span", {}, " [" + (m.feedback.value === "up" ? "👍" : "👎") + (m.feedback.comment ? " " + m.feedback.comment : "") + "]")); }
+      if (m.feedback) { p.appendChild(el("span", {}, " [" + (m.feedback.value === "up" ? t.filter_up : t.filter_down) + (m.feedback.comment ? " " + m.feedback.comment : "") + "]")); }
       item.appendChild(p);
       if (m.role === "user") { questionText = m.text; }
     });
