@@ -8,19 +8,43 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere without installing
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from course_bots.llm.engine import Engine, EngineOptions  # noqa: E402
-from course_bots.llm.server import BackgroundServer, create_app  # noqa: E402
 from course_bots.llm.tiny import build_tiny_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_server(port: int, timeout: float = 120.0) -> str:
+    """Wait until the model server reports a loaded model; return its base URL."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json().get("loaded"):
+                return f"http://127.0.0.1:{port}/v1"
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the model server did not start")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -56,6 +80,7 @@ def through_server(base_url: str, streams: int, tokens: int) -> dict[str, float]
     ttft: list[float] = []
     per_stream: list[float] = []
     counts: list[int] = []
+    spans: list[tuple[float, float]] = []
     lock = threading.Lock()
     barrier = threading.Barrier(streams)
 
@@ -78,17 +103,18 @@ def through_server(base_url: str, streams: int, tokens: int) -> dict[str, float]
                         usage = chunk["usage"]["completion_tokens"]
             elapsed = time.perf_counter() - started
         with lock:
+            spans.append((started, started + elapsed))
             ttft.append(first or elapsed)
             per_stream.append(usage / elapsed)
             counts.append(usage)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
-    started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - started
+    # From the first request sent to the last answer finished (client set-up excluded).
+    elapsed = max(end for _, end in spans) - min(start for start, _ in spans)
     return {"streams": streams, "aggregate_tokens_per_s": sum(counts) / elapsed,
             "per_stream_tokens_per_s": statistics.mean(per_stream), "ttft_p50_s": percentile(ttft, 50),
             "ttft_p95_s": percentile(ttft, 95), "seconds": elapsed, "tokens": sum(counts)}
@@ -101,22 +127,33 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--model", default=None, help="model dir (default: build the tiny test model)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (1: tiny matrices gain nothing from more, and lose on busy CPUs)")
     args = parser.parse_args()
     import torch
+
+    torch.set_num_threads(args.threads)  # both paths run under the same setting
 
     model_dir = args.model or str(build_tiny_model(tempfile.mkdtemp(prefix="tiny-bench-")))
     streams = [int(s) for s in args.streams.split(",")]
     results: dict[str, object] = {"tokens_per_request": args.tokens, "torch_threads": torch.get_num_threads(),
                                   "cpus": os.cpu_count()}
     results["sequential_generate"] = sequential_generate(model_dir, max(2, min(8, max(streams))), args.tokens)
-    engine = Engine(model_dir, EngineOptions(max_batch=max(streams), max_queue=max(streams)))
-    server = BackgroundServer(create_app(engine, "tiny")).start()
-    engine.wait_ready()
-    through_server(server.base_url, 1, 4)  # warm-up
-    rows = [through_server(server.base_url, n, args.tokens) for n in streams]
+    # The server runs in its own process, as in production, so client threads do not share its interpreter.
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "course_bots.llm", "--log-level", "WARNING", "serve", "--model", model_dir,
+         "--port", str(port), "--max-batch", str(max(streams)), "--max-queue", str(max(streams)),
+         "--served-model-name", "tiny"],
+        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)})
+    try:
+        base_url = wait_for_server(port)
+        through_server(base_url, 1, 4)  # warm-up
+        rows = [through_server(base_url, n, args.tokens) for n in streams]
+    finally:
+        server.terminate()
+        server.wait(30)
     results["server"] = rows
-    server.stop()
-    engine.shutdown()
     seq = results["sequential_generate"]["tokens_per_s"]  # type: ignore[index]
     print(f"sequential generate: {seq:8.1f} tok/s")
     print("streams  aggregate tok/s  per-stream tok/s  TTFT p50 (s)  TTFT p95 (s)  vs sequential")

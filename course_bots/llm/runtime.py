@@ -131,10 +131,49 @@ class TextStream:
         return piece
 
 
+def _growing_layer_class() -> Any:
+    """A ``DynamicLayer`` with spare capacity: appending a token writes in place instead of copying the cache."""
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):  # type: ignore[misc, valid-type]
+        """KV tensors are views of a larger buffer; only running out of room (or a batch change) copies."""
+
+        _buffers: Any = None
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            """Append new keys/values, growing the buffer by a quarter (at least 64 positions) when full."""
+            import torch
+
+            if not self.is_initialized or self.keys is None or self.keys.numel() == 0:
+                return super().update(key_states, value_states, *args, **kwargs)
+            length, need = self.keys.shape[-2], self.keys.shape[-2] + key_states.shape[-2]
+            buffers = self._buffers
+            # KVBatch replaces keys/values when rows join or leave: then the old buffer no longer backs them.
+            if (buffers is None or buffers[0].shape[-2] < need or buffers[0].shape[0] != self.keys.shape[0]
+                    or buffers[0].data_ptr() != self.keys.data_ptr()):
+                shape = (*self.keys.shape[:-2], need + max(64, need // 4), self.keys.shape[-1])
+                buffers = (torch.empty(shape, dtype=self.keys.dtype, device=self.keys.device),
+                           torch.empty(shape, dtype=self.values.dtype, device=self.values.device))
+                buffers[0][..., :length, :] = self.keys
+                buffers[1][..., :length, :] = self.values
+                self._buffers = buffers
+            buffers[0][..., length:need, :] = key_states
+            buffers[1][..., length:need, :] = value_states
+            self.keys, self.values = buffers[0][..., :need, :], buffers[1][..., :need, :]
+            return self.keys, self.values
+
+    return GrowingLayer
+
+
+_GROWING: list[Any] = []  # the GrowingLayer class, made on first use so that importing stays free of torch
+
+
 class KVBatch:
     """The running batch: one left-padded KV cache shared by every active sequence, and its padding mask."""
 
     def __init__(self, model: Any) -> None:
+        if not _GROWING:
+            _GROWING.append(_growing_layer_class())
         self.model = model
         self.cache: Any = None
         self.mask: Any = None  # [rows, length] of 0/1: 0 marks left padding
@@ -158,6 +197,7 @@ class KVBatch:
             mask[row, width - len(prompt):] = 1
         ids, mask = ids.to(device), mask.to(device)
         cache = DynamicCache(config=self.model.config)
+        cache.layers = [_GROWING[0]() for _ in cache.layers] if _GROWING else cache.layers
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                          use_cache=True, logits_to_keep=1)
