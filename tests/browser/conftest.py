@@ -2,9 +2,10 @@
 
 The tool runs on ``http://localhost:<port>``, the platform on ``http://127.0.0.1:<port>`` (different sites, so a
 framed tool sees third-party cookie rules exactly as under Moodle). Fixtures: ``browser`` (session),
-``tool_server``, ``platform_server``, ``launch(role, framed=True, ...) -> Page``, ``tool_frame(page) -> Frame``
-and ``screenshot(page, path) -> Path``. Every test under ``tests/browser`` is marked ``browser``; without Chromium
-they skip, or fail under ``CI=true``.
+``tool_server``, ``platform_server``, ``platform_module``, ``launch(role, framed=True, ...) -> Page``,
+``tool_frame(page) -> Frame``, ``tool_requests(page)`` and ``screenshot(page, path) -> Path`` (see README.md
+here). Every test under ``tests/browser`` is marked ``browser``; without Chromium they skip, or fail under
+``CI=true``.
 """
 from __future__ import annotations
 
@@ -107,6 +108,12 @@ def _sockets() -> Iterator[dict[str, tuple[BaseWSGIServer, str]]]:
     yield sockets
     for server, _ in sockets.values():
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def platform_module() -> Any:
+    """The fake platform module: add users with ``USERS[key] = User(...)`` and launch them as ``launch(key)``."""
+    return fake_platform
 
 
 @pytest.fixture(scope="session")
