@@ -13,9 +13,9 @@ from typing import Any, Callable
 from flask import Blueprint, Response, jsonify, request
 
 from course_bots.privacy import label
-from course_bots.services import consent, privacy_ops, teacher_logs
+from course_bots.services import consent, privacy_ops, teacher_logs, usage
 from course_bots.services import conversations as conv
-from lti_tool.context import api_error, current_session, require_session
+from lti_tool.context import Role, api_error, current_session, require_session
 from lti_tool.extensions import db
 
 bp = Blueprint("api_privacy", __name__, url_prefix="/api/v1")
@@ -168,3 +168,75 @@ def bot_audit(bot_id: int) -> Response:
               "created_at": e.created_at.isoformat()}
              for e in privacy_ops.audit_events(bot_id, limit=min(int(request.args.get("limit", 200) or 200), 1000))]
     return jsonify({"items": items})
+
+
+def _retention_dict(issuer: str, bot_id: int | None) -> dict[str, Any]:
+    platform = privacy_ops.platform_retention(issuer)
+    effective = privacy_ops.effective_retention(bot_id) if bot_id else platform
+    return {"anonymize_days": effective.anonymize_days, "delete_days": effective.delete_days,
+            "platform": {"anonymize_days": platform.anonymize_days, "delete_days": platform.delete_days}}
+
+
+def _set_retention(issuer: str, bot_id: int | None) -> Response:
+    data = request.get_json(silent=True) or {}
+    anonymize, delete = data.get("anonymize_days"), data.get("delete_days")
+    if not isinstance(anonymize, int) or not isinstance(delete, int) or isinstance(anonymize, bool):
+        return api_error("invalid_request", "Send {\"anonymize_days\": N, \"delete_days\": M} (0 = never).", 400)
+    session = current_session()
+    try:
+        privacy_ops.set_retention(issuer, anonymize, delete, bot_id=bot_id, actor_role=session.primary_role.value,
+                                  actor_pseudonym=session.pseudonym)
+    except ValueError as exc:
+        db.session.rollback()
+        return api_error("invalid_retention", str(exc), 400)
+    db.session.commit()
+    return jsonify(_retention_dict(issuer, bot_id))
+
+
+@bp.route("/bots/<int:bot_id>/retention", methods=["GET", "PUT"])
+@require_session(teacher=True)
+def bot_retention(bot_id: int) -> Response:
+    """The course's retention; teachers may make it stricter than the platform's (PUT), never looser."""
+    denied = _own_bot(bot_id)
+    if denied:
+        return denied
+    if request.method == "PUT":
+        return _set_retention(current_session().issuer, bot_id)
+    return jsonify(_retention_dict(current_session().issuer, bot_id))
+
+
+def _platform_admin() -> Response | None:
+    session = current_session()
+    if session.preview or Role.ADMINISTRATOR not in session.role_set:
+        return api_error("forbidden", "Only administrators of this platform may do this.", 403)
+    return None
+
+
+@bp.route("/admin/retention", methods=["GET", "PUT"])
+@require_session(teacher=True)
+def admin_retention() -> Response:
+    """The launching platform's retention rule (administrators only; other platforms are out of reach)."""
+    denied = _platform_admin()
+    if denied:
+        return denied
+    if request.method == "PUT":
+        return _set_retention(current_session().issuer, None)
+    return jsonify(_retention_dict(current_session().issuer, None))
+
+
+@bp.get("/admin/usage")
+@require_session(teacher=True)
+def admin_usage() -> Response:
+    """Usage per course of the launching platform: counts and tokens, never content (administrators only)."""
+    denied = _platform_admin()
+    if denied:
+        return denied
+    since = request.args.get("since")
+    try:
+        since_day = datetime.fromisoformat(since).date() if since else None
+    except ValueError:
+        return api_error("invalid_request", "since is an ISO 8601 date.", 400)
+    courses = usage.usage_by_course(current_session().issuer, since=since_day)
+    totals = {k: sum(c[k] for c in courses) for k in usage.COUNTERS}
+    return jsonify({"issuer": current_session().issuer, "courses": courses,
+                    "totals": {"bots": len(courses), **totals}})

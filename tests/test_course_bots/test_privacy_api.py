@@ -148,3 +148,37 @@ def test_cli_export_erase_retention_consent_purge(ctx: Flask, tmp_path: Path) ->
     usage = json.loads(runner.invoke(args=["privacy", "usage"]).output)
     assert usage[0]["questions"] == 2 and usage[0]["participants"] == 1
     assert "student-0" not in repr(db.session.scalars(select(AuditEvent.details)).all())
+
+
+def test_teacher_may_only_tighten_course_retention(ctx: Flask) -> None:
+    client = ctx.test_client()
+    bot = make_bot()
+    headers = bearer(make_session(bot, sub="t-1", roles=("instructor",)))
+    url = f"/api/v1/bots/{bot.id}/retention"
+    assert client.get(url, headers=headers).get_json()["anonymize_days"] == 90
+    looser = client.put(url, headers=headers, json={"anonymize_days": 120, "delete_days": 365})
+    assert looser.status_code == 400 and looser.get_json()["error"]["code"] == "invalid_retention"
+    stricter = client.put(url, headers=headers, json={"anonymize_days": 14, "delete_days": 60})
+    assert stricter.get_json() == {"anonymize_days": 14, "delete_days": 60,
+                                   "platform": {"anonymize_days": 90, "delete_days": 365}}
+    assert client.put(url, headers=bearer(make_session(bot)), json={}).status_code == 403  # a student
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "retention_changed")).one()
+    assert event.actor_role == "instructor" and event.bot_id == bot.id
+
+
+def test_platform_admin_usage_and_retention_scoped_to_their_platform(ctx: Flask) -> None:
+    client = ctx.test_client()
+    bot_id, _sessions = seed_course(2)
+    other = make_bot("course-x", issuer="https://other.example")
+    admin = bearer(make_session(db.session.get(CourseBot, bot_id), sub="admin", roles=("administrator",)))
+    instructor = bearer(make_session(db.session.get(CourseBot, bot_id), sub="t-1", roles=("instructor",)))
+    usage = client.get("/api/v1/admin/usage", headers=admin).get_json()
+    assert [c["bot_id"] for c in usage["courses"]] == [bot_id] and other.id != bot_id
+    assert usage["totals"]["questions"] == 2 and "Frage" not in json.dumps(usage)
+    assert client.get("/api/v1/admin/usage", headers=instructor).status_code == 403
+    changed = client.put("/api/v1/admin/retention", headers=admin, json={"anonymize_days": 30, "delete_days": 180})
+    assert changed.status_code == 200 and changed.get_json()["platform"]["delete_days"] == 180
+    assert client.put("/api/v1/admin/retention", headers=instructor, json={}).status_code == 403
+    from course_bots.services import privacy_ops
+
+    assert privacy_ops.platform_retention("https://other.example").delete_days == 365
