@@ -135,7 +135,7 @@ def _growing_layer_class() -> Any:
     """A ``DynamicLayer`` with spare capacity: appending a token writes in place instead of copying the cache."""
     from transformers.cache_utils import DynamicLayer
 
-    class GrowingLayer(DynamicLayer):  # type: ignore[misc, valid-type]
+    class GrowingLayer(DynamicLayer):
         """KV tensors are views of a larger buffer; only running out of room (or a batch change) copies."""
 
         _buffers: Any = None
@@ -146,16 +146,18 @@ def _growing_layer_class() -> Any:
 
             if not self.is_initialized or self.keys is None or self.keys.numel() == 0:
                 return super().update(key_states, value_states, *args, **kwargs)
-            length, need = self.keys.shape[-2], self.keys.shape[-2] + key_states.shape[-2]
+            keys: Any = self.keys
+            values: Any = self.values
+            length, need = keys.shape[-2], keys.shape[-2] + key_states.shape[-2]
             buffers = self._buffers
             # KVBatch replaces keys/values when rows join or leave: then the old buffer no longer backs them.
-            if (buffers is None or buffers[0].shape[-2] < need or buffers[0].shape[0] != self.keys.shape[0]
-                    or buffers[0].data_ptr() != self.keys.data_ptr()):
-                shape = (*self.keys.shape[:-2], need + max(64, need // 4), self.keys.shape[-1])
-                buffers = (torch.empty(shape, dtype=self.keys.dtype, device=self.keys.device),
-                           torch.empty(shape, dtype=self.values.dtype, device=self.values.device))
-                buffers[0][..., :length, :] = self.keys
-                buffers[1][..., :length, :] = self.values
+            if (buffers is None or buffers[0].shape[-2] < need or buffers[0].shape[0] != keys.shape[0]
+                    or buffers[0].data_ptr() != keys.data_ptr()):
+                shape = (*keys.shape[:-2], need + max(64, need // 4), keys.shape[-1])
+                buffers = (torch.empty(shape, dtype=keys.dtype, device=keys.device),
+                           torch.empty(shape, dtype=values.dtype, device=values.device))
+                buffers[0][..., :length, :] = keys
+                buffers[1][..., :length, :] = values
                 self._buffers = buffers
             buffers[0][..., length:need, :] = key_states
             buffers[1][..., length:need, :] = value_states
