@@ -182,3 +182,23 @@ def test_platform_admin_usage_and_retention_scoped_to_their_platform(ctx: Flask)
     from course_bots.services import privacy_ops
 
     assert privacy_ops.platform_retention("https://other.example").delete_days == 365
+
+
+def test_automatic_purge_runs_with_its_own_context_and_commits(app: Flask) -> None:
+    from datetime import timedelta
+
+    from course_bots.privacy_scheduler import init_purge_scheduler, run_purge_once
+    from lti_tool.extensions import utcnow
+
+    with app.app_context():
+        bot_id, (student,) = seed_course(1)
+        conversation = db.session.scalars(select(ChatSession)).one()
+        conversation.updated_at = utcnow() - timedelta(days=400)
+        db.session.commit()
+    counts = run_purge_once(app)
+    assert counts is not None and counts["deleted"] == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count(ChatSession.id))) == 0
+    before = len(app.before_request_funcs.get(None, []))
+    init_purge_scheduler(app)  # tests never start the background thread
+    assert len(app.before_request_funcs.get(None, [])) == before
