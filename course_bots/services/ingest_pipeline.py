@@ -185,8 +185,7 @@ def process_material(material_id: int, worker_id: str, embedder: Embedder | None
             document = replace(document, title=material.display_title)
             chunks = chunk_document(document)
             material.pages = document.page_count or None
-            material.language = document.language
-            db.session.commit()
+            material.language = document.language  # committed with the switch to "embedding" (one write)
             hashes = [content_hash(c) for c in chunks]
             embedder = embedder or get_embedder(app)
             vectors = _embed(material, chunks, hashes, embedder, worker_id, on_progress)
