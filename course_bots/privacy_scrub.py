@@ -109,8 +109,23 @@ def name_variants(names: Iterable[str]) -> tuple[str, ...]:
 def _name_regex(tokens: tuple[str, ...]) -> re.Pattern[str] | None:
     if not tokens:
         return None
-    alternatives = "|".join(re.escape(t) for t in tokens)
-    return re.compile(rf"(?<![^\W_])(?:{alternatives}){_SUFFIX}(?![^\W\d_])")
+    cyrillic = [t for t in tokens if any("\u0400" <= c <= "\u04ff" for c in t)]
+    spaced = [t for t in tokens if not _unspaced_script(t) and t not in cyrillic]
+    # Chinese, Japanese and Korean text has no spaces between words: there a name is matched anywhere.
+    unspaced = [t for t in tokens if _unspaced_script(t)]
+    parts = []
+    if spaced:
+        parts.append(rf"(?<![^\W_])(?:{'|'.join(re.escape(t) for t in spaced)}){_SUFFIX}(?![^\W\d_])")
+    if cyrillic:  # Russian/Ukrainian case endings: "Иванова", "Иванову", "Ивановым"
+        parts.append(rf"(?<![^\W_])(?:{'|'.join(re.escape(t) for t in cyrillic)})[а-яёіїє]{{0,3}}(?![^\W\d_])")
+    if unspaced:
+        parts.append("|".join(re.escape(t) for t in unspaced))
+    return re.compile("|".join(f"(?:{p})" for p in parts))
+
+
+def _unspaced_script(token: str) -> bool:
+    return any("\u2e80" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" or "\uf900" <= c <= "\ufaff"
+               for c in token)
 
 
 @lru_cache(maxsize=64)

@@ -111,3 +111,9 @@ def test_long_pasted_text_scrubs_in_linear_time(blob: str) -> None:
     started = time.perf_counter()
     scrub(blob + " anna@uni.example", NAMES)
     assert time.perf_counter() - started < 2.0
+
+
+def test_names_in_scripts_without_spaces_and_other_alphabets() -> None:
+    assert scrub("王小明的问题是什么", ("王小明",)) == "[name]的问题是什么"
+    assert scrub("Вопрос от Иванова", ("Иванов",)) == "Вопрос от [name]"
+    assert scrub("Ιωάννης ρωτά", ("Ιωάννης",)) == "[name] ρωτά"
