@@ -264,8 +264,10 @@ def wait_settled(page: Any, framed: bool, quiet_ms: int = 700, timeout_ms: int =
             current = (frame.url, frame.evaluate("document.readyState")) if frame else None
         except Exception:  # the document was replaced while we asked (a navigation in progress)
             current = None
-        transitional = current is not None and urlsplit(current[0]).path in PLATFORM_AUTOPOST_PATHS
-        if current is None or current != last or current[1] != "complete" or transitional:
+        url, ready = current if current is not None else ("", "")
+        settled = current == last and ready == "complete" and bool(url) \
+            and urlsplit(url).path not in PLATFORM_AUTOPOST_PATHS
+        if not settled:
             last, stable_since = current, time.monotonic()
         elif (time.monotonic() - stable_since) * 1000 >= quiet_ms:
             return

@@ -5,7 +5,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -42,7 +42,7 @@ class FakeMoodle:
         app = Flask("fake_moodle")
 
         @app.get("/mod/lti/openid-configuration.php")
-        def openid_configuration():  # type: ignore[no-untyped-def]
+        def openid_configuration() -> Any:
             self.requests.append({"path": request.path})
             time.sleep(self.delay_seconds)
             return jsonify({
@@ -65,7 +65,7 @@ class FakeMoodle:
             })
 
         @app.post("/mod/lti/openid-registration.php")
-        def openid_registration():  # type: ignore[no-untyped-def]
+        def openid_registration() -> Any:
             payload = request.get_json(force=True)
             self.requests.append({"path": request.path, "auth": request.headers.get("Authorization"),
                                   "payload": payload})
@@ -183,8 +183,9 @@ def test_registration_like_moodle(app: Flask, client: FlaskClient, moodle: FakeM
         assert platform.auth_token_url == f"{moodle.base}/mod/lti/token.php"
         assert platform.key_set_url == f"{moodle.base}/mod/lti/certs.php"
         assert platform.registered_via == "dynamic"
-        assert platform.registration_data["client_id"] == moodle.client_id
-        assert "registration_access_token" not in platform.registration_data
+        stored = platform.registration_data or {}
+        assert stored["client_id"] == moodle.client_id
+        assert "registration_access_token" not in stored
         assert [d.deployment_id for d in platform.deployments] == ["7"]
 
 
@@ -220,15 +221,15 @@ def test_reregistration_updates_instead_of_duplicating(app: Flask, client: Flask
     assert counts(app) == (2, 3)
 
 
-def _migrated(make_app, **overrides: object) -> Flask:  # type: ignore[no-untyped-def]
+def _migrated(make_app: Callable[..., Flask], **overrides: object) -> Flask:
     application: Flask = make_app(**overrides)
     with application.app_context():
         upgrade()
     return application
 
 
-def test_allow_list_rejects_other_issuers_without_contacting_them(  # type: ignore[no-untyped-def]
-        make_app, moodle: FakeMoodle) -> None:
+def test_allow_list_rejects_other_issuers_without_contacting_them(make_app: Callable[..., Flask],
+                                                                  moodle: FakeMoodle) -> None:
     application = _migrated(make_app, registration_allowed_issuers=("https://moodle.example.edu",))
     response = application.test_client().get(register_url(moodle))
     assert response.status_code == 403
@@ -238,7 +239,7 @@ def test_allow_list_rejects_other_issuers_without_contacting_them(  # type: igno
     assert counts(application) == (0, 0)
 
 
-def test_allow_list_admits_a_listed_issuer(make_app, moodle: FakeMoodle) -> None:  # type: ignore[no-untyped-def]
+def test_allow_list_admits_a_listed_issuer(make_app: Callable[..., Flask], moodle: FakeMoodle) -> None:
     application = _migrated(make_app, registration_allowed_issuers=("https://moodle.example.edu", moodle.base))
     assert application.test_client().get(register_url(moodle)).status_code == 200
     assert counts(application) == (1, 1)
