@@ -207,6 +207,7 @@ def test_new_platform_is_a_frame_ancestor_of_every_page_at_once(client: FlaskCli
     assert moodle.base in frame_ancestors(client.get("/no-such-page"))
 
 
+@pytest.mark.parametrize("app", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_reregistration_updates_instead_of_duplicating(app: Flask, client: FlaskClient, moodle: FakeMoodle) -> None:
     assert client.get(register_url(moodle)).status_code == 200
     assert client.get(register_url(moodle)).status_code == 200  # Moodle: "update existing tool"
