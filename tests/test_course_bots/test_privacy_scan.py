@@ -1,7 +1,8 @@
 """After a complete run, no personal string is anywhere: database tables, captured logs, Redis, written files.
 
 The control run switches scrubbing off and shows the same scan finds the strings, so the scan cannot pass
-vacuously. The chat issue extends :func:`simulate_run` with real launches and streamed answers.
+vacuously. The run launches through the product's launch handler, asks through the service and through the streamed
+chat API (a scripted model echoes the personal data back), and exports as student, teacher and admin.
 """
 from __future__ import annotations
 
@@ -82,6 +83,59 @@ def _launch(app: Flask, roles: list[str], sub: str) -> str:
     return match.group(1)
 
 
+class EchoingModel:
+    """A model backend that repeats the student's personal data back (the worst case for stored answers)."""
+
+    name = "echoing"
+
+    def stream(self, messages, params, request_id=None):  # type: ignore[no-untyped-def]
+        from course_bots.llm.base import DoneEvent, TokenEvent
+
+        for piece in ("Hallo ", GIVEN, " ", FAMILY, ", ich antworte an ", EMAIL, ": Gradienten [1]."):
+            yield TokenEvent(piece)
+        yield DoneEvent("stop")
+
+    def cancel(self, request_id: str) -> None:
+        """Nothing to cancel."""
+
+    def count_tokens(self, messages) -> int:  # type: ignore[no-untyped-def]
+        return 10
+
+    def health(self) -> None:
+        return None
+
+
+@pytest.fixture
+def real_chat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chat API with a fake retrieval hit (quoting an e-mail) and the echoing model."""
+    from course_bots.services import backends, chat
+    from retrieval.types import Chunk, Locator, SearchHit
+
+    passage = f"Sprechstunde: {GIVEN} {FAMILY}, {EMAIL}. Gradienten zeigen bergauf."
+    hit = SearchHit(Chunk("c1", "7", "Skript.pdf", passage, position=2, position_end=2, locator=Locator.PAGE), 0.9,
+                    rank=1)
+    monkeypatch.setattr(chat, "default_search", lambda bot_id, query, k: [hit])
+    monkeypatch.setattr(backends, "backend_for", lambda entry: EchoingModel())
+
+
+def _ask_through_chat_api(app: Flask, headers: dict[str, str], bot_id: int) -> None:
+    client = app.test_client()
+    for index, question in enumerate(QUESTIONS[:2]):
+        for _attempt in range(2):  # a retry after a network error must not store the question twice
+            response = client.post(f"/api/v1/bots/{bot_id}/chat", headers=headers,
+                                   json={"question": question, "client_id": f"api-{index}",
+                                         "conversation_id": None})
+            assert response.status_code == 200, response.get_data(as_text=True)
+            body = response.get_data(as_text=True)
+        done = [json.loads(block.split("data: ", 1)[1]) for block in body.strip().split("\n\n")
+                if block.startswith("event: done")]
+        assert done, body
+        message_id = done[0]["message_id"]
+        feedback = client.post(f"/api/v1/bots/{bot_id}/messages/{message_id}/feedback", headers=headers,
+                               json={"value": "down", "comment": f"{GIVEN} meint: schreib an {EMAIL}"})
+        assert feedback.status_code in (200, 201, 204), feedback.get_data(as_text=True)
+
+
 def simulate_run(app: Flask, runner_output: list[str]) -> None:
     """Launches, consent, questions with personal data, answers echoing it, feedback, exports and admin export."""
     student_token = _launch(app, [LEARNER], SUB)
@@ -105,6 +159,7 @@ def simulate_run(app: Flask, runner_output: list[str]) -> None:
         conv.record_failure(student, failed.id, "backend_timeout", partial_text=f"Liebe {GIVEN}, ")
         db.session.commit()
         bot_id = student.bot_id
+    _ask_through_chat_api(app, student_headers, bot_id)
     for response in (client.get("/api/v1/consent", headers=student_headers),
                      client.get("/api/v1/me/export", headers=student_headers)):
         assert response.status_code == 200
@@ -179,19 +234,27 @@ def _scan(app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture, outputs:
                       "redis": _redis_text(app.extensions["coursebots.config"].redis_url)})
 
 
-def test_complete_run_leaves_no_personal_data(scan_app: Flask, tmp_path: Path,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_complete_run_leaves_no_personal_data(scan_app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                              real_chat: None) -> None:
     caplog.set_level(logging.DEBUG)
     outputs: list[str] = []
     simulate_run(scan_app, outputs)
     assert _scan(scan_app, tmp_path, caplog, outputs) == {}
+    with scan_app.app_context():
+        from course_bots.models import Feedback, Message
+
+        questions = db.session.scalars(select(Message).where(Message.role == "user")).all()
+        assert len(questions) == len(QUESTIONS) + 1 + 2  # service run + failed one + two via the chat API, no doubles
+        answers = db.session.scalars(select(Message).where(Message.role == "assistant")).all()
+        assert sum("[email]" in a.text and "[name]" in a.text for a in answers) >= 2 + len(QUESTIONS)
+        assert len(db.session.scalars(select(Feedback)).all()) == len(QUESTIONS) + 2
     # What teachers and admins received is scrubbed too, and still useful.
     assert _findings({"exports": "\n".join(outputs)}) == {}
     assert "Backpropagation" in outputs[1] and "[email]" in outputs[1] and "Student 1" in outputs[1]
 
 
 def test_control_run_without_scrubbing_is_caught(scan_app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                 monkeypatch: pytest.MonkeyPatch, real_chat: None) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setattr(Scrubber, "scrub", lambda self, text: text or "")
     outputs: list[str] = []
