@@ -93,8 +93,9 @@ def list_command(bot_id: int, as_json: bool) -> None:
 @click.option("--poll", default=5.0, show_default=True, help="Seconds between looks at an empty queue.")
 def work_command(once: bool, poll: float) -> None:
     """Work the ingestion queue in this process (an alternative to RQ when threads are off)."""
-    from course_bots.services.ingest_worker import recover_stale, run_pending
+    from course_bots.services.ingest_worker import recover_stale, reindex_for_current_model, run_pending
 
+    reindex_for_current_model()
     while True:
         recover_stale()
         done = run_pending(kind="cli")
@@ -109,11 +110,7 @@ def work_command(once: bool, poll: float) -> None:
 @materials_cli.command("reindex-outdated")
 def reindex_outdated_command() -> None:
     """Queue every material embedded with another model than the configured one."""
-    from course_bots.services import ingest_worker
-    from course_bots.services.course_index import get_embedder
-    from course_bots.services.materials import reindex_outdated
+    from course_bots.services.ingest_worker import reindex_for_current_model
 
-    ids = reindex_outdated(get_embedder().model_id)
-    db.session.commit()
-    ingest_worker.dispatch(ids)
+    ids = reindex_for_current_model()
     click.echo(f"queued {len(ids)} material(s) for re-indexing")

@@ -36,6 +36,10 @@ def _maybe_recover() -> None:
     from lti_tool.extensions import current_config
 
     every = max(1.0, current_config().ingest_stale_seconds / 2)
+    if _last_recovery == 0.0:
+        from course_bots.services.ingest_worker import reindex_for_current_model
+
+        reindex_for_current_model()  # the first job of a worker started after a model change re-queues
     if time.monotonic() - _last_recovery > every or _last_recovery == 0.0:
         _last_recovery = time.monotonic()
         recover_stale()

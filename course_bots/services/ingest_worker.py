@@ -79,6 +79,19 @@ def recover_stale(bot_id: int | None = None) -> tuple[list[int], list[int]]:
     return retried, failed
 
 
+def reindex_for_current_model() -> list[int]:
+    """Queue every ready material embedded with another model than the configured one (once per worker start)."""
+    from course_bots.services.course_index import get_embedder
+    from course_bots.services.materials import reindex_outdated
+
+    ids = reindex_outdated(get_embedder().model_id)
+    db.session.commit()
+    if ids:
+        log.warning("the embedding model changed: %d material(s) queued for re-indexing", len(ids))
+        dispatch(ids)
+    return ids
+
+
 def next_queued() -> int | None:
     """The oldest queued material of any course."""
     return db.session.scalars(select(Material.id).where(Material.status == MaterialStatus.QUEUED)
@@ -161,6 +174,11 @@ class InProcessWorker:
             thread.join(timeout)
 
     def _run(self) -> None:
+        try:
+            with self.app.app_context():
+                reindex_for_current_model()
+        except Exception as exc:  # never keep the worker from starting
+            log.exception("could not check for outdated embeddings: %s", type(exc).__name__)
         while not self._stop.is_set():
             try:
                 with self.app.app_context():

@@ -28,11 +28,18 @@ TEXT = "\n\n".join(f"## Part {i}\n\n" + f"Topic {i} explains osmosis and diffusi
                    for i in range(6))
 
 
-@pytest.fixture
-def iapp(make_app, tmp_path: Path) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
-    """A migrated SQLite app with one bot, hashing embeddings, no threads, a 1-second stale period."""
-    app = make_app(database_url=f"sqlite:///{tmp_path / 'ingest.sqlite3'}", ingest_threads=0,
-                   embedding_model="hashing", ingest_stale_seconds=1)
+@pytest.fixture(params=["sqlite"])
+def iapp(request: pytest.FixtureRequest, make_app, tmp_path: Path) -> Iterator[Flask]:  # type: ignore
+    """A migrated app with one bot, hashing embeddings, no threads, a 1-second stale period."""
+    url = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
+    if request.param == "postgresql":
+        import psycopg
+
+        url = request.getfixturevalue("postgres_database")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+    app = make_app(database_url=url, ingest_threads=0, embedding_model="hashing", ingest_stale_seconds=1)
     with app.app_context():
         upgrade()
         db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id="c1", title="Bio"))
@@ -61,6 +68,7 @@ def status_of(app: Flask, material_id: int) -> tuple[str, int, int, str | None]:
         return row[0], row[1], row[2], row[3]
 
 
+@pytest.mark.parametrize("iapp", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_status_goes_queued_parsing_embedding_ready(iapp: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     material_id = queue_text(iapp)
     seen = [status_of(iapp, material_id)[0]]
@@ -87,6 +95,7 @@ def test_status_goes_queued_parsing_embedding_ready(iapp: Flask, monkeypatch: py
     assert final == ("ready", 6, 6, None)
 
 
+@pytest.mark.parametrize("iapp", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_crashed_worker_job_is_retried_then_ingested(iapp: Flask, tmp_path: Path) -> None:
     material_id = queue_text(iapp)
     script = textwrap.dedent(f"""
@@ -121,6 +130,7 @@ def test_crashed_worker_job_is_retried_then_ingested(iapp: Flask, tmp_path: Path
         assert (material.status, material.attempts) == ("ready", 2)
 
 
+@pytest.mark.parametrize("iapp", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_job_that_keeps_crashing_ends_failed_not_stuck(iapp: Flask) -> None:
     material_id = queue_text(iapp)
     with iapp.app_context():

@@ -59,6 +59,20 @@ def test_queue_then_work(lapp: Flask, tmp_path: Path) -> None:
         assert db.session.scalar(select(Material.status)) == "ready"
 
 
+def test_worker_reembeds_after_the_model_changed(lapp: Flask, tmp_path: Path, make_app) -> None:  # type: ignore
+    path = tmp_path / "notes.txt"
+    path.write_text("Enzymes are biological catalysts. " * 20)
+    assert lapp.test_cli_runner().invoke(args=["materials", "ingest", "1", str(path)]).exit_code == 0
+    changed = make_app(database_url=lapp.config["SQLALCHEMY_DATABASE_URI"], ingest_threads=0,
+                       embedding_model="hashing-32")
+    result = changed.test_cli_runner().invoke(args=["materials", "work", "--once"])
+    assert result.exit_code == 0 and "ingested 1 material(s)" in result.output
+    with changed.app_context():
+        assert db.session.scalar(select(Material.embedding_model)) == "hashing-32"
+        db.session.remove()
+        db.engine.dispose()
+
+
 def write_beir(root: Path) -> Path:
     """A hand-checked toy set: two courses, each query has one relevant document in its own course."""
     corpus = [
