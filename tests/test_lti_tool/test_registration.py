@@ -298,3 +298,14 @@ def test_missing_parameters(client: FlaskClient) -> None:
     response = client.get("/lti/register")
     assert response.status_code == 400
     assert "registration_missing_parameters" in response.text
+
+
+def test_every_registration_reason_is_documented() -> None:
+    from pathlib import Path
+
+    from lti_tool.registration import REASONS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "LTI.md").read_text(encoding="utf-8")
+    section = text.split("## Dynamic Registration", 1)[1]
+    assert all(code.startswith("registration_") for code in REASONS)
+    assert [code for code in REASONS if f"| `{code}` |" not in section] == []
