@@ -25,7 +25,15 @@ def distinct_students(bot_id: int) -> int:
                ChatSession.pseudonym.is_not(None))) or 0)
 
 
-def logs_state(bot_id: int) -> dict[str, Any]:
+CLOSED_MESSAGES = {
+    "en": ("Conversations become visible once at least {k} students have used this assistant (so far: {n}). "
+           "Until then only totals are shown, so that nobody in a small course can be recognised."),
+    "de": ("Gespräche werden sichtbar, sobald mindestens {k} Studierende den Assistenten genutzt haben (bisher: {n}). "
+           "Bis dahin sehen Sie nur Summen, damit in kleinen Kursen niemand erkennbar ist."),
+}
+
+
+def logs_state(bot_id: int, language: str = "en") -> dict[str, Any]:
     """Whether the logs are open, with the aggregate counts that are always visible."""
     k = current_config().privacy_min_students
     students = distinct_students(bot_id)
@@ -34,9 +42,7 @@ def logs_state(bot_id: int) -> dict[str, Any]:
     questions = db.session.scalar(select(func.count(Message.id)).join(ChatSession)
                                   .where(live, Message.role == "user")) or 0
     is_open = logs_open(students, k)
-    message = "" if is_open else (
-        f"Conversations become visible once at least {k} students have used this assistant (so far: {students}). "
-        "Until then only totals are shown, so that nobody in a small course can be recognised.")
+    message = "" if is_open else CLOSED_MESSAGES.get(language, CLOSED_MESSAGES["en"]).format(k=k, n=students)
     return {"open": is_open, "min_students": k, "students": students, "conversations": int(conversations),
             "questions": int(questions), "message": message, "questions_per_day": daily_usage(bot_id)}
 
@@ -68,9 +74,9 @@ def _conversations(bot_id: int, role: str | None, since: datetime | None, until:
 
 def teacher_logs(bot_id: int, *, role: str | None = None, since: datetime | None = None,
                  until: datetime | None = None, only: str | None = None, include_preview: bool = False,
-                 limit: int = 50, offset: int = 0) -> dict[str, Any]:
+                 limit: int = 50, offset: int = 0, language: str = "en") -> dict[str, Any]:
     """Conversations by label and role (``only``: failed, unanswered, low_confidence, up, down); closed below k."""
-    state = logs_state(bot_id)
+    state = logs_state(bot_id, language)
     if not state["open"]:
         return {**state, "items": [], "total": 0}
     labels = _labels(bot_id)

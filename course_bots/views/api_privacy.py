@@ -119,7 +119,8 @@ def bot_logs(bot_id: int) -> Response:
         data = teacher_logs.teacher_logs(
             bot_id, role=request.args.get("role") or None, since=_parse_time("since"), until=_parse_time("until"),
             only=request.args.get("only") or None, include_preview=request.args.get("include_preview") == "1",
-            limit=int(request.args.get("limit", 50)), offset=int(request.args.get("offset", 0)))
+            limit=int(request.args.get("limit", 50)), offset=int(request.args.get("offset", 0)),
+            language=consent.language_of(current_session().locale))
     except ValueError:
         return api_error("invalid_request", "Invalid filter: dates are ISO 8601, limit/offset numbers.", 400)
     return jsonify(data)
@@ -135,7 +136,7 @@ def bot_logs_export(bot_id: int) -> Response:
     fmt = request.args.get("format", "csv")
     if fmt not in ("csv", "json"):
         return api_error("invalid_request", "format is csv or json.", 400)
-    state = teacher_logs.logs_state(bot_id)
+    state = teacher_logs.logs_state(bot_id, consent.language_of(current_session().locale))
     if not state["open"]:
         return api_error("logs_closed", state["message"], 403)
     rows = teacher_logs.export_rows(bot_id, include_preview=request.args.get("include_preview") == "1")
