@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from datetime import timedelta
 from typing import Iterable
 
@@ -147,13 +148,16 @@ def rq_queue(redis_url: str):  # type: ignore[no-untyped-def]
 
 
 class InProcessWorker:
-    """Background threads in a web process that drain the queue; woken on upload, polling otherwise."""
+    """Background threads in a web process that drain the queue; woken on upload, polling otherwise.
+
+    The threads hold the app only weakly: when an app is discarded (tests build many), its threads end.
+    """
 
     POLL_SECONDS = 5.0
 
     def __init__(self, app: Flask, threads: int) -> None:
         """Start ``threads`` daemon threads for this app."""
-        self.app = app
+        self._app = weakref.ref(app)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_recovery = 0.0
@@ -174,14 +178,16 @@ class InProcessWorker:
             thread.join(timeout)
 
     def _run(self) -> None:
-        try:
-            with self.app.app_context():
-                reindex_for_current_model()
-        except Exception as exc:  # never keep the worker from starting
-            log.exception("could not check for outdated embeddings: %s", type(exc).__name__)
+        first = True
         while not self._stop.is_set():
+            app = self._app()
+            if app is None:
+                return
             try:
-                with self.app.app_context():
+                with app.app_context():
+                    if first:
+                        first = False
+                        reindex_for_current_model()
                     stale_every = max(1.0, current_config().ingest_stale_seconds / 2)
                     if time.monotonic() - self._last_recovery > stale_every:
                         self._last_recovery = time.monotonic()
@@ -190,6 +196,7 @@ class InProcessWorker:
                     db.session.remove()
             except Exception as exc:  # the thread must survive anything (a database restart, say)
                 log.exception("ingest worker loop error: %s", type(exc).__name__)
+            del app  # keep only the weak reference while idle
             self._wake.wait(self.POLL_SECONDS)
             self._wake.clear()
 

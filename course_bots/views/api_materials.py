@@ -14,6 +14,7 @@ from course_bots.services.material_links import LINK_SECONDS, check_signature, m
 from course_bots.storage import StorageError, current_storage
 from lti_tool.context import api_error, current_session, require_session
 from lti_tool.extensions import current_config, db
+from retrieval.errors import FileTooLargeError
 
 bp = Blueprint("api_materials", __name__, url_prefix="/api/v1/bots/<int:bot_id>")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -75,8 +76,12 @@ def upload(bot_id: int) -> tuple[Response, int] | Response:
     errors: list[svc.MaterialError] = []
     names: list[str] = []
     for storage in files:
-        data = storage.stream.read(config.max_upload_mb * svc.MB + 1)
+        limit = config.max_upload_mb * svc.MB
+        data = storage.stream.read(limit + 1)  # never more than the limit in memory
         try:
+            if len(data) > limit:
+                storage.stream.seek(0, 2)
+                raise svc.MaterialError("too_large", FileTooLargeError(storage.stream.tell(), limit).message, 413)
             result = svc.upload_material(bot_id, storage.filename or "upload", data, storage.mimetype or None)
         except svc.MaterialError as exc:
             errors.append(exc)

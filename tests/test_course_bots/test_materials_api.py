@@ -69,6 +69,7 @@ def test_upload_errors_are_clear(aapp: Flask) -> None:
     client, teacher = aapp.test_client(), token(aapp)
     big = post_file(client, teacher, "big.txt", b"word " * 300_000)
     assert big.status_code == 413 and big.json["error"]["code"] == "too_large"
+    assert "This file is 1.5 MB; the limit is 1 MB" in big.json["error"]["message"]
     empty = post_file(client, teacher, "empty.txt", b"")
     assert empty.status_code == 400 and empty.json["error"]["code"] == "empty"
     exe = post_file(client, teacher, "tool.exe", b"MZ\x90\x00" + b"\x00" * 64)
