@@ -20,13 +20,12 @@ from flask import Response, make_response, render_template, request
 from pylti1p3.contrib.flask import FlaskCookieService, FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
 from pylti1p3.exception import LtiException, OIDCException
 from pylti1p3.launch_data_storage.base import LaunchDataStorage
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from lti_tool.context import LaunchContext, map_roles
 from lti_tool.extensions import current_config, db, utcnow
-from lti_tool.health import LAUNCH_REJECTIONS
 from lti_tool.models import LaunchState, Platform
-from lti_tool.reasons import LaunchRejected
+from lti_tool.reasons import LaunchRejected, allow_framing_by_issuer, rejection_response
 from lti_tool.security import allow_framing_by
 from lti_tool.tool_config import DatabaseToolConf, find_deployment, find_platform, platform_key_set
 
@@ -121,6 +120,10 @@ def start_login(params: Mapping[str, str] | None = None) -> Response:
     if platform is None:
         return rejection_response(LaunchRejected("unknown_platform", issuer))
     allow_framing_by(platform.origin)
+    deployment_id = data.get("lti_deployment_id")
+    if deployment_id and find_deployment(platform, deployment_id) is None:
+        # Refused before the platform round trip: the launch would fail the same way, only later.
+        return rejection_response(LaunchRejected("unknown_deployment", issuer, deployment_id))
     cookies = StateCookieService(flask_request)
     storage = _storage(flask_request)
     login = _Login(flask_request, DatabaseToolConf(), session_service=None, cookie_service=cookies,
@@ -366,26 +369,8 @@ def build_context(body: Mapping[str, Any], platform: Platform) -> LaunchContext:
         deep_link_settings=dict(body.get(DL_SETTINGS) or {}))
 
 
-def _allow_framing_by_issuer(issuer: str) -> None:
-    """Frameable by the registered platform that sent the request, or by anyone when it is unknown."""
-    known = bool(issuer) and db.session.scalars(select(Platform.id).where(Platform.issuer == issuer)).first()
-    # An unknown sender still deserves a readable page inside its frame.
-    allow_framing_by(Platform(issuer=issuer).origin if known else "*")
-
-
-def rejection_response(exc: LaunchRejected) -> Response:
-    """The iframe-safe error page of a rejection: counted, logged without personal data, frameable by its sender."""
-    LAUNCH_REJECTIONS.labels(reason=exc.code).inc()
-    logger.warning("launch rejected reason=%s issuer=%s deployment=%s", exc.code, exc.issuer or "-",
-                   exc.deployment_id or "-")
-    db.session.rollback()
-    _allow_framing_by_issuer(exc.issuer)
-    page = render_template("lti/error.html", code=exc.code, message=exc.reason.message)
-    return make_response(page, exc.reason.status)
-
-
 def cookies_blocked_response(blocked: CookiesBlocked) -> Response:
     """The one-click "continue in a new window" page for a launch whose state cookie the browser refused."""
-    _allow_framing_by_issuer(blocked.issuer)
+    allow_framing_by_issuer(blocked.issuer)
     logger.info("launch without state cookie: offering a new window issuer=%s", blocked.issuer)
     return make_response(render_template("lti/new_window.html", state=blocked.state))

@@ -1,10 +1,21 @@
-"""The one vocabulary of launch rejection reasons: error pages, logs and the Prometheus counter all use it.
+"""The one vocabulary of launch rejection reasons, and the one way a rejection is answered: page, log, counter.
 
 docs/LTI.md lists the same codes; a test checks that every code here is documented there.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import Response, make_response, render_template
+from sqlalchemy import select
+
+from lti_tool.extensions import db
+from lti_tool.health import LAUNCH_REJECTIONS
+from lti_tool.security import allow_framing_by
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,3 +80,24 @@ class LaunchRejected(Exception):
         # Only protocol identifiers (never user data) travel with a rejection, for logs.
         self.issuer = issuer
         self.deployment_id = deployment_id
+
+
+def allow_framing_by_issuer(issuer: str) -> None:
+    """Let the page be framed by the registered platform of ``issuer``, or by anyone when it is unknown."""
+    from lti_tool.models import Platform
+
+    known = bool(issuer) and db.session.scalars(select(Platform.id).where(Platform.issuer == issuer)).first()
+    parts = urlsplit(issuer)
+    # An unknown sender still deserves a readable page inside its frame.
+    allow_framing_by(f"{parts.scheme}://{parts.netloc}" if known else "*")
+
+
+def rejection_response(exc: LaunchRejected) -> Response:
+    """The iframe-safe error page of a rejection: counted, logged without personal data, frameable by its sender."""
+    LAUNCH_REJECTIONS.labels(reason=exc.code).inc()
+    logger.warning("launch rejected reason=%s issuer=%s deployment=%s", exc.code, exc.issuer or "-",
+                   exc.deployment_id or "-")
+    db.session.rollback()
+    allow_framing_by_issuer(exc.issuer)
+    page = render_template("lti/error.html", code=exc.code, message=exc.reason.message)
+    return make_response(page, exc.reason.status)

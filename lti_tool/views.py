@@ -9,7 +9,7 @@ from lti_tool import deep_linking, launch
 from lti_tool.context import LaunchContext, Role
 from lti_tool.health import LAUNCHES
 from lti_tool.keys import jwks as tool_jwks
-from lti_tool.reasons import LaunchRejected
+from lti_tool.reasons import LaunchRejected, rejection_response
 
 bp = Blueprint("lti", __name__, url_prefix="/lti", template_folder="templates")
 logger = logging.getLogger(__name__)
@@ -35,15 +35,14 @@ def launch_view() -> Response:
     except launch.CookiesBlocked as blocked:
         return launch.cookies_blocked_response(blocked)
     except LaunchRejected as exc:
-        return launch.rejection_response(exc)
+        return rejection_response(exc)
     role = _primary_role(ctx)
     LAUNCHES.labels(message=ctx.message_type, role=role.value).inc()
     logger.info("launch accepted message=%s role=%s issuer=%s deployment=%s", ctx.message_type, role.value,
                 ctx.issuer, ctx.deployment_id)
     if ctx.message_type == launch.DEEP_LINKING:
         if not ctx.is_teacher:
-            return launch.rejection_response(LaunchRejected("deep_linking_not_allowed", ctx.issuer,
-                                                            ctx.deployment_id))
+            return rejection_response(LaunchRejected("deep_linking_not_allowed", ctx.issuer, ctx.deployment_id))
         return deep_linking.respond(ctx)
     handler = current_app.extensions.get("coursebots.launch_handler")
     if handler is None:

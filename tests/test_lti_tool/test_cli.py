@@ -67,5 +67,5 @@ def test_launches_for_many_clients_and_deployments_of_one_issuer(app: Flask, cli
     platform.deployment_id = "2"
     assert platform.launch(client).data.decode() == f"{platform.client_id}/2"
     assert other.launch(client).data.decode() == "second-client/7"
-    other.deployment_id = "1"  # deployment 1 belongs to the other client id
-    assert b"<code>unknown_deployment</code>" in other.launch(client).data
+    other.deployment_id = "1"  # deployment 1 belongs to the other client id: refused already at login
+    assert b"<code>unknown_deployment</code>" in client.post("/lti/login", data=other.login_params()).data

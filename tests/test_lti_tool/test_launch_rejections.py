@@ -188,6 +188,9 @@ def test_login_rejections(client: FlaskClient, platform: FakePlatform, registere
                     registered_platform.issuer)
     assert_rejected(client.post("/lti/login", data={**params, "iss": "https://unknown.example"}),
                     "unknown_platform")
+    assert_rejected(client.post("/lti/login", data={**params, "lti_deployment_id": "999"}), "unknown_deployment",
+                    registered_platform.issuer)
+    assert client.post("/lti/login", data=params).status_code == 200
 
 
 def test_rejections_log_no_personal_data(client: FlaskClient, registered_platform: FakePlatform,
