@@ -155,8 +155,8 @@ class Config:
                                        "Context window in tokens of the default model.", int)
     model_catalogue: str = _setting(
         "COURSEBOTS_MODEL_CATALOGUE", "",
-        "Models teachers may pick: a JSON list of entries (key, label, backend, base_url, model, external, "
-        "context_window, max_answer_tokens) or the path of a JSON file holding it.")
+        "Models teachers may pick: path of a TOML/JSON catalogue file (`[[models]]` key, label, kind, model, "
+        "context_window, base_url, platforms), or an inline JSON list of entries.")
     answer_score_threshold: float = _setting(
         "COURSEBOTS_ANSWER_SCORE_THRESHOLD", 0.3,
         "Below this best retrieval score the bot says the materials do not cover the question.", float)

@@ -9,7 +9,6 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from course_bots.llm.base import ChatBackend
@@ -50,15 +49,21 @@ def default_entry(config: Config) -> ModelEntry:
                       api_key=config.llm_api_key, context_window=config.llm_context_window)
 
 
-def catalogue(config: Config) -> tuple[ModelEntry, ...]:
-    """The admin's model catalogue (``COURSEBOTS_MODEL_CATALOGUE``: a JSON list, or the path of a JSON file)."""
+def catalogue(config: Config, issuer: str | None = None) -> tuple[ModelEntry, ...]:
+    """The admin's model catalogue (``COURSEBOTS_MODEL_CATALOGUE``), only entries allowed for ``issuer`` if given.
+
+    The value is the path of a TOML/JSON catalogue file in the format of :mod:`course_bots.llm.catalogue`
+    (``[[models]]`` with key, label, kind, model, context_window, base_url, platforms ...), or an inline JSON
+    list of entries (key, label, backend, base_url, model, external, context_window, max_answer_tokens).
+    """
     raw = (config.model_catalogue or "").strip()
     if not raw:
         return ()
+    if not raw.startswith("["):
+        return _from_file(raw, issuer)
     try:
-        text = raw if raw.startswith("[") else Path(raw).read_text(encoding="utf-8")
-        items = json.loads(text)
-    except (OSError, ValueError):
+        items = json.loads(raw)
+    except ValueError:
         logger.error("The model catalogue could not be read; only the default model is offered")
         return ()
     entries = []
@@ -71,6 +76,22 @@ def catalogue(config: Config) -> tuple[ModelEntry, ...]:
                 external=bool(item.get("external", False)), context_window=int(item.get("context_window", 4096)),
                 max_answer_tokens=int(item.get("max_answer_tokens", 1024))))
     return tuple(entries)
+
+
+def _from_file(path: str, issuer: str | None) -> tuple[ModelEntry, ...]:
+    """Entries of a catalogue file read by the llm package's loader."""
+    from course_bots.llm.catalogue import CatalogueError, load_catalogue
+
+    try:
+        loaded = load_catalogue(path)
+    except (OSError, CatalogueError) as exc:
+        logger.error("The model catalogue could not be read (%s); only the default model is offered",
+                     type(exc).__name__)
+        return ()
+    return tuple(ModelEntry(key=e.key, label=e.label, backend="openai" if e.base_url else "local", model=e.model,
+                            base_url=e.base_url or "", external=e.kind == "external",
+                            context_window=e.context_window, max_answer_tokens=e.max_new_tokens)
+                 for e in loaded.allowed_for(issuer))
 
 
 def entry_for(config: Config, key: str) -> ModelEntry:

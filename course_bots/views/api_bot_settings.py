@@ -33,7 +33,8 @@ def read_settings(bot_id: int) -> Response:
     settings = get_settings(bot_id, _language())
     db.session.commit()
     config = current_config()
-    models = [backends.default_entry(config).public()] + [e.public() for e in backends.catalogue(config)]
+    models = [backends.default_entry(config).public()] + [
+        e.public() for e in backends.catalogue(config, current_session().issuer)]
     return jsonify({"settings": settings_dict(settings), "models": models, "templates": MODE_PROMPTS})
 
 
@@ -46,7 +47,7 @@ def write_settings(bot_id: int) -> Response:
     if not isinstance(body, dict):
         return api_error("invalid_body", "A JSON object is expected.", 400)
     settings = get_settings(bot_id, _language())
-    allowed = tuple(e.key for e in backends.catalogue(current_config()))
+    allowed = tuple(e.key for e in backends.catalogue(current_config(), current_session().issuer))
     try:
         changed = update_settings(settings, body, current_session().primary_role.value, allowed)
     except SettingsError as exc:

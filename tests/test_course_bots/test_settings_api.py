@@ -89,3 +89,21 @@ def test_delete_bot_needs_confirmation(client: FlaskClient, bots: dict[str, Any]
     assert client.delete(url, headers=bots["teacher"], json={}).status_code == 400
     assert client.delete(url, headers=bots["student"], json={"confirm": "delete"}).status_code == 403
     assert client.delete(url, headers=bots["teacher"], json={"confirm": "delete"}).status_code == 204
+
+
+def test_catalogue_file_offers_entries_allowed_for_the_platform(tmp_path: Any) -> None:
+    from course_bots.services import backends
+    from lti_tool.config import Config
+
+    path = tmp_path / "models.toml"
+    path.write_text('[[models]]\nkey = "qwen"\nlabel = "Qwen 7B (local)"\nkind = "local"\nmodel = "qwen"\n'
+                    'context_window = 8192\nbase_url = "http://gpu:8001/v1"\n\n'
+                    '[[models]]\nkey = "gw"\nlabel = "Gateway"\nkind = "external"\nmodel = "gpt"\n'
+                    'context_window = 8192\nbase_url = "https://gw.example/v1"\nplatforms = ["https://other"]\n',
+                    encoding="utf-8")
+    config = Config(model_catalogue=str(path))
+    entries = backends.catalogue(config, "https://moodle.example.edu")
+    assert [e.key for e in entries] == ["qwen"] and entries[0].backend == "openai" and not entries[0].external
+    assert [e.key for e in backends.catalogue(config, "https://other")] == ["qwen", "gw"]
+    assert backends.entry_for(config, "missing").key == ""  # unknown keys fall back to the default model
+    assert backends.catalogue(Config(model_catalogue=str(tmp_path / "nope.toml"))) == ()
