@@ -99,20 +99,42 @@ def copy_from(bot_id: int) -> Response:
         db.session.rollback()
         return api_error("invalid_copy_code", "This copy code is unknown, used or expired.", 400)
     copy_settings(source, bot_id, current_session().primary_role.value)
-    copied = _copy_materials(source, bot_id)
+    copied, queued = _copy_materials(source, bot_id)
     _audit(bot_id, "bot_copied", {"materials": copied})
     db.session.commit()
+    if queued:
+        from course_bots.services import ingest_worker
+
+        ingest_worker.dispatch(queued)  # after the commit, so workers see the rows
     return jsonify({"copied": True, "materials": copied})
 
 
-def _copy_materials(source: int, target: int) -> int:
-    """Copy materials and FAQ through the materials service when it offers it; returns how many."""
-    try:
-        from course_bots.services import materials
-    except ImportError:
-        return 0
-    copier = getattr(materials, "copy_bot_materials", None)
-    return int(copier(source, target)) if copier else 0
+def _copy_materials(source: int, target: int) -> tuple[int, list[int]]:
+    """Copy the source bot's materials and FAQ entries; returns how many, and the materials to ingest."""
+    from course_bots.services import materials
+    from course_bots.storage import StorageError, current_storage
+
+    queued: list[int] = []
+    copied = 0
+    storage = current_storage()
+    for material in materials.list_materials(source):
+        if material.replaces_id is not None and material.status != "ready":
+            continue
+        try:
+            data = storage.get(material.storage_key)
+            result = materials.upload_material(target, material.filename, data, material.media_type,
+                                               material.title)
+        except (StorageError, materials.MaterialError) as exc:
+            logger.warning("material %s not copied: %s", material.id, type(exc).__name__)
+            continue
+        result.material.students_may_open = material.students_may_open
+        copied += 1
+        if result.queued:
+            queued.append(result.material.id)
+    for entry in materials.list_faq(source):
+        materials.create_faq(target, entry.question, entry.answer)
+        copied += 1
+    return copied, queued
 
 
 @bp.delete("")
@@ -121,25 +143,24 @@ def _copy_materials(source: int, target: int) -> int:
 def delete_bot(bot_id: int) -> Response:
     """Delete the course bot with all its data (a new launch creates a fresh one)."""
     from course_bots.models import CourseBot
+    from course_bots.services import privacy_ops
 
     if (request.get_json(silent=True) or {}).get("confirm") != "delete":
         return api_error("confirmation_required", 'Send {"confirm": "delete"} to delete the bot.', 400)
-    bot = db.session.get(CourseBot, bot_id)
-    if bot is None:
+    if db.session.get(CourseBot, bot_id) is None:
         return api_error("not_found", "This bot does not exist.", 404)
-    _audit(bot_id, "bot_deleted", {})
-    db.session.delete(bot)
+    session = current_session()
+    # The privacy service deletes files through its hooks and keeps the audit entry after the bot is gone.
+    privacy_ops.delete_bot(bot_id, reason="teacher", actor_role=session.primary_role.value,
+                           actor_pseudonym=session.pseudonym)
     db.session.commit()
     logger.info("bot %s deleted by a teacher", bot_id)
     return Response(status=204)
 
 
 def _audit(bot_id: int, action: str, details: dict[str, object]) -> None:
-    """An audit entry through the privacy service when present (who by role and pseudonym; no content)."""
-    try:
-        from course_bots.services import audit
-    except ImportError:
-        return
-    record = getattr(audit, "record", None)
-    if record is not None:
-        record(current_session(), action, target_type="bot", target_id=str(bot_id), details=details)
+    """An audit entry through the privacy service (who by role and pseudonym, what, when; no content)."""
+    from course_bots.services import privacy_ops
+
+    privacy_ops.audit_session(current_session(), action, target_type="course_bot", target_id=bot_id,
+                              details=dict(details))

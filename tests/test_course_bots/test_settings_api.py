@@ -1,6 +1,7 @@
 """Teacher settings: templates fill the prompt, limits hold, every prompt is a version, students are kept out."""
 from __future__ import annotations
 
+import io
 from typing import Any, Iterator
 
 import pytest
@@ -72,14 +73,29 @@ def test_pause_switch_stops_students_with_the_message(client: FlaskClient, bots:
     assert response.status_code == 423 and response.get_json()["error"]["message"] == "Exam until 12:00"
 
 
-def test_copy_code_copies_settings_once(client: FlaskClient, bots: dict[str, Any]) -> None:
+def test_copy_code_copies_settings_materials_faq_once_never_logs(client: FlaskClient, bots: dict[str, Any],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from course_bots.services import ingest_worker
+
+    monkeypatch.setattr(ingest_worker, "dispatch", lambda ids: None)  # ingestion itself is tested elsewhere
     client.put(f"/api/v1/bots/{bots['bot']}/settings", headers=bots["teacher"],
                json={"system_prompt": "Semester prompt", "name": "KI-Tutor"})
+    source = f"/api/v1/bots/{bots['bot']}"
+    upload = client.post(source + "/materials", headers=bots["teacher"],
+                         data={"file": (io.BytesIO(b"# Week 1\n\nGradient descent."), "week1.md")})
+    assert upload.status_code in (200, 201), upload.get_data(as_text=True)
+    client.post(source + "/faq", headers=bots["teacher"], json={"question": "Exam date?", "answer": "July 3"})
     code = client.post(f"/api/v1/bots/{bots['bot']}/copy-code", headers=bots["teacher"]).get_json()["code"]
     target = f"/api/v1/bots/{bots['other']}"
     assert client.post(target + "/copy-from", headers=bots["other_teacher"], json={"code": code}).status_code == 200
     copied = client.get(target + "/settings", headers=bots["other_teacher"]).get_json()["settings"]
     assert copied["system_prompt"] == "Semester prompt" and copied["name"] == "KI-Tutor"
+    files = client.get(target + "/materials", headers=bots["other_teacher"]).get_json()["materials"]
+    assert [m["filename"] for m in files] == ["week1.md"]
+    faq = client.get(target + "/faq", headers=bots["other_teacher"]).get_json()["faq"]
+    assert [(f["question"], f["answer"]) for f in faq] == [("Exam date?", "July 3")]
+    conversations = client.get(target + "/conversations", headers=bots["other_teacher"]).get_json()
+    assert conversations["conversations"] == []
     again = client.post(target + "/copy-from", headers=bots["other_teacher"], json={"code": code})
     assert again.status_code == 400 and again.get_json()["error"]["code"] == "invalid_copy_code"
 
