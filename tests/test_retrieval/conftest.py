@@ -86,7 +86,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny-model")
     words = ("query passage hello world light plant energy sorting search array pivot the a of and is "
              "to in what how why").split()
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ":"] + words + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ":"] + words + [f"##{c}" for c in letters]
     vocab += list("abcdefghijklmnopqrstuvwxyz")
     backend = Tokenizer(WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
     backend.normalizer = normalizers.BertNormalizer(lowercase=True)
