@@ -159,3 +159,39 @@ def dead_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture(scope="session")
+def transformers_serve(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``transformers serve`` on the tiny model at 127.0.0.1 (needs FastAPI; skipped without it); its base URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    pytest.importorskip("fastapi", reason="transformers serve needs FastAPI (transformers[serving])")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path_factory.mktemp("hf-cache"))}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from transformers.cli.transformers import main; sys.exit(main())",
+         "serve", tiny_model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("transformers serve did not start")
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -53,6 +53,15 @@ def test_streams_from_an_independent_server(independent_server: Any) -> None:
     assert events[-1].usage.completion_tokens == 5  # counted from chunks when the server reports no usage
 
 
+def test_streams_from_transformers_serve(transformers_serve: str, tiny_model: str) -> None:
+    backend = OpenAIBackend(transformers_serve, tiny_model, timeout_s=120)
+    events = list(backend.stream(ASK, GenerationParams(max_new_tokens=6)))
+    assert any(isinstance(e, TokenEvent) for e in events)
+    done = events[-1]
+    assert isinstance(done, DoneEvent) and done.finish_reason in ("stop", "length")
+    assert 1 <= done.usage.completion_tokens <= 6
+
+
 def test_retries_transient_errors_with_backoff(independent_server: Any) -> None:
     independent_server.fail_first = 2
     backend = OpenAIBackend(independent_server.base_url, "echo", retries=2, backoff_s=0.05)
