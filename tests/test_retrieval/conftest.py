@@ -106,3 +106,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model_dir = root / "st"
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(model_dir))
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_dir(tiny_model_dir: Path) -> Path:
+    """A tiny cross-encoder (BERT with a one-logit head) sharing the tiny model's tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    hf_dir = tiny_model_dir.parent / "hf"
+    target = tiny_model_dir.parent / "cross"
+    config = BertConfig.from_pretrained(str(hf_dir), num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(str(target))
+    AutoTokenizer.from_pretrained(str(hf_dir)).save_pretrained(str(target))
+    return target
