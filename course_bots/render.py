@@ -11,7 +11,7 @@ import html
 import logging
 import re
 import secrets
-from typing import Collection
+from typing import Any, Collection
 
 import bleach
 from markdown_it import MarkdownIt
@@ -58,12 +58,12 @@ def _markdown() -> MarkdownIt:
     md.enable(["table", "strikethrough"])
     md.validateLink = _safe_url  # type: ignore[method-assign]
 
-    def link_open(self, tokens, idx, options, env):  # type: ignore[no-untyped-def]
+    def link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         tokens[idx].attrSet("rel", LINK_REL)
         tokens[idx].attrSet("target", "_blank")
-        return md.renderer.renderToken(tokens, idx, options, env)
+        return str(self.renderToken(tokens, idx, options, env))
 
-    def image(self, tokens, idx, options, env):  # type: ignore[no-untyped-def]
+    def image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         # Images would load third-party content (and track readers): show the alt text instead.
         return html.escape(tokens[idx].content or "")
 

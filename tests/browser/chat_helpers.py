@@ -99,7 +99,8 @@ XSS_DETECTOR = """
             (value.startsWith('javascript:') || value.startsWith('data:text/html'))) hits.push('url:' + node.tagName);
       }
       const tag = node.tagName.toLowerCase();
-      if (['iframe', 'object', 'embed'].includes(tag) || (tag === 'img' && node.closest('main'))) hits.push('tag:' + tag);
+      const active = ['iframe', 'object', 'embed'].includes(tag) || (tag === 'img' && node.closest('main'));
+      if (active) hits.push('tag:' + tag);
       if (tag === 'script' && !node.src && node.type !== 'application/json') hits.push('tag:inline-script');
       if (tag === 'script' && node.src && !node.src.includes('/static/coursebots/')) hits.push('tag:script');
     }

@@ -93,7 +93,7 @@ def test_teacher_prompt_and_pdf_then_student_gets_streamed_cited_answer(
 
 
 def test_keyboard_only_ask_cite_and_close(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
-                                         fake_model: Any) -> None:
+                                          fake_model: Any) -> None:
     ensure_material(launch, tool_frame)
     page = launch("student")
     frame = tool_frame(page)
@@ -136,7 +136,7 @@ def english_student() -> str:
 
 
 def test_german_launch_shows_german_ui_and_decline_explains(launch: Callable[..., Any],
-                                                             tool_frame: Callable[[Any], Any]) -> None:
+                                                            tool_frame: Callable[[Any], Any]) -> None:
     platform = sys.modules["coursebots_browser_fake_platform"]
     platform.USERS["studentde2"] = platform.User("6", "Jörg", "Weiß", "joerg@example.edu",
                                                  (platform.MEMBERSHIP + "Learner",), locale="de-DE")

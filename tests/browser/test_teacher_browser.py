@@ -53,7 +53,7 @@ def xss_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def test_tabs_by_keyboard_and_axe_on_every_tab(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
-                                              screenshot: Callable[..., Path]) -> None:
+                                               screenshot: Callable[..., Path]) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
     page = launch("teacher", framed=False)

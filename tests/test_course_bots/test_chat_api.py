@@ -138,7 +138,7 @@ def test_model_html_never_reaches_the_page_unsanitized(client: FlaskClient, setu
 
 
 def test_below_threshold_the_bot_says_materials_do_not_cover_it(client: FlaskClient, setup: dict[str, Any],
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chat, "default_search", lambda *a: [])
     scripted = ScriptedBackend([TokenEvent("guess"), DoneEvent("stop")])
     setup["backend"]["b"] = scripted
