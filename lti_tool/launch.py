@@ -304,8 +304,9 @@ def validate_launch() -> LaunchContext:
     try:
         return _validate(id_token, unverified)
     except LaunchRejected as exc:
-        # The claimed issuer only decides who may frame the error page; logs get it shortened.
-        exc.issuer = exc.issuer or str(unverified.get("iss", ""))[:200]
+        # The claimed issuer only decides who may frame the error page; logs get it printable and short.
+        claimed = "".join(ch for ch in str(unverified.get("iss", "")) if ch.isprintable())[:200]
+        exc.issuer = exc.issuer or claimed
         raise
 
 
@@ -345,7 +346,10 @@ def _validate(id_token: str, unverified: dict[str, Any]) -> LaunchContext:
         raise LaunchRejected("claims_missing", issuer)
     if find_deployment(platform, deployment_id) is None:
         raise LaunchRejected("unknown_deployment", issuer, deployment_id)
-    message.validate_deployment()
+    try:
+        message.validate_deployment()  # pylti1p3's own lookup through DatabaseToolConf agrees, or we stop
+    except LtiException as exc:
+        raise LaunchRejected("unknown_deployment", issuer, deployment_id) from exc
     _check_message(message, body, issuer, deployment_id)
     expires = datetime.fromtimestamp(int(body["exp"]) + current_config().jwt_leeway_seconds, timezone.utc)
     _consume_nonce(str(body["nonce"]), issuer, max(expires, utcnow() + timedelta(seconds=STATE_LIFETIME_SECONDS)))
