@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--idle-unload", type=float, default=None, help="seconds idle before unloading")
     serve.add_argument("--device", default=None)
     serve.add_argument("--max-context", type=int, default=None)
+    serve.add_argument("--max-batch-tokens", type=int, default=None,
+                       help="KV positions (prompt + answer limit) all running requests may reserve together")
     serve.add_argument("--served-model-name", default=None)
 
     chat = sub.add_parser("chat", help="stream one completion to the terminal")
@@ -54,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve(args.model, args.host, args.port, max_batch=args.max_batch, max_queue=args.max_queue,
               idle_unload_s=args.idle_unload, device=args.device, max_context=args.max_context,
-              served_model_name=args.served_model_name)
+              max_batch_tokens=args.max_batch_tokens, served_model_name=args.served_model_name)
         return 0
     if args.command == "chat":
         from .cli_support import build_backend, stream_to

@@ -36,6 +36,7 @@ class EngineOptions:
     device: str | None = None
     max_context: int | None = None  # cap on prompt + answer tokens (default: the model's window)
     max_prefill_tokens: int = 8192  # padded prompt tokens admitted per step, so a burst cannot stall decoding
+    max_batch_tokens: int | None = None  # KV positions reserved by running requests (prompt + answer limit)
     load_on_start: bool = True
 
 
@@ -189,7 +190,7 @@ class Engine:
                 self._warming = False
                 waiting, self._waiting = list(self._waiting), collections.deque()
             for request in waiting:
-                request.sink(BackendError("The model could not be loaded.", code="unavailable").to_event())
+                _emit(request, BackendError("The model could not be loaded.", code="unavailable").to_event())
             time.sleep(1.0)
             return
         with self._cond:
@@ -228,9 +229,9 @@ class Engine:
         keep: collections.deque[_Request] = collections.deque()
         for request in self._waiting:
             if request.cancelled:
-                request.sink(DoneEvent("cancelled", Usage(len(request.prompt), 0)))
+                _emit(request, DoneEvent("cancelled", Usage(len(request.prompt), 0)))
             elif now > request.deadline:
-                request.sink(BackendError("The request waited too long in the queue.", code="timeout").to_event())
+                _emit(request, BackendError("The request waited too long in the queue.", code="timeout").to_event())
             else:
                 keep.append(request)
         self._waiting = keep
@@ -240,7 +241,7 @@ class Engine:
         for position, request in enumerate(self._waiting, start=1):
             if position != request.position:
                 request.position = position
-                request.sink(StatusEvent("queued", position))
+                _emit(request, StatusEvent("queued", position))
 
     def _admit(self) -> None:
         """Move waiting requests into the batch (one batched prefill) while slots and prefill budget allow."""
@@ -249,11 +250,19 @@ class Engine:
             room = self.options.max_batch - len(self._active)
             chosen: list[_Request] = []
             width = 0
+            reserved = sum(self._reservation(r) for r in self._active)
             while self._waiting and len(chosen) < room:
                 candidate = self._waiting[0]
                 new_width = max(width, len(candidate.prompt))
                 if chosen and new_width * (len(chosen) + 1) > self.options.max_prefill_tokens:
                     break
+                # Without a KV budget a burst of long prompts could exhaust GPU memory and fail every stream;
+                # a request is always admitted into an empty batch so that it cannot wait forever.
+                budget = self.options.max_batch_tokens
+                if budget is not None and (self._active or chosen) and \
+                        reserved + self._reservation(candidate) > budget:
+                    break
+                reserved += self._reservation(candidate)
                 chosen.append(self._waiting.popleft())
                 width = new_width
             self._last_activity = time.monotonic()
@@ -269,6 +278,11 @@ class Engine:
                 request.generator = torch.Generator(device=self._loaded.device).manual_seed(request.params.seed)
         self._active.extend(chosen)
         self._advance(chosen, logits, first_row=len(self._active) - len(chosen))
+
+    def _reservation(self, request: _Request) -> int:
+        """KV positions a request may need: its prompt plus its answer limit."""
+        window = self.options.max_context or 1 << 30
+        return min(window, len(request.prompt) + request.params.max_new_tokens)
 
     def _decode_step(self) -> None:
         """One forward step for every active sequence (the continuous batch)."""
@@ -293,15 +307,15 @@ class Engine:
             if reason != "stop":  # an end-of-sequence token has no text
                 piece, hit_stop = request.text.push(token)
                 if piece:
-                    request.sink(TokenEvent(piece))
+                    _emit(request, TokenEvent(piece))
                 if hit_stop:
                     reason = "stop"
             if reason is not None:
                 tail = request.text.flush()  # text held back for a stop string that never completed
                 if tail:
-                    request.sink(TokenEvent(tail))
+                    _emit(request, TokenEvent(tail))
                 request.done = True
-                request.sink(DoneEvent(reason, Usage(len(request.prompt), request.generated)))
+                _emit(request, DoneEvent(reason, Usage(len(request.prompt), request.generated)))
         del first_row  # rows are identified by their order in self._active
         if any(r.done for r in self._active):
             keep = [i for i, r in enumerate(self._active) if not r.done]
@@ -326,7 +340,7 @@ class Engine:
     def _fail_active(self, error: BackendError) -> None:
         """Answer every running request with an error and start a fresh batch."""
         for request in self._active:
-            request.sink(error.to_event())
+            _emit(request, error.to_event())
         self._active = []
         if self._loaded is not None:
             self._batch = KVBatch(self._loaded.model)
@@ -337,7 +351,16 @@ class Engine:
         with self._cond:
             waiting, self._waiting = list(self._waiting), collections.deque()
         for request in waiting:
-            request.sink(BackendError("The model server stopped.", code="unavailable").to_event())
+            _emit(request, BackendError("The model server stopped.", code="unavailable").to_event())
+
+
+def _emit(request: _Request, event: Event) -> None:
+    """Deliver an event; a sink that fails (its client is gone) cancels only its own request."""
+    try:
+        request.sink(event)
+    except Exception:  # one broken consumer must not fail the whole batch
+        logger.warning("Event sink of request %s failed; cancelling it", request.rid, exc_info=True)
+        request.cancelled = True
 
 
 def _with_context(options: EngineOptions, window: int) -> EngineOptions:

@@ -211,3 +211,34 @@ def test_runs_in_bfloat16_on_cuda(tiny_model: str) -> None:
         assert list(results.values()) == [32] * 8 and max(engine.step_batch_sizes) >= 2
     finally:
         engine.shutdown()
+
+
+def test_kv_budget_holds_requests_back(make_engine: Callable[..., Engine]) -> None:
+    # QUESTION is ~25 tokens: one request reserves ~45 KV positions with 20 new tokens, two do not fit in 60.
+    engine = make_engine(max_batch=8, max_batch_tokens=60)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(collect(run_iter(engine, QUESTION, fixed(20))).text))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3 and len(set(results)) == 1
+    assert max(engine.step_batch_sizes) == 1, "only one request's KV reservation fits the budget"
+
+
+def test_a_failing_consumer_does_not_break_the_batch(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    assert engine.wait_ready(30)
+
+    def broken(event: Event) -> None:
+        if isinstance(event, TokenEvent):
+            raise RuntimeError("client gone")
+
+    engine.submit(QUESTION, fixed(200), broken)
+    answer = collect(run_iter(engine, QUESTION, fixed(30)))
+    assert answer.usage.completion_tokens == 30
+    deadline = time.monotonic() + 5
+    while engine.health().active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.health().active == 0, "the broken request was cancelled"
