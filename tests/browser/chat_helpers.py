@@ -14,9 +14,11 @@ from werkzeug.serving import make_server
 class FakeModelServer:
     """An OpenAI-compatible ``/v1/chat/completions`` that streams a scripted answer token by token, slowly."""
 
-    def __init__(self, answer: str = "", delay_s: float = 0.08) -> None:
+    def __init__(self, answer: str = "", delay_s: float = 0.08, status: dict[str, Any] | None = None,
+                 status_s: float = 0.0) -> None:
         self.answer = answer
         self.delay_s = delay_s
+        self.status, self.status_s = status, status_s  # our model server's queue/warm-up extension
         self.requests: list[dict[str, Any]] = []
         app = Flask("fake-model")
 
@@ -37,6 +39,11 @@ class FakeModelServer:
         self.thread.start()
 
     def _stream(self, model: str) -> Iterator[str]:
+        if self.status:
+            chunk = {"id": "c", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                     "choices": [], "coursebots_status": self.status}
+            yield f"data: {json.dumps(chunk)}\n\n"
+            time.sleep(self.status_s)
         words = self.answer.split(" ")
         for index, word in enumerate(words):
             piece = word if index == len(words) - 1 else word + " "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -183,3 +184,44 @@ def test_axe_student_page_has_no_violations(launch: Callable[..., Any], tool_fra
     expect(frame.locator(".cb-assistant .cb-tools, .cb-assistant .cb-error").first).to_be_visible()
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
+
+
+def test_busy_position_then_stop_keeps_the_question(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
+                                                    tool_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from course_bots.models import Message
+    from course_bots.services import backends
+    from lti_tool.extensions import db
+
+    server = helpers.FakeModelServer("slowly " * 100, delay_s=0.2, status={"state": "queued", "position": 3},
+                                     status_s=1.5)
+    entry = backends.ModelEntry(key="", label="Fake model", backend="openai", model="fake",
+                                base_url=server.base_url)
+    monkeypatch.setattr(backends, "default_entry", lambda config: entry)
+    backends.forget_backends()
+    try:
+        ensure_material(launch, tool_frame)
+        frame = tool_frame(launch("student"))
+        chat_ready(frame)
+        frame.locator('[data-cb="question"]').fill("Photosynthesis: please explain it slowly")
+        frame.locator('[data-cb="send"]').click()
+        expect(frame.locator('[data-cb="status"]')).to_contain_text("3")  # "you are number 3" / "Nummer 3"
+        expect(frame.locator(".cb-streaming").last).to_contain_text("slowly")
+        frame.locator('[data-cb="stop"]').click()
+        expect(frame.locator('[data-cb="stop"]')).to_be_hidden()
+        expect(frame.locator('[data-cb="status"]')).to_have_text(re.compile("Answer stopped|Antwort angehalten"))
+        deadline = time.monotonic() + 10
+        stored = None
+        while time.monotonic() < deadline:
+            with tool_server.app.app_context():
+                question = db.session.query(Message).filter_by(
+                    role="user", text="Photosynthesis: please explain it slowly").order_by(Message.id.desc()).first()
+                answer = db.session.query(Message).filter_by(reply_to_id=question.id).first() if question else None
+                stored = (question is not None, answer.status if answer else None,
+                          answer.error_code if answer else None)
+            if stored[1] == "failed":
+                break
+            time.sleep(0.3)
+        assert stored == (True, "failed", "cancelled")
+    finally:
+        server.stop()
+        backends.forget_backends()
