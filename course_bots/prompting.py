@@ -138,6 +138,7 @@ def assemble(question: str, hits: Sequence[SearchHit], history: Sequence[Message
     system = {"role": "system", "content": system_message(settings.system_prompt)}
 
     def total(sources: Sequence[Source], past: Sequence[dict[str, str]]) -> int:
+        """Tokens of the whole prompt with these sources and this history."""
         return count_tokens([system, *past, {"role": "user", "content": user_message(question, sources)}])
 
     if total([], []) > budget:

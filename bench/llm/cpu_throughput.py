@@ -85,6 +85,7 @@ def through_server(base_url: str, streams: int, tokens: int) -> dict[str, float]
     barrier = threading.Barrier(streams)
 
     def one(i: int) -> None:
+        """Stream request ``i`` and record its timings."""
         body = {"model": "tiny", "messages": [{"role": "user", "content": f"Frage {i}"}], "max_tokens": tokens,
                 "ignore_eos": True, "stream": True}
         with httpx.Client(timeout=600) as http:

@@ -93,7 +93,9 @@ def run_engine(engine: Engine, streams: int, prompt_len: int, tokens: int, vocab
     lock = threading.Lock()
 
     def sink_for(i: int) -> Any:
+        """A sink recording stream ``i``'s first token and end."""
         def sink(event: Event) -> None:
+            """Record the time of the first token and of the end."""
             now = time.perf_counter()
             with lock:
                 if isinstance(event, TokenEvent) and i not in first:

@@ -35,6 +35,7 @@ def create_app(engine: Engine, model_name: str, *, max_new_tokens_cap: int = 409
     from starlette.routing import Route
 
     def error(code: str, message: str, position: int | None = None) -> Response:
+        """The JSON error shape with the HTTP status of its code."""
         body: dict[str, Any] = {"code": code, "message": message, "type": code}
         headers = {}
         if position is not None:
@@ -43,19 +44,23 @@ def create_app(engine: Engine, model_name: str, *, max_new_tokens_cap: int = 409
         return JSONResponse({"error": body}, status_code=_HTTP_STATUS.get(code, 500), headers=headers)
 
     def authorised(request: Request) -> bool:
+        """Whether the request carries the API key (when one is configured)."""
         return api_key is None or request.headers.get("authorization", "") == f"Bearer {api_key}"
 
     async def health(request: Request) -> Response:
+        """State and load of the engine."""
         state = engine.health()
         return JSONResponse({"status": "ok" if state.ok else "stopping", "model": model_name, **asdict(state)})
 
     async def models(request: Request) -> Response:
+        """The one model this server serves."""
         if not authorised(request):
             return error("unauthorised", "A valid API key is required.")
         return JSONResponse({"object": "list", "data": [
             {"id": model_name, "object": "model", "created": 0, "owned_by": "coursebots"}]})
 
     async def chat(request: Request) -> Response:
+        """OpenAI chat completion, streamed as SSE or answered as one JSON object."""
         if not authorised(request):
             return error("unauthorised", "A valid API key is required.")
         try:
@@ -69,7 +74,8 @@ def create_app(engine: Engine, model_name: str, *, max_new_tokens_cap: int = 409
         events: asyncio.Queue[Event] = asyncio.Queue()
         rid = f"chatcmpl-{uuid.uuid4().hex}"
 
-        def sink(event: Event) -> None:  # called on the engine thread: hand over to the event loop
+        def sink(event: Event) -> None:
+            """Hand an event from the engine thread over to this request's event loop."""
             loop.call_soon_threadsafe(events.put_nowait, event)
 
         try:

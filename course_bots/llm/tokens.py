@@ -33,6 +33,7 @@ def tokenizer_counter(path: str) -> Callable[[Sequence[Message]], int]:
     tokenizer: Any = load_tokenizer(path)
 
     def count(messages: Sequence[Message]) -> int:
+        """Exact prompt tokens with the chat template."""
         return len(encode_chat(tokenizer, messages))
 
     return count
