@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import time
 from pathlib import Path
@@ -223,3 +224,22 @@ def test_control_detector_fires_without_sanitizing(launch: Callable[..., Any], t
     frame.wait_for_timeout(300)
     hits = frame.evaluate("() => window.__cbScan()")
     assert any(hit.startswith(("attr:", "tag:", "url:", "csp:")) for hit in hits), hits
+
+
+def test_german_teacher_workspace_at_320px(launch: Callable[..., Any], tool_frame: Callable[[Any], Any]) -> None:
+    platform = sys.modules["coursebots_browser_fake_platform"]
+    platform.USERS["teacherde"] = platform.User("7", "Greta", "Lehmann", "greta@example.edu",
+                                                (platform.MEMBERSHIP + "Instructor",), locale="de-DE")
+    page = launch("teacherde", framed=False)
+    page.set_viewport_size({"width": 320, "height": 800})
+    frame = tool_frame(page)
+    expect(frame.locator("html")).to_have_attribute("lang", "de")
+    expect(frame.locator("#tab-settings")).to_have_text("Einstellungen")
+    expect(frame.locator('label[for="s-prompt"]')).to_have_text("Anweisungen für den Assistenten (System-Prompt)")
+    expect(frame.locator("#s-prompt")).not_to_have_value("")
+    frame.locator("#s-mode").select_option("faq")  # templates fill the prompt in the teacher's language
+    expect(frame.locator("#s-prompt")).to_have_value(re.compile("^Du beantwortest organisatorische"))
+    for name in TABS:
+        frame.locator(f"#tab-{name}").click()
+        overflow = frame.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"tab {name} scrolls sideways at 320 px"
