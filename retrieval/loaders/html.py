@@ -21,12 +21,18 @@ class _Walker:
         self.sections: list[Section] = []
         self.path: list[tuple[int, str]] = []
         self.buffer: list[str] = []
+        self.heading_has_text = False
 
     def flush(self) -> None:
-        """Close the text collected under the current heading."""
+        """Close the text collected under the current heading (a heading without body is kept as a title)."""
         text = normalise_text("".join(self.buffer))
+        path = tuple(t for _, t in self.path)
         if text:
-            self.sections.append(Section(text=text, heading_path=tuple(t for _, t in self.path)))
+            self.sections.append(Section(text=text, heading_path=path))
+            self.heading_has_text = True
+        elif path and not self.heading_has_text:
+            self.sections.append(Section(text=path[-1], heading_path=path, kind="title"))
+            self.heading_has_text = True
         self.buffer.clear()
 
     def walk(self, node: Any) -> None:
@@ -46,10 +52,12 @@ class _Walker:
             heading = " ".join(node.get_text(" ").split())
             if heading:
                 self.path = [(lvl, t) for lvl, t in self.path if lvl < level] + [(level, heading)]
+                self.heading_has_text = False
             return
         if node.name == "table":
             rows = [[cell.get_text(" ") for cell in tr.find_all(["td", "th"])] for tr in node.find_all("tr")]
             self.buffer.append("\n" + table_rows(rows) + "\n")
+            self.heading_has_text = self.heading_has_text or bool(rows)
             return
         block = node.name in _BLOCKS
         if block:

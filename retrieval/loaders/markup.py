@@ -67,16 +67,23 @@ def load_markdown_sections(text: str) -> tuple[list[Section], str | None]:
     path: list[tuple[int, str]] = []
     buffer: list[str] = []
     in_fence = False
+    heading_has_text = False
 
     def flush() -> None:
+        nonlocal heading_has_text
         cleaned = normalise_text(strip_inline_markdown("\n".join(buffer)))
+        current = tuple(t for _, t in path)
         if cleaned:
-            sections.append(Section(text=cleaned, heading_path=tuple(t for _, t in path)))
+            sections.append(Section(text=cleaned, heading_path=current))
+        elif current and not heading_has_text:  # a heading without body is still text
+            sections.append(Section(text=current[-1], heading_path=current, kind="title"))
+        heading_has_text = True
         buffer.clear()
 
     def open_heading(level: int, heading: str) -> None:
-        nonlocal path, title
+        nonlocal path, title, heading_has_text
         flush()
+        heading_has_text = False
         heading = normalise_text(strip_inline_markdown(_ATTRS.sub("", heading)))
         path = [(lvl, t) for lvl, t in path if lvl < level] + [(level, heading)]
         if title is None and level == 1:

@@ -62,11 +62,16 @@ def load_docx_sections(data: bytes) -> tuple[list[Section], str | None]:
     sections: list[Section] = []
     path: list[tuple[int, str]] = []
     buffer: list[str] = []
+    has_text = [True]  # whether the current heading has body text (a list: mutated by flush)
 
     def flush() -> None:
         text = normalise_text("\n".join(buffer))
+        current = tuple(t for _, t in path)
         if text:
-            sections.append(Section(text=text, heading_path=tuple(t for _, t in path)))
+            sections.append(Section(text=text, heading_path=current))
+        elif current and not has_text[0]:  # a heading without body is still text
+            sections.append(Section(text=current[-1], heading_path=current, kind="title"))
+        has_text[0] = True
         buffer.clear()
 
     for block in _docx_blocks(document):
@@ -76,6 +81,7 @@ def load_docx_sections(data: bytes) -> tuple[list[Section], str | None]:
             text = table_rows(rows)
             if text:
                 sections.append(Section(text=text, heading_path=tuple(t for _, t in path), kind="table"))
+                has_text[0] = True
             continue
         text = block.text.strip()
         if not text:
@@ -85,6 +91,7 @@ def load_docx_sections(data: bytes) -> tuple[list[Section], str | None]:
             buffer.append(text)
             continue
         flush()
+        has_text[0] = False
         path = [(lvl, t) for lvl, t in path if lvl < level] + [(level, text)]
     flush()
     if not sections:

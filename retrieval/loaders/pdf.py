@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -14,7 +15,8 @@ from retrieval.loaders.limits import LoadLimits
 
 log = logging.getLogger(__name__)
 
-_MIN_CHARS_PER_PAGE = 20  # below this on every page, the PDF is a scan
+_WORD_CHAR = re.compile(r"\w", re.UNICODE)
+_MIN_WORD_CHARS = 3  # fewer letters/digits than this on every page: the PDF is a scan (a one-word page is text)
 
 
 def extract_pages(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[str, str]]:
@@ -105,19 +107,24 @@ def _ocr_pages(data: bytes, limits: LoadLimits) -> list[str]:
     return texts
 
 
+def _scanned(text: str) -> bool:
+    """A page without (almost) any letters or digits has no usable text layer."""
+    return len(_WORD_CHAR.findall(text)) < _MIN_WORD_CHARS
+
+
 def load_pdf_pages(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[str, str], bool]:
     """Return cleaned page texts, metadata and whether OCR produced them."""
     pages, meta = extract_pages(data, limits)
     if not pages:
         raise EmptyDocumentError("This PDF has no pages.")
     used_ocr = False
-    if all(len(p.strip()) < _MIN_CHARS_PER_PAGE for p in pages):
+    if all(_scanned(p) for p in pages):
         if not (limits.ocr and ocr_available()):
             raise NoTextLayerError()
         log.info("no text layer on %d pages; running OCR", len(pages))
         pages = _ocr_pages(data, limits)
         used_ocr = True
-        if all(len(p.strip()) < _MIN_CHARS_PER_PAGE for p in pages):
+        if all(_scanned(p) for p in pages):
             raise NoTextLayerError("This PDF contains no text, and text recognition (OCR) found none either.")
     cleaned = remove_repeated_lines([normalise_text(p) for p in pages])
     return cleaned, meta, used_ocr

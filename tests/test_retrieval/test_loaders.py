@@ -83,3 +83,12 @@ def test_mislabelled_upload_is_read_by_its_real_type(make_pdf: Callable[..., byt
 
 def test_same_bytes_same_document_id(docx_bytes: bytes) -> None:
     assert load_document(docx_bytes, "a.docx").document_id == load_document(docx_bytes, "b.docx").document_id
+
+
+def test_headings_without_body_are_still_text() -> None:
+    doc = load_document(b"<html><body><h1>Title</h1><h2>Part</h2><p>Body.</p><h2>End</h2></body></html>", "h.html")
+    assert [(s.kind, s.text) for s in doc.sections] == [("title", "Title"), ("body", "Body."), ("title", "End")]
+
+
+def test_one_word_pdf_has_a_text_layer(make_pdf: Callable[..., bytes]) -> None:
+    assert load_document(make_pdf([["Test"]]), "short.pdf").text == "Test"
