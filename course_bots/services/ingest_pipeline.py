@@ -155,10 +155,14 @@ def _store(material: Material, chunks: list[Chunk], hashes: list[str], vectors: 
     material.chunk_count = len(chunks)
     material.embedding_model = model_id
     material.heartbeat_at = None
-    replaced = db.session.get(Material, material.replaces_id) if material.replaces_id else None
-    material.replaces_id = None
-    if replaced is not None and replaced.bot_id == material.bot_id:
-        delete_material(replaced)  # the new version is ready: the old one leaves the course now
+    if material.replaces_id is not None:
+        # The new version is ready: every older upload under this name leaves the course now (also one
+        # still queued in between, so versions uploaded in quick succession never pile up).
+        older = db.session.scalars(select(Material).where(
+            Material.bot_id == material.bot_id, Material.filename == material.filename, Material.id < material.id))
+        for old in list(older):
+            delete_material(old)
+        material.replaces_id = None
     bump_index_version(material.bot_id)
     db.session.commit()
 

@@ -160,6 +160,13 @@ def test_unchanged_reupload_embeds_nothing_and_changed_file_reuses_unchanged_pas
     assert new.chunk_count == 3 and embedder_of(mapp).passages - embedded == 1
 
 
+def test_versions_uploaded_in_quick_succession_leave_only_the_newest(mapp: Flask) -> None:
+    ids = [upload(mapp, "notes.md", f"# V{i}\n\nVersion {i} of the notes.".encode()).material.id for i in range(3)]
+    with mapp.app_context():
+        run_pending()
+        assert [m.id for m in svc.list_materials(1)] == [ids[-1]]
+
+
 def test_bad_file_fails_with_teacher_message_and_does_not_stop_the_others(mapp: Flask) -> None:
     broken = upload(mapp, "broken.pdf", b"%PDF-1.4\n" + b"garbage " * 200)
     good = upload(mapp, "good.md", "# Topic\n\nEnzymes lower the activation energy of reactions.".encode())
