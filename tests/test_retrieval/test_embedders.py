@@ -43,3 +43,13 @@ def test_import_retrieval_is_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"
+
+
+def test_default_model_is_the_offline_package() -> None:
+    from retrieval.embedders import DEFAULT_MODEL_ID, default_model_path
+
+    path = Path(default_model_path())
+    assert (path / "modules.json").exists() and (path / "model.safetensors").exists()
+    embedder = SentenceTransformerEmbedder()
+    assert embedder.model_id == DEFAULT_MODEL_ID and embedder.languages == ("en",)
+    assert embedder._model is None  # nothing loaded until the first embedding
