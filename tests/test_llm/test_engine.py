@@ -43,10 +43,15 @@ def test_loads_model_and_renders_chat_template(make_engine: Callable[..., Engine
 def test_batched_answers_equal_answers_alone(make_engine: Callable[..., Engine]) -> None:
     engine = make_engine(max_batch=8)
     prompts = [[{"role": "user", "content": "frage " * i}] for i in range(1, 7)]  # different lengths: padding
-    alone = [collect(run_iter(engine, p, fixed(16))).text for p in prompts]
+    alone = [collect(run_iter(engine, p, fixed(32))).text for p in prompts]
     together: dict[int, str] = {}
-    threads = [threading.Thread(target=lambda i=i, p=p: together.__setitem__(
-        i, collect(run_iter(engine, p, fixed(16))).text)) for i, p in enumerate(prompts)]
+    start = threading.Barrier(len(prompts))
+
+    def ask(i: int) -> None:
+        start.wait()  # submit together, so the requests overlap even on a busy machine
+        together[i] = collect(run_iter(engine, prompts[i], fixed(32))).text
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
     for t in threads:
         t.start()
     for t in threads:
@@ -62,29 +67,35 @@ def run_iter(engine: Engine, messages: list[dict[str, str]], params: GenerationP
 
 def test_continuous_batching_shares_steps_and_interleaves(make_engine: Callable[..., Engine]) -> None:
     engine = make_engine(max_batch=8)
-    log: list[tuple[str, float]] = []
-    lock = threading.Lock()
-    first_a = threading.Event()
+    log: list[str] = []
+    first_a, b_done = threading.Event(), threading.Event()
 
-    def consume(name: str, n: int) -> None:
-        for event in run_iter(engine, [{"role": "user", "content": name}], fixed(n)):
+    def consume_a() -> None:
+        for event in run_iter(engine, [{"role": "user", "content": "a"}], fixed(1800)):
             if isinstance(event, TokenEvent):
-                with lock:
-                    log.append((name, time.monotonic()))
+                log.append("a")
                 first_a.set()
+            if b_done.is_set():
+                log.append("a")  # a was still generating after b's end
+                return  # closing the stream cancels a
 
-    a = threading.Thread(target=consume, args=("a", 120))
+    def consume_b() -> None:
+        for event in run_iter(engine, [{"role": "user", "content": "b"}], fixed(20)):
+            if isinstance(event, TokenEvent):
+                log.append("b")
+        b_done.set()
+
+    a = threading.Thread(target=consume_a)
     a.start()
     assert first_a.wait(20)
-    b = threading.Thread(target=consume, args=("b", 20))  # joins while a is running: no waiting for a to end
+    b = threading.Thread(target=consume_b)  # joins while a is running: no waiting for a to end
     b.start()
-    a.join()
-    b.join()
-    order = [name for name, _ in log]
+    b.join(60)
+    a.join(60)
     assert max(engine.step_batch_sizes) >= 2, "two sequences shared one forward step"
-    first_b, last_b = order.index("b"), len(order) - 1 - order[::-1].index("b")
-    assert "a" in order[first_b:last_b], "a's tokens arrived while b was streaming"
-    assert order[-1] == "a", "b finished while a was still generating"
+    first_b, last_b = log.index("b"), len(log) - 1 - log[::-1].index("b")
+    assert "a" in log[first_b:last_b], "a's tokens arrived while b was streaming"
+    assert log[-1] == "a", "b finished while a was still generating"
 
 
 def test_cancel_stops_generation(make_engine: Callable[..., Engine]) -> None:

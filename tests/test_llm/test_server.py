@@ -62,10 +62,12 @@ def test_concurrent_streams_are_batched(model_server: BackgroundServer, shared_e
     api = client(model_server)
     before = len(shared_engine.step_batch_sizes)
     results: dict[int, str] = {}
+    start = threading.Barrier(8)
 
     def ask(i: int) -> None:
+        start.wait()  # send together, so the requests overlap even on a busy machine
         stream = api.chat.completions.create(model="tiny", messages=[{"role": "user", "content": f"Frage {i}"}],
-                                             max_tokens=30, stream=True, extra_body={"ignore_eos": True})
+                                             max_tokens=100, stream=True, extra_body={"ignore_eos": True})
         results[i] = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
