@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lti_tool.extensions import UTCDateTime, db, utcnow
 
 TEACHING_MODES = ("tutor", "faq", "exam", "custom")
-UNCOVERED_BEHAVIOURS = ("refuse", "refuse_suggest_teacher", "general_knowledge")
+UNCOVERED_BEHAVIOURS = ("refuse", "refuse_suggest_teacher")
 ANSWER_LANGUAGES = ("auto", "de", "en")
 
 # Filled into the system prompt when a teacher picks a mode; the teacher may edit the text afterwards.

@@ -141,14 +141,21 @@ def test_german_launch_shows_german_ui_and_decline_explains(launch: Callable[...
     platform = sys.modules["coursebots_browser_fake_platform"]
     platform.USERS["studentde2"] = platform.User("6", "Jörg", "Weiß", "joerg@example.edu",
                                                  (platform.MEMBERSHIP + "Learner",), locale="de-DE")
-    frame = tool_frame(launch("studentde2"))
+    from axe_playwright_python.sync_playwright import Axe
+
+    page = launch("studentde2", framed=False)
+    frame = tool_frame(page)
     expect(frame.locator("html")).to_have_attribute("lang", "de")
     expect(frame.locator('label[for="cb-question"]')).to_have_text("Deine Frage")
     chat_ready(frame, accept=False)
     expect(frame.locator('[data-cb="consent-accept"]')).to_have_text("Ich stimme zu")
+    results = Axe().run(page)
+    assert results.violations_count == 0, "consent notice: " + results.generate_report()
     frame.locator('[data-cb="consent-decline"]').click()
     expect(frame.locator('[data-cb="unavailable-text"]')).to_contain_text("nicht zugestimmt")
     expect(frame.locator('[data-cb="form"]')).to_be_hidden()
+    results = Axe().run(page)
+    assert results.violations_count == 0, "declined: " + results.generate_report()
 
 
 def test_english_launch_shows_english_ui(launch: Callable[..., Any], tool_frame: Callable[[Any], Any]) -> None:
