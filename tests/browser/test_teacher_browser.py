@@ -243,3 +243,23 @@ def test_german_teacher_workspace_at_320px(launch: Callable[..., Any], tool_fram
         frame.locator(f"#tab-{name}").click()
         overflow = frame.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"tab {name} scrolls sideways at 320 px"
+
+
+def test_logs_chart_export_and_correction_becomes_faq(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
+                                                      tool_server: Any) -> None:
+    page = launch("teacher", framed=False)
+    frame = tool_frame(page)
+    seed_students(tool_server)  # after the launch, which creates the course's bot
+    frame.locator("#tab-logs").click()
+    expect(frame.locator("#cb-logs-open")).to_be_visible()
+    expect(frame.locator("#cb-chart svg[role=img] rect").first).to_be_attached()  # questions per day
+    with page.expect_download() as download_info:
+        frame.locator('[data-export="csv"]').click()
+    assert download_info.value.suggested_filename.endswith(".csv")
+    item = frame.locator(".cb-log-item", has_text="What is photosynthesis?").first
+    item.get_by_role("button", name="Write the right answer").click()
+    expect(frame.locator("#f-answer")).to_be_focused()
+    expect(frame.locator("#f-question")).to_have_value("What is photosynthesis?")
+    frame.locator("#f-answer").fill("Plants turn light into chemical energy (see lecture 1).")
+    frame.locator("#cb-faq-form button[type=submit]").click()
+    expect(frame.locator("#cb-faq")).to_contain_text("Plants turn light into chemical energy")
