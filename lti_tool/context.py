@@ -166,7 +166,8 @@ def decode_token(secret_key: str, token: str, now: float | None = None) -> Sessi
     try:
         payload = _fernet(secret_key).decrypt(token.encode("ascii"))
     except (InvalidToken, UnicodeEncodeError, ValueError) as exc:
-        raise TokenError("invalid_token", "The session token is not valid. Open the tool again from the course.") from exc
+        raise TokenError("invalid_token",
+                         "The session token is not valid. Open the tool again from the course.") from exc
     data = json.loads(payload)
     data["roles"] = tuple(data["roles"])
     data["names"] = tuple(data.get("names", ()))

@@ -65,6 +65,25 @@ REASONS: dict[str, Reason] = {r.code: r for r in (
     Reason("wrong_version", 400, "The launch is not an LTI 1.3.0 message."),
     Reason("wrong_message_type", 400, "CourseBots does not handle this kind of LTI message."),
     Reason("deep_linking_not_allowed", 403, "Only teachers may add CourseBots to a course."),
+    # Dynamic Registration (the admin sees these inside the platform's registration frame)
+    Reason("registration_missing_parameters", 400,
+           "This address must be opened by the platform's Dynamic Registration (it needs an "
+           "openid_configuration URL)."),
+    Reason("registration_issuer_not_allowed", 403,
+           "This platform is not on CourseBots' list of platforms allowed to register. Ask the CourseBots "
+           "administrator to add its issuer to COURSEBOTS_REGISTRATION_ALLOWED_ISSUERS."),
+    Reason("registration_configuration_unreachable", 502,
+           "CourseBots could not fetch the platform's OpenID configuration. Check that the platform is "
+           "reachable from the CourseBots server."),
+    Reason("registration_configuration_invalid", 502,
+           "The platform's OpenID configuration is not a valid LTI platform configuration."),
+    Reason("registration_endpoint_unreachable", 502,
+           "CourseBots could not reach the platform's registration endpoint."),
+    Reason("registration_rejected", 502,
+           "The platform refused the registration (the registration token may have expired: start the "
+           "registration again in the platform)."),
+    Reason("registration_invalid_response", 502,
+           "The platform's answer to the registration had no client id or deployment id."),
 )}
 
 

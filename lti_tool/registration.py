@@ -20,6 +20,7 @@ from sqlalchemy import select
 from lti_tool import security
 from lti_tool.config import Config
 from lti_tool.extensions import current_config, db
+from lti_tool.reasons import REASONS
 
 logger = logging.getLogger(__name__)
 
@@ -31,28 +32,6 @@ PLATFORM_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-platform-configura
 CLAIMS = ("iss", "sub", "name", "given_name", "family_name", "email", "locale")
 SCOPES: tuple[str, ...] = ()  # the chatbot uses no platform services (AGS/NRPS) yet
 SECRET_KEYS = frozenset({"client_secret", "registration_access_token"})
-
-# Reason code -> (HTTP status, message shown to the admin). Documented in docs/LTI.md.
-REASONS: dict[str, tuple[int, str]] = {
-    "registration_missing_parameters": (
-        400, "This address must be opened by the platform's Dynamic Registration (it needs an "
-             "openid_configuration URL)."),
-    "registration_issuer_not_allowed": (
-        403, "This platform is not on CourseBots' list of platforms allowed to register. Ask the CourseBots "
-             "administrator to add its issuer to COURSEBOTS_REGISTRATION_ALLOWED_ISSUERS."),
-    "registration_configuration_unreachable": (
-        502, "CourseBots could not fetch the platform's OpenID configuration. Check that the platform is "
-             "reachable from the CourseBots server."),
-    "registration_configuration_invalid": (
-        502, "The platform's OpenID configuration is not a valid LTI platform configuration."),
-    "registration_endpoint_unreachable": (
-        502, "CourseBots could not reach the platform's registration endpoint."),
-    "registration_rejected": (
-        502, "The platform refused the registration (the registration token may have expired: start the "
-             "registration again in the platform)."),
-    "registration_invalid_response": (
-        502, "The platform's answer to the registration had no client id or deployment id."),
-}
 
 
 class RegistrationError(Exception):
@@ -258,7 +237,7 @@ def register_view() -> tuple[str, int]:
             raise RegistrationError("registration_missing_parameters")
         result = register(config, openid_url, token)
     except RegistrationError as exc:
-        status, message = REASONS[exc.code]
+        status, message = REASONS[exc.code].status, REASONS[exc.code].message
         logger.warning("registration rejected: %s", exc.code)
         return render_template("lti/error.html", code=exc.code, message=message), status
     security.allow_framing_by(_origin(result.issuer) or origin)
