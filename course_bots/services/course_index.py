@@ -98,6 +98,8 @@ class _Entry:
     version: int
     model_id: str | None
     nbytes: int
+    stamps: dict[str, str]  # document id -> last change, to update only what changed
+    complete: bool  # every vector from the current model (else the index is lexical only)
 
 
 def _estimate_bytes(chunks: list[Chunk], dimension: int) -> int:
@@ -117,6 +119,7 @@ class CourseIndexCache:
         self._lock = threading.Lock()
         self._building: dict[int, threading.Lock] = {}
         self.builds = 0
+        self.refreshes = 0
 
     @property
     def total_bytes(self) -> int:
@@ -136,7 +139,7 @@ class CourseIndexCache:
                 self._entries.pop(bot_id, None)
 
     def get(self, bot_id: int, embedder: Embedder, reranker: Any = None) -> HybridIndex:
-        """The course's index, rebuilt when its version or the embedding model changed."""
+        """The course's index: updated when its version changed, rebuilt when the embedding model changed."""
         version = index_version(bot_id)
         with self._lock:
             entry = self._entries.get(bot_id)
@@ -147,15 +150,20 @@ class CourseIndexCache:
         with build_lock:  # one build per course at a time; others wait and reuse it
             with self._lock:
                 entry = self._entries.get(bot_id)
-                if entry is not None and entry.version == version and entry.model_id == embedder.model_id:
-                    return entry.index
-            index, nbytes = build_index(bot_id, embedder, self.fusion, reranker)
-            self.builds += 1
+            if entry is not None and entry.version == version and entry.model_id == embedder.model_id:
+                return entry.index
+            if (entry is not None and entry.complete and entry.model_id == embedder.model_id
+                    and _refresh(entry, bot_id, embedder)):
+                entry.version = version
+                self.refreshes += 1
+            else:
+                entry = _build(bot_id, embedder, self.fusion, reranker, version)
+                self.builds += 1
             with self._lock:
-                self._entries[bot_id] = _Entry(index, version, embedder.model_id, nbytes)
+                self._entries[bot_id] = entry
                 self._entries.move_to_end(bot_id)
                 self._evict(keep=bot_id)
-            return index
+            return entry.index
 
     def _evict(self, keep: int) -> None:
         """Drop least recently used courses until the budget holds (the one just built stays)."""
@@ -168,38 +176,91 @@ class CourseIndexCache:
             log.info("evicted the index of bot %s (%d bytes) from this process", oldest, evicted.nbytes)
 
 
-def _faq_chunks(bot_id: int, embedder: Embedder | None) -> tuple[list[Chunk], np.ndarray | None]:
+def _stamps(bot_id: int) -> dict[str, str]:
+    """Every ready material and FAQ entry of a course with its last change."""
+    stamps = {material_document_id(i): str(t) for i, t in db.session.execute(
+        select(Material.id, Material.updated_at).where(Material.bot_id == bot_id,
+                                                       Material.status == MaterialStatus.READY))}
+    stamps.update({faq_document_id(i): str(t) for i, t in db.session.execute(
+        select(FaqEntry.id, FaqEntry.updated_at).where(FaqEntry.bot_id == bot_id))})
+    return stamps
+
+
+def _ids(document_ids: list[str], kind: str) -> list[int]:
+    return [int(d.partition(":")[2]) for d in document_ids if d.partition(":")[0] == kind]
+
+
+def _material_chunks(bot_id: int, model_id: str,
+                     material_ids: list[int] | None = None) -> tuple[list[Chunk], list[np.ndarray], bool]:
+    """Stored chunks of ready materials (all, or these ids) with their vectors; False when a vector is missing."""
+    query = (select(MaterialChunk.material_id, MaterialChunk.ordinal, MaterialChunk.text, MaterialChunk.position,
+                    MaterialChunk.position_end, MaterialChunk.locator, MaterialChunk.heading_path,
+                    MaterialChunk.language, MaterialChunk.token_count, MaterialChunk.embedding_model,
+                    MaterialChunk.vector, Material.filename, Material.title)
+             .join(Material, Material.id == MaterialChunk.material_id)
+             .where(Material.bot_id == bot_id, Material.status == MaterialStatus.READY)
+             .order_by(MaterialChunk.material_id, MaterialChunk.ordinal))
+    batches = [None] if material_ids is None else [material_ids[i:i + 500] for i in range(0, len(material_ids), 500)]
+    chunks: list[Chunk] = []
+    vectors: list[np.ndarray] = []
+    complete = True
+    for batch in batches:
+        rows = db.session.execute(query if batch is None else query.where(Material.id.in_(batch)))
+        for row in rows:
+            chunks.append(Chunk(
+                chunk_id=f"{row.material_id}:{row.ordinal}", document_id=material_document_id(row.material_id),
+                document_title=row.title or row.filename, text=row.text, ordinal=row.ordinal,
+                position=row.position, position_end=row.position_end, locator=Locator(row.locator),
+                heading_path=tuple(row.heading_path or ()), language=row.language, kind=ChunkKind.MATERIAL,
+                token_count=row.token_count))
+            if row.vector is None or row.embedding_model != model_id:
+                complete = False
+            else:
+                vectors.append(vector_from_bytes(row.vector))
+    return chunks, vectors, complete
+
+
+def _faq_chunks(bot_id: int, embedder: Embedder | None,
+                faq_ids: list[int] | None = None) -> tuple[list[Chunk], np.ndarray | None]:
     """FAQ entries as chunks, embedded at build time (a course has few; nothing is written on the query path)."""
-    entries = list(db.session.scalars(select(FaqEntry).filter_by(bot_id=bot_id).order_by(FaqEntry.id)))
+    query = select(FaqEntry).filter_by(bot_id=bot_id).order_by(FaqEntry.id)
+    if faq_ids is not None:
+        query = query.where(FaqEntry.id.in_(faq_ids or [-1]))
+    entries = list(db.session.scalars(query))
     chunks = [chunk_faq(faq_document_id(e.id), e.question, e.answer, FAQ_TITLE) for e in entries]
     if embedder is None or not chunks:
         return chunks, None
     return chunks, embedder.embed_passages([index_text(c) for c in chunks])
 
 
-def build_index(bot_id: int, embedder: Embedder, fusion: FusionConfig | None = None,
-                reranker: Any = None) -> tuple[HybridIndex, int]:
+def _refresh(entry: _Entry, bot_id: int, embedder: Embedder) -> bool:
+    """Apply only the changed materials and FAQ entries to a cached index; False when a rebuild is better."""
+    stamps = _stamps(bot_id)
+    removed = [d for d, t in entry.stamps.items() if stamps.get(d) != t]
+    added = [d for d, t in stamps.items() if entry.stamps.get(d) != t]
+    if len(removed) + len(added) > max(20, len(stamps) // 2):
+        return False
+    chunks, vectors, complete = _material_chunks(bot_id, embedder.model_id, _ids(added, "material"))
+    if not complete:
+        return False
+    faq, faq_vectors = _faq_chunks(bot_id, embedder, _ids(added, "faq"))
+    for document_id in removed:
+        entry.index.remove_document(document_id)
+    if chunks:
+        entry.index.add(chunks, np.vstack(vectors).astype(np.float32))
+    if faq:
+        entry.index.add(faq, faq_vectors)
+    entry.stamps = stamps
+    entry.nbytes = _estimate_bytes(entry.index.chunks, embedder.dimension)
+    log.info("updated the index of bot %s: -%d +%d documents", bot_id, len(removed), len(added))
+    return True
+
+
+def _build(bot_id: int, embedder: Embedder, fusion: FusionConfig | None, reranker: Any, version: int) -> _Entry:
     """Build a course's index from the database: ready materials' chunks and vectors, plus FAQ entries."""
     started = time.perf_counter()
-    rows = db.session.execute(
-        select(MaterialChunk, Material.filename, Material.title)
-        .join(Material, Material.id == MaterialChunk.material_id)
-        .where(Material.bot_id == bot_id, Material.status == MaterialStatus.READY)
-        .order_by(MaterialChunk.material_id, MaterialChunk.ordinal)).all()
-    chunks: list[Chunk] = []
-    vectors: list[np.ndarray] = []
-    complete = True
-    for stored, filename, title in rows:
-        chunks.append(Chunk(
-            chunk_id=f"{stored.material_id}:{stored.ordinal}", document_id=material_document_id(stored.material_id),
-            document_title=title or filename, text=stored.text, ordinal=stored.ordinal, position=stored.position,
-            position_end=stored.position_end, locator=Locator(stored.locator),
-            heading_path=tuple(stored.heading_path or ()), language=stored.language, kind=ChunkKind.MATERIAL,
-            token_count=stored.token_count))
-        if stored.vector is None or stored.embedding_model != embedder.model_id:
-            complete = False
-        else:
-            vectors.append(vector_from_bytes(stored.vector))
+    stamps = _stamps(bot_id)
+    chunks, vectors, complete = _material_chunks(bot_id, embedder.model_id)
     if not complete:
         # Some vectors come from an older model: serve lexically until re-indexing finishes, never mix spaces.
         log.warning("bot %s has chunks from another embedding model; searching lexically until re-indexed", bot_id)
@@ -216,7 +277,14 @@ def build_index(bot_id: int, embedder: Embedder, fusion: FusionConfig | None = N
         index.search("warm up", 1)  # builds the lexical matrix now, not inside the first student's question
     nbytes = _estimate_bytes(index.chunks, embedder.dimension if complete else 0)
     log.info("built the index of bot %s: %d chunks in %.2f s", bot_id, len(index), time.perf_counter() - started)
-    return index, nbytes
+    return _Entry(index, version, embedder.model_id, nbytes, stamps, complete)
+
+
+def build_index(bot_id: int, embedder: Embedder, fusion: FusionConfig | None = None,
+                reranker: Any = None) -> tuple[HybridIndex, int]:
+    """A fresh index of one course and its estimated size in bytes (what the cache holds)."""
+    entry = _build(bot_id, embedder, fusion, reranker, index_version(bot_id))
+    return entry.index, entry.nbytes
 
 
 def get_cache(app: Flask | None = None) -> CourseIndexCache:

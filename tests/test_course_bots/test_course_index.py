@@ -84,17 +84,23 @@ def test_index_is_cached_until_materials_change(capp: Flask) -> None:
         entry = svc.create_faq(1, "When is the exam?", "The exam is on 12 February in room H1.")
         db.session.commit()
         hits = search_course(1, "when is the exam")
-        assert cache.builds == 2
+        assert (cache.builds, cache.refreshes) == (1, 1)  # only the new entry was added
         assert hits[0].chunk.kind == ChunkKind.FAQ and material_id_of(hits[0].chunk) is None
         svc.delete_faq(db.session.get(type(entry), entry.id))
         db.session.commit()
         assert all(h.chunk.kind != ChunkKind.FAQ for h in search_course(1, "when is the exam"))
+        svc.upload_material(1, "Genetics.md", ("# Genetics\n\n" + "Alleles are variants of a gene. " * 20).encode())
+        db.session.commit()
+        run_pending()
+        assert search_course(1, "What are alleles?")[0].chunk.document_title == "Genetics.md"
+        assert search_course(1, "Krebs cycle mitochondria")[0].chunk.position == 2
+        assert (cache.builds, cache.refreshes) == (1, 3)
 
 
 def test_change_in_another_process_invalidates_this_process(capp: Flask) -> None:
     with capp.app_context():
         assert search_course(1, "Krebs cycle mitochondria")
-        builds = get_cache().builds
+        builds = get_cache().builds + get_cache().refreshes
     script = textwrap.dedent("""
         from lti_tool import create_app
         from lti_tool.extensions import db
@@ -113,7 +119,7 @@ def test_change_in_another_process_invalidates_this_process(capp: Flask) -> None
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     with capp.app_context():
         assert search_course(1, "Krebs cycle mitochondria") == []
-        assert get_cache().builds == builds + 1
+        assert get_cache().builds + get_cache().refreshes == builds + 1
 
 
 def test_least_recently_used_course_is_evicted(capp: Flask) -> None:
