@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from course_bots.models import CourseBot
 from course_bots.models_materials import Material
@@ -121,7 +121,9 @@ def test_crashed_worker_job_is_retried_then_ingested(iapp: Flask, tmp_path: Path
     assert done.returncode == 3, done.stderr.decode()[-2000:]
     assert status_of(iapp, material_id)[0] == "embedding"  # left behind by the dead worker
     with iapp.app_context():
-        assert ingest_worker.recover_stale() == ([], [])  # its heartbeat is still fresh
+        db.session.execute(update(Material).values(heartbeat_at=utcnow()))  # as if it beat just now
+        db.session.commit()
+        assert ingest_worker.recover_stale() == ([], [])  # a fresh heartbeat: the worker may be alive
         time.sleep(1.3)
         assert ingest_worker.recover_stale() == ([material_id], [])
         assert status_of(iapp, material_id)[0] == "queued"
