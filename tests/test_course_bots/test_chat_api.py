@@ -13,7 +13,7 @@ from course_bots.llm.extractive import ExtractiveBackend
 from course_bots.services import backends, chat
 from retrieval.types import Chunk, Locator, SearchHit
 
-from .conftest import bearer, make_bot, make_session
+from .conftest import BOTH_DATABASES, bearer, make_bot, make_session
 
 PASSAGE = ("Gradient descent updates the weights in the direction of the negative gradient. "
            "The learning rate controls the step size.")
@@ -83,6 +83,7 @@ def ask(client: FlaskClient, setup: dict[str, Any], question: str = "What does t
     return parse(response.get_data(as_text=True))
 
 
+@pytest.mark.parametrize("app", BOTH_DATABASES, indirect=True)
 def test_answer_streams_tokens_then_done_with_citation(client: FlaskClient, setup: dict[str, Any]) -> None:
     events = ask(client, setup)
     names = [name for name, _ in events]
@@ -99,6 +100,7 @@ def test_answer_streams_tokens_then_done_with_citation(client: FlaskClient, setu
     assert [m["role"] for m in conversation["messages"]] == ["user", "assistant"]
 
 
+@pytest.mark.parametrize("app", BOTH_DATABASES, indirect=True)
 def test_retry_with_same_client_id_stores_once(client: FlaskClient, setup: dict[str, Any]) -> None:
     first = ask(client, setup, client_id="same")
     second = ask(client, setup, client_id="same")
@@ -109,6 +111,7 @@ def test_retry_with_same_client_id_stores_once(client: FlaskClient, setup: dict[
     assert len(conversation["messages"]) == 2
 
 
+@pytest.mark.parametrize("app", BOTH_DATABASES, indirect=True)
 def test_question_kept_when_answer_fails_and_retry_answers(client: FlaskClient, setup: dict[str, Any]) -> None:
     setup["backend"]["b"] = ScriptedBackend([StatusEvent("queued", 3), TokenEvent("Hal"),
                                              ErrorEvent("unavailable", "down")])
