@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Iterable
 
 from flask import Flask, current_app
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from course_bots.models_materials import Material, MaterialStatus
 from lti_tool.extensions import current_config, db, utcnow
@@ -74,7 +74,11 @@ def recover_stale(bot_id: int | None = None) -> tuple[list[int], list[int]]:
         old = select(Material.id).where(Material.status == MaterialStatus.QUEUED, Material.updated_at < cutoff)
         if bot_id is not None:
             old = old.where(Material.bot_id == bot_id)
-        retried += [i for i in db.session.scalars(old) if i not in retried]
+        lost = [i for i in db.session.scalars(old) if i not in retried]
+        if lost:  # touched, so the same file is enqueued again at most once per stale period
+            db.session.execute(update(Material).where(Material.id.in_(lost)).values(updated_at=utcnow()))
+            db.session.commit()
+        retried += lost
     if retried:
         dispatch(retried)
     return retried, failed

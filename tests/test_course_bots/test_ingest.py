@@ -210,6 +210,13 @@ def test_rq_worker_ingests_queued_material(make_app, tmp_path: Path, redis_url: 
     finally:
         rq_entry._app = None
     assert status_of(app, material_id)[0] == "ready"
-    with app.app_context():
+    with app.app_context():  # the web process died between commit and enqueue: recovery enqueues it once
+        lost_id = svc.upload_material(1, "lost.md", b"# Lost\n\nNobody enqueued this file.").material.id
+        db.session.execute(update(Material).where(Material.id == lost_id)
+                           .values(updated_at=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+        assert ingest_worker.recover_stale() == ([lost_id], [])
+        assert ingest_worker.recover_stale() == ([], [])
+        assert queue.count == 1
         db.session.remove()
         db.engine.dispose()
