@@ -37,7 +37,8 @@ class ModelEntry:
 
     def public(self) -> dict[str, Any]:
         """What teachers see of the entry (never the URL or key)."""
-        return {"key": self.key, "label": self.label, "external": self.external,
+        extractive = self.backend not in ("openai", "local") or not self.model
+        return {"key": self.key, "label": self.label, "external": self.external, "extractive": extractive,
                 "context_window": self.context_window, "max_answer_tokens": self.max_answer_tokens}
 
 

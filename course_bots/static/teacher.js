@@ -66,7 +66,9 @@
       state.templates = body.templates;
       var models = form.elements.model_key;
       models.textContent = "";
-      body.models.forEach(function (m) { models.appendChild(el("option", { value: m.key }, m.label)); });
+      body.models.forEach(function (m) {
+        models.appendChild(el("option", { value: m.key }, m.extractive ? t.model_extractive : m.label));
+      });
       fields.forEach(function (name) { form.elements[name].value = body.settings[name]; });
       form.elements.paused.checked = body.settings.paused;
       loadVersions();
