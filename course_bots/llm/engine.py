@@ -171,6 +171,9 @@ class Engine:
                     self._report_positions()
                 if self._active:
                     self._decode_step()
+                # Hand the GIL over between steps: the HTTP event loop shares this process, and a busy answer
+                # or a new request's queue position must not wait for many steps.
+                time.sleep(0)
             except Exception as exc:  # a failed step (e.g. out of memory) must not kill the server
                 logger.exception("Generation step failed; failing %d active requests", len(self._active))
                 self._fail_active(BackendError(f"Generation failed: {type(exc).__name__}"))

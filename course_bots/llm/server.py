@@ -190,11 +190,17 @@ def _engine_options(opts: dict[str, Any]) -> EngineOptions:
 def serve(model: str, host: str = "127.0.0.1", port: int = 8001, **opts: Any) -> None:
     """Load ``model`` (id or local path) and serve it until interrupted (the ``llm serve`` command).
 
-    Options: ``max_batch``, ``max_queue``, ``idle_unload_s``, ``device``, ``max_context``, ``served_model_name``,
-    ``max_new_tokens_cap``, ``max_timeout_s``, ``api_key`` (default: ``COURSEBOTS_LLM_API_KEY``).
+    Options: ``max_batch``, ``max_queue``, ``idle_unload_s``, ``device``, ``max_context``, ``max_batch_tokens``,
+    ``served_model_name``, ``max_new_tokens_cap``, ``max_timeout_s``, ``api_key`` (default:
+    ``COURSEBOTS_LLM_API_KEY``).
     """
+    import sys
+
     import uvicorn
 
+    # The engine thread holds the GIL while it launches a step's kernels; switching threads more often keeps the
+    # HTTP side (busy answers, new streams) responsive. This process serves nothing else.
+    sys.setswitchinterval(0.001)
     engine = Engine(model, _engine_options(opts))
     name = opts.get("served_model_name") or os.path.basename(model.rstrip("/")) or model
     app = create_app(engine, name, max_new_tokens_cap=opts.get("max_new_tokens_cap") or 4096,

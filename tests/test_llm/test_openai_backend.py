@@ -37,7 +37,7 @@ def test_reports_queue_position_and_busy_from_our_server(make_engine: Callable[.
     assert next(waiting) == StatusEvent("queued", 1)
     started = time.monotonic()
     refused = list(backend.stream(ASK, GenerationParams(max_new_tokens=2)))
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0, "busy is answered at once (slack for a loaded CI machine)"
     assert refused == [ErrorEvent("busy", refused[0].message, 2)]  # type: ignore[union-attr]
     assert backend.breaker.state == "closed", "a busy server is alive"
     running.close()  # disconnecting cancels the long answer, so the waiting one runs

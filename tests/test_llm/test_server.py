@@ -94,7 +94,8 @@ def test_full_queue_answers_429_with_position(make_engine: Callable[..., Engine]
                 assert json.loads(first[6:])["coursebots_status"] == {"state": "queued", "position": 1}
                 started = time.monotonic()
                 busy = http.post(base, json=body)
-                assert time.monotonic() - started < 1.0, "busy is answered at once, not after a timeout"
+                # At once, not after the running answer (>= 1800 steps) or a timeout; slack for a loaded CI machine.
+                assert time.monotonic() - started < 2.0, "busy is answered at once"
                 assert busy.status_code == 429 and busy.headers["Retry-After"]
                 assert busy.json()["error"]["code"] == "busy" and busy.json()["error"]["position"] == 2
                 assert "number 2" in busy.json()["error"]["message"]
