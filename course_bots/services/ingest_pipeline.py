@@ -101,14 +101,18 @@ def _fail(material_id: int, code: str, message: str) -> None:
     db.session.commit()
 
 
-def _reusable_vectors(bot_id: int, model_id: str, hashes: list[str]) -> dict[str, np.ndarray]:
-    """Vectors already stored for these passage hashes in this course with this model."""
+def _reusable_vectors(model_id: str, hashes: list[str]) -> dict[str, np.ndarray]:
+    """Vectors already stored for these exact passages with this model, in any course.
+
+    Only a passage the new file itself contains can match, so nothing of another course leaks; a copied
+    course or slides shared between courses are not embedded twice.
+    """
     found: dict[str, np.ndarray] = {}
     unique = sorted(set(hashes))
     for start in range(0, len(unique), 500):
         rows = db.session.execute(
             select(MaterialChunk.content_hash, MaterialChunk.vector)
-            .where(MaterialChunk.bot_id == bot_id, MaterialChunk.embedding_model == model_id,
+            .where(MaterialChunk.embedding_model == model_id,
                    MaterialChunk.content_hash.in_(unique[start:start + 500]), MaterialChunk.vector.is_not(None)))
         for digest, vector in rows:
             if vector is not None:
@@ -120,7 +124,7 @@ def _embed(material: Material, chunks: list[Chunk], hashes: list[str], embedder:
            on_progress: Progress | None) -> list[np.ndarray]:
     """Vectors for every chunk: reused by hash where possible, the rest embedded in batches with progress."""
     material_id = material.id
-    known = _reusable_vectors(material.bot_id, embedder.model_id, hashes)
+    known = _reusable_vectors(embedder.model_id, hashes)
     missing = [i for i, h in enumerate(hashes) if h not in known]
     missing_hashes = list(dict.fromkeys(hashes[i] for i in missing))  # identical passages embedded once
     material.status = MaterialStatus.EMBEDDING

@@ -167,6 +167,20 @@ def test_versions_uploaded_in_quick_succession_leave_only_the_newest(mapp: Flask
         assert [m.id for m in svc.list_materials(1)] == [ids[-1]]
 
 
+def test_same_file_in_another_course_reuses_vectors(mapp: Flask) -> None:
+    data = make_docx(NOTES)
+    upload(mapp, "notes.docx", data, bot_id=1)
+    with mapp.app_context():
+        run_pending()
+    embedded = embedder_of(mapp).passages
+    copy = upload(mapp, "notes.docx", data, bot_id=2)
+    assert copy.queued  # a material of its own in the other course
+    with mapp.app_context():
+        run_pending()
+        assert db.session.get(Material, copy.material.id).status == "ready"
+    assert embedder_of(mapp).passages == embedded
+
+
 def test_bad_file_fails_with_teacher_message_and_does_not_stop_the_others(mapp: Flask) -> None:
     broken = upload(mapp, "broken.pdf", b"%PDF-1.4\n" + b"garbage " * 200)
     good = upload(mapp, "good.md", "# Topic\n\nEnzymes lower the activation energy of reactions.".encode())
