@@ -247,7 +247,7 @@
       chart(body.questions_per_day || []);
       $("cb-logs-closed").hidden = body.open;
       $("cb-logs-open").hidden = !body.open;
-      $("cb-logs-closed-text").textContent = body.message || "";
+      $("cb-logs-closed-text").textContent = fmt(t.logs_closed_text, body);
       var box = $("cb-logs");
       box.textContent = "";
       (body.items || []).forEach(function (c) { box.appendChild(logItem(c)); });
