@@ -28,6 +28,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api_materials.bp)
     app.cli.add_command(materials_cli)
     app.cli.add_command(retrieval_cli)
+    from course_bots.services.materials import delete_bot_files
+    from course_bots.services.privacy_ops import register_bot_delete_hook
+
+    register_bot_delete_hook(app, delete_bot_files)
     from course_bots.cli_privacy import privacy_cli
     from course_bots.views import api_privacy
 

@@ -171,6 +171,16 @@ def delete_material(material: Material) -> None:
     bump_index_version(bot_id)
 
 
+def delete_bot_files(bot_id: int) -> None:
+    """Remove a deleted bot's stored originals (its rows, chunks and vectors go with the bot's cascade)."""
+    storage = current_storage()
+    for key in db.session.scalars(select(Material.storage_key).filter_by(bot_id=bot_id)):
+        try:
+            storage.delete(key)
+        except StorageError as exc:
+            log.warning("could not delete a stored file of bot %s: %s", bot_id, exc)
+
+
 def reindex_material(material: Material) -> None:
     """Parse and embed a material again (e.g. after a loader fix or a new embedding model)."""
     _requeue(material)

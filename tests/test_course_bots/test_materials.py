@@ -342,3 +342,17 @@ def test_s3_storage_round_trip_against_a_local_s3_endpoint() -> None:
             storage.get("7/abc")
     finally:
         server.shutdown()
+
+
+def test_deleting_a_bot_removes_its_stored_files(mapp: Flask) -> None:
+    from course_bots.services.privacy_ops import delete_bot
+
+    result = upload(mapp, "Lecture.pdf", make_pdf(PAGES))
+    stored = Path(mapp.instance_path) / "materials" / result.material.storage_key
+    with mapp.app_context():
+        run_pending()
+        delete_bot(1, reason="test")
+        db.session.commit()
+        assert db.session.scalar(select(func.count()).select_from(MaterialChunk)) == 0
+        assert db.session.scalar(select(func.count()).select_from(Material)) == 0
+    assert not stored.exists()
