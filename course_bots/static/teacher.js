@@ -241,8 +241,12 @@
 
   // --- logs & usage ------------------------------------------------------------------------------------------
   function loadLogs() {
-    var only = $("l-filter").value;
-    call(api + "/logs" + (only ? "?only=" + encodeURIComponent(only) : "")).then(function (body) {
+    var query = new URLSearchParams();
+    if ($("l-filter").value) { query.set("only", $("l-filter").value); }
+    if ($("l-role").value) { query.set("role", $("l-role").value); }
+    if ($("l-since").value) { query.set("since", $("l-since").value + "T00:00:00+00:00"); }
+    if ($("l-until").value) { query.set("until", $("l-until").value + "T23:59:59+00:00"); }
+    call(api + "/logs?" + query.toString()).then(function (body) {
       $("cb-totals").textContent = fmt(t.totals, body);
       chart(body.questions_per_day || []);
       $("cb-logs-closed").hidden = body.open;
@@ -254,7 +258,7 @@
       if (body.open && !(body.items || []).length) { box.appendChild(el("p", {}, t.no_data)); }
     }, function (e) { say(e.message); });
   }
-  $("l-filter").addEventListener("change", loadLogs);
+  ["l-filter", "l-role", "l-since", "l-until"].forEach(function (id) { $(id).addEventListener("change", loadLogs); });
 
   function logItem(c) {
     var item = el("article", { class: "cb-log-item" });
@@ -286,6 +290,8 @@
     var max = Math.max.apply(null, days.map(function (d) { return d.questions || 0; }).concat([1]));
     var svg = document.createElementNS(ns, "svg");
     svg.setAttribute("viewBox", "0 0 " + width + " " + (height + 20));
+    svg.setAttribute("width", String(width));  // real size: one day must not fill the screen
+    svg.setAttribute("height", String(height + 20));
     svg.setAttribute("class", "cb-chart");
     svg.setAttribute("role", "img");
     var summary = days.map(function (d) { return d.day + ": " + d.questions; }).join(", ");

@@ -253,6 +253,10 @@ def test_logs_chart_export_and_correction_becomes_faq(launch: Callable[..., Any]
     frame.locator("#tab-logs").click()
     expect(frame.locator("#cb-logs-open")).to_be_visible()
     expect(frame.locator("#cb-chart svg[role=img] rect").first).to_be_attached()  # questions per day
+    frame.locator("#l-role").select_option("instructor")
+    expect(frame.locator(".cb-log-item", has_text="What is photosynthesis?")).to_have_count(0)
+    frame.locator("#l-role").select_option("learner")
+    expect(frame.locator(".cb-log-item", has_text="What is photosynthesis?").first).to_be_visible()
     with page.expect_download() as download_info:
         frame.locator('[data-export="csv"]').click()
     assert download_info.value.suggested_filename.endswith(".csv")
