@@ -27,6 +27,7 @@ def _load(name: str) -> Any:
 
 
 helpers = _load("chat_helpers")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 chat_ready, ensure_material, TEACHER_PROMPT = helpers.chat_ready, helpers.ensure_material, helpers.TEACHER_PROMPT
 ANSWER = ("Photosynthesis converts **light energy** into chemical energy in the chloroplasts [1]. "
           "It needs water and carbon dioxide [1].")
@@ -64,7 +65,7 @@ def test_teacher_prompt_and_pdf_then_student_gets_streamed_cited_answer(
         launch: Callable[..., Any], tool_frame: Callable[[Any], Any], fake_model: Any, tool_server: Any,
         screenshot: Callable[..., Path]) -> None:
     teacher = ensure_material(launch, tool_frame)
-    screenshot(teacher, "docs/screenshots/teacher-materials.png")
+    screenshot(teacher, SCREENSHOTS / "teacher-materials.png")
     page = launch("student")
     frame = tool_frame(page)
     chat_ready(frame)
@@ -90,7 +91,7 @@ def test_teacher_prompt_and_pdf_then_student_gets_streamed_cited_answer(
     assert "/file?sig=" in href
     response = page.context.request.get(tool_server.base_url + href.split("#")[0])
     assert response.status == 200 and response.headers["content-type"].startswith("application/pdf")
-    screenshot(page, "docs/screenshots/student-chat.png")
+    screenshot(page, SCREENSHOTS / "student-chat.png")
 
 
 def test_keyboard_only_ask_cite_and_close(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],

@@ -27,6 +27,7 @@ def _load(name: str) -> Any:
 
 
 helpers = _load("chat_helpers")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TABS = ["settings", "materials", "preview", "logs", "faq", "semester", "delete"]
 XSS_TEXT = " ".join(helpers.XSS_PAYLOADS)
 
@@ -71,7 +72,7 @@ def test_tabs_by_keyboard_and_axe_on_every_tab(launch: Callable[..., Any], tool_
         results = axe.run(page)
         assert results.violations_count == 0, f"tab {name}: " + results.generate_report()
         if name in ("settings", "logs"):
-            screenshot(page, f"docs/screenshots/teacher-{name}.png")
+            screenshot(page, SCREENSHOTS / f"teacher-{name}.png")
     page.keyboard.press("Home")
     expect(frame.locator("#tab-settings")).to_be_focused()
 
