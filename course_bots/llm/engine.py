@@ -274,13 +274,19 @@ class Engine:
         import torch
 
         pad = self._loaded.tokenizer.pad_token_id
-        with torch.inference_mode():
-            logits = self._batch.prefill([r.prompt for r in chosen], pad if pad is not None else 0)
+        try:
+            with torch.inference_mode():
+                logits = self._batch.prefill([r.prompt for r in chosen], pad if pad is not None else 0)
+        except Exception as exc:  # e.g. out of memory on long prompts: the running batch is untouched
+            logger.exception("Prefill of %d requests failed", len(chosen))
+            for request in chosen:
+                _emit(request, BackendError(f"Generation failed: {type(exc).__name__}").to_event())
+            return
         for request in chosen:
             if request.params.seed is not None:
                 request.generator = torch.Generator(device=self._loaded.device).manual_seed(request.params.seed)
         self._active.extend(chosen)
-        self._advance(chosen, logits, first_row=len(self._active) - len(chosen))
+        self._advance(chosen, logits)
 
     def _reservation(self, request: _Request) -> int:
         """KV positions a request may need: its prompt plus its answer limit."""
@@ -296,9 +302,9 @@ class Engine:
         self.step_batch_sizes.append(len(self._active))
         with torch.inference_mode():
             logits = self._batch.decode(tokens)
-        self._advance(list(self._active), logits, first_row=0)
+        self._advance(list(self._active), logits)
 
-    def _advance(self, requests: list[_Request], logits: Any, first_row: int) -> None:
+    def _advance(self, requests: list[_Request], logits: Any) -> None:
         """Sample, stream and finish the given rows; then shrink the batch to the unfinished ones."""
         picked = sample(logits, [r.params.temperature for r in requests], [r.params.top_p for r in requests],
                         [r.generator for r in requests])
@@ -319,7 +325,7 @@ class Engine:
                     _emit(request, TokenEvent(tail))
                 request.done = True
                 _emit(request, DoneEvent(reason, Usage(len(request.prompt), request.generated)))
-        del first_row  # rows are identified by their order in self._active
+        # Batch rows are in the order of self._active (prefill appends new rows at the end, as extend does).
         if any(r.done for r in self._active):
             keep = [i for i, r in enumerate(self._active) if not r.done]
             assert self._batch is not None

@@ -253,3 +253,20 @@ def test_a_failing_consumer_does_not_break_the_batch(make_engine: Callable[..., 
     while engine.health().active and time.monotonic() < deadline:
         time.sleep(0.01)
     assert engine.health().active == 0, "the broken request was cancelled"
+
+
+def test_failed_prefill_answers_with_an_error_and_the_engine_goes_on(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    assert engine.wait_ready(30)
+    batch = engine._batch
+    assert batch is not None
+    real_prefill = batch.prefill
+
+    def out_of_memory(*args: object, **kwargs: object) -> object:
+        batch.prefill = real_prefill  # type: ignore[method-assign]  # fail once
+        raise MemoryError("simulated")
+
+    batch.prefill = out_of_memory  # type: ignore[method-assign]
+    failed = list(run_iter(engine, QUESTION, fixed(5)))
+    assert failed == [ErrorEvent("internal", "Generation failed: MemoryError")]
+    assert collect(run_iter(engine, QUESTION, fixed(5))).usage.completion_tokens == 5
