@@ -5,7 +5,7 @@ import pytest
 
 from course_bots.llm.sources import parse_source_blocks
 from course_bots.llm.tokens import estimate_messages
-from course_bots.prompting import (GROUNDING_RULES, PromptSettings, PromptTooLong, assemble, cited_numbers,
+from course_bots.prompting import (GROUNDING_RULES, Assembly, PromptSettings, PromptTooLong, assemble, cited_numbers,
                                    not_covered_message, resolve_citations)
 from retrieval.types import Chunk, Locator, SearchHit
 
@@ -22,7 +22,7 @@ SETTINGS = PromptSettings(system_prompt="You are the tutor of Linear Algebra.", 
                           max_new_tokens=512)
 
 
-def user_text(assembly) -> str:  # type: ignore[no-untyped-def]
+def user_text(assembly: Assembly) -> str:
     """Content of the final user message."""
     return str(assembly.messages[-1]["content"])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -60,7 +60,7 @@ def test_batched_answers_equal_answers_alone(make_engine: Callable[..., Engine])
     assert [together[i] for i in range(len(prompts))] == alone
 
 
-def run_iter(engine: Engine, messages: list[dict[str, str]], params: GenerationParams):  # type: ignore[no-untyped-def]
+def run_iter(engine: Engine, messages: list[dict[str, str]], params: GenerationParams) -> Iterator[Event]:
     """The event iterator of one completion."""
     return LocalBackend("tiny", engine=engine).stream(messages, params)
 
@@ -100,7 +100,7 @@ def test_continuous_batching_shares_steps_and_interleaves(make_engine: Callable[
 
 def test_cancel_stops_generation(make_engine: Callable[..., Engine]) -> None:
     engine = make_engine()
-    stream = run_iter(engine, QUESTION, fixed(1500))
+    stream: Any = run_iter(engine, QUESTION, fixed(1500))  # a generator: closing it cancels
     for event in stream:
         if isinstance(event, TokenEvent):
             break

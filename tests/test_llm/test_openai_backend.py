@@ -31,7 +31,7 @@ def test_reports_queue_position_and_busy_from_our_server(make_engine: Callable[.
     server = make_server(make_engine(max_batch=1, max_queue=1))
     backend = OpenAIBackend(server.base_url, "tiny", send_extensions=True)
     long = GenerationParams(max_new_tokens=1800, ignore_eos=True)
-    running = backend.stream(ASK, long)
+    running: Any = backend.stream(ASK, long)  # a generator: closing it cancels
     next(e for e in running if isinstance(e, TokenEvent))
     waiting = backend.stream(ASK, GenerationParams(max_new_tokens=2))
     assert next(waiting) == StatusEvent("queued", 1)

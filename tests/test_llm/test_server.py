@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
 import openai
@@ -12,15 +12,15 @@ import openai
 from course_bots.llm.engine import Engine
 from course_bots.llm.server import BackgroundServer
 
-ASK = [{"role": "user", "content": "Wann ist die Klausur?"}]
+ASK: Any = [{"role": "user", "content": "Wann ist die Klausur?"}]
 
 
-def client(server: BackgroundServer) -> openai.OpenAI:
+def client(server: BackgroundServer) -> Any:
     """An OpenAI client for the server, without client-side retries."""
     return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=30)
 
 
-def sse_events(response: httpx.Response) -> list[dict[str, object]]:
+def sse_events(response: httpx.Response) -> list[dict[str, Any]]:
     """Parsed ``data:`` payloads of an SSE response (without ``[DONE]``)."""
     out = []
     for line in response.iter_lines():
@@ -131,7 +131,7 @@ def test_idle_unload_then_warming_up_status(make_engine: Callable[..., Engine],
         events = sse_events(response)
     statuses = [e["coursebots_status"] for e in events if "coursebots_status" in e]
     assert statuses and statuses[0]["state"] == "warming_up"
-    assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length")  # type: ignore[index]
+    assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length")
     assert httpx.get(health_url).json()["loaded"] is True and engine.loads == 2
 
 
