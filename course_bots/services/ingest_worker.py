@@ -125,10 +125,13 @@ def dispatch(material_ids: Iterable[int]) -> None:
         return
     config = current_config()
     if config.redis_url:
-        queue = rq_queue(config.redis_url)
-        for material_id in ids:
-            queue.enqueue("course_bots.worker.ingest_job", material_id, job_timeout=JOB_TIMEOUT_SECONDS,
-                          description=f"ingest material {material_id}")
+        try:
+            queue = rq_queue(config.redis_url)
+            for material_id in ids:
+                queue.enqueue("course_bots.worker.ingest_job", material_id, job_timeout=JOB_TIMEOUT_SECONDS,
+                              description=f"ingest material {material_id}")
+        except Exception as exc:  # Redis down: the files stay queued and recover_stale enqueues them later
+            log.error("could not enqueue %d ingestion job(s): %s", len(ids), type(exc).__name__)
         return
     wake_local()
 

@@ -220,3 +220,18 @@ def test_rq_worker_ingests_queued_material(make_app, tmp_path: Path, redis_url: 
         assert queue.count == 1
         db.session.remove()
         db.engine.dispose()
+
+
+def test_upload_succeeds_while_redis_is_down(make_app, tmp_path: Path) -> None:  # type: ignore
+    app = make_app(database_url=f"sqlite:///{tmp_path / 'down.sqlite3'}", redis_url="redis://127.0.0.1:1/0",
+                   ingest_threads=0, embedding_model="hashing")
+    with app.app_context():
+        upgrade()
+        db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id="c1", title="B"))
+        db.session.commit()
+        material_id = svc.upload_material(1, "notes.md", TEXT.encode()).material.id
+        db.session.commit()
+        ingest_worker.dispatch([material_id])  # logged, not raised: recovery enqueues it once Redis is back
+        assert db.session.get(Material, material_id).status == "queued"
+        db.session.remove()
+        db.engine.dispose()
