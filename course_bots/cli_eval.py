@@ -117,6 +117,7 @@ def run_eval(directory: str, modes: list[str], model: str | None) -> dict[str, d
     with tempfile.TemporaryDirectory(prefix="coursebots-eval-") as tmp:
         config = replace(base, database_url=f"sqlite:///{Path(tmp) / 'eval.sqlite3'}", instance_path=tmp,
                          storage="instance", redis_url="", ingest_threads=0, index_cache_mb=1 << 20,
+                         retention_purge_hours=0,  # nothing but this evaluation touches the throw-away database
                          embedding_model=model if model is not None else base.embedding_model)
         app = create_app(config)
         with app.app_context():
