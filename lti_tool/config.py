@@ -156,7 +156,7 @@ class Config:
     model_catalogue: str = _setting(
         "COURSEBOTS_MODEL_CATALOGUE", "",
         "Models teachers may pick: path of a TOML/JSON catalogue file (`[[models]]` key, label, kind, model, "
-        "context_window, base_url, platforms), or an inline JSON list of entries.")
+        "context_window, base_url, platforms, api_key_env naming a further `COURSEBOTS_*` variable).")
     answer_score_threshold: float = _setting(
         "COURSEBOTS_ANSWER_SCORE_THRESHOLD", 0.3,
         "Below this best retrieval score the bot says the materials do not cover the question.", float)
@@ -214,6 +214,13 @@ class Config:
     def url(self, path: str) -> str:
         """Absolute public URL for a path of this tool."""
         return self.base_url + path
+
+
+def named_secret(name: str) -> str | None:
+    """The value of a ``COURSEBOTS_*`` variable a model catalogue names for an API key (``api_key_env``)."""
+    if not name.startswith("COURSEBOTS_"):
+        raise ConfigError(f"{name}: API keys must live in COURSEBOTS_* variables")
+    return os.environ.get(name) or None
 
 
 def settings_table() -> list[tuple[str, str, str]]:

@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch-tokens", type=int, default=None,
                        help="KV positions (prompt + answer limit) all running requests may reserve together")
     serve.add_argument("--served-model-name", default=None)
+    serve.add_argument("--api-key-file", default=None, help="file holding the key clients must send")
 
     chat = sub.add_parser("chat", help="stream one completion to the terminal")
     chat.add_argument("text")
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", default=None)
     chat.add_argument("--base-url", default=None)
     chat.add_argument("--api-key", default=None)
+    chat.add_argument("--api-key-file", default=None, help="file holding the server's API key")
     chat.add_argument("--system", default=None)
     chat.add_argument("--max-tokens", type=int, default=256)
     chat.add_argument("--temperature", type=float, default=0.0)
@@ -47,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _read_key(path: str | None) -> str | None:
+    """The API key stored in a file (kept out of argv and the process listing), or None."""
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip() or None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a subcommand; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -56,12 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve(args.model, args.host, args.port, max_batch=args.max_batch, max_queue=args.max_queue,
               idle_unload_s=args.idle_unload, device=args.device, max_context=args.max_context,
-              max_batch_tokens=args.max_batch_tokens, served_model_name=args.served_model_name)
+              max_batch_tokens=args.max_batch_tokens, served_model_name=args.served_model_name,
+              api_key=_read_key(args.api_key_file))
         return 0
     if args.command == "chat":
         from .cli_support import build_backend, stream_to
 
-        backend = build_backend(args.backend, args.model, args.base_url, args.api_key)
+        backend = build_backend(args.backend, args.model, args.base_url,
+                                args.api_key or _read_key(args.api_key_file))
         try:
             return stream_to(backend, args.text, sys.stdout, system=args.system, max_new_tokens=args.max_tokens,
                              temperature=args.temperature, timeout_s=args.timeout, err=sys.stderr)

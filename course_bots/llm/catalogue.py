@@ -108,6 +108,8 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
                 raise CatalogueError(f"{name}: '{required}' is required")
         if values["kind"] not in KINDS:
             raise CatalogueError(f"{name}: kind must be one of {', '.join(KINDS)}")
+        if values.get("api_key_env") and not str(values["api_key_env"]).startswith("COURSEBOTS_"):
+            raise CatalogueError(f"{name}: api_key_env must name a COURSEBOTS_* environment variable")
         if values["kind"] == "external" and not values.get("base_url"):
             raise CatalogueError(f"{name}: an external model needs a base_url")
         if "api_key" in item:

@@ -5,7 +5,6 @@ The Flask CLI (``flask --app lti_tool llm ...``) and ``python -m course_bots.llm
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, TextIO
 
 from .base import (ChatBackend, DoneEvent, ErrorEvent, GenerationParams, Passage, StatusEvent, TokenEvent)
@@ -40,7 +39,7 @@ def build_backend(kind: str, model: str | None = None, base_url: str | None = No
         from .tokens import tokenizer_counter
 
         backend: ChatBackend = OpenAIBackend(
-            base_url, model, api_key or os.environ.get("COURSEBOTS_LLM_API_KEY"),
+            base_url, model, api_key,
             timeout_s=float(opts.get("timeout_s") or 60.0), retries=int(opts.get("retries", 2)),
             breaker=CircuitBreaker(int(opts.get("circuit_threshold") or 3),
                                    float(opts.get("circuit_cooldown_s") or 30.0)),
@@ -86,10 +85,9 @@ def stream_to(backend: ChatBackend, prompt: str, out: TextIO, *, system: str | N
     return 1
 
 
-def backend_for_entry(entry: Any, fallback: bool = True) -> ChatBackend:
-    """The backend for a catalogue ``ModelEntry`` (in-process local model, or its OpenAI-compatible server)."""
+def backend_for_entry(entry: Any, fallback: bool = True, api_key: str | None = None) -> ChatBackend:
+    """The backend for a catalogue ``ModelEntry``; the caller resolves the key its ``api_key_env`` names."""
     if entry.in_process:
         return build_backend("local", entry.model, max_context=entry.context_window)
-    key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
-    return build_backend("openai", entry.model, entry.base_url, key, timeout_s=entry.timeout_s,
+    return build_backend("openai", entry.model, entry.base_url, api_key, timeout_s=entry.timeout_s,
                          tokenizer=entry.tokenizer, fallback=fallback)

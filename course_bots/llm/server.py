@@ -191,8 +191,8 @@ def serve(model: str, host: str = "127.0.0.1", port: int = 8001, **opts: Any) ->
     """Load ``model`` (id or local path) and serve it until interrupted (the ``llm serve`` command).
 
     Options: ``max_batch``, ``max_queue``, ``idle_unload_s``, ``device``, ``max_context``, ``max_batch_tokens``,
-    ``served_model_name``, ``max_new_tokens_cap``, ``max_timeout_s``, ``api_key`` (default:
-    ``COURSEBOTS_LLM_API_KEY``).
+    ``served_model_name``, ``max_new_tokens_cap``, ``max_timeout_s``, ``api_key`` (clients must send it as a
+    bearer token).
     """
     import sys
 
@@ -205,7 +205,7 @@ def serve(model: str, host: str = "127.0.0.1", port: int = 8001, **opts: Any) ->
     name = opts.get("served_model_name") or os.path.basename(model.rstrip("/")) or model
     app = create_app(engine, name, max_new_tokens_cap=opts.get("max_new_tokens_cap") or 4096,
                      max_timeout_s=opts.get("max_timeout_s") or 300.0,
-                     api_key=opts.get("api_key") or os.environ.get("COURSEBOTS_LLM_API_KEY"))
+                     api_key=opts.get("api_key") or None)
     logger.info("Serving model %s on http://%s:%d/v1", name, host, port)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

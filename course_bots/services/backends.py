@@ -5,15 +5,15 @@ gateway) with the extractive fallback. ``local`` -> a model loaded inside this w
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from course_bots.llm.base import ChatBackend
-from course_bots.llm.extractive import ExtractiveBackend, FallbackBackend
-from lti_tool.config import Config
+from course_bots.llm.cli_support import build_backend
+from course_bots.llm.extractive import FallbackBackend
+from lti_tool.config import Config, named_secret
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ class ModelEntry:
     external: bool = False  # answers leave the institution (consent asks again)
     context_window: int = 4096
     max_answer_tokens: int = 1024
+    timeout_s: float = 60.0
+    tokenizer: str = ""  # local tokenizer path for exact token counts
 
     def public(self) -> dict[str, Any]:
         """What teachers see of the entry (never the URL or key)."""
@@ -53,36 +55,14 @@ def default_entry(config: Config) -> ModelEntry:
 def catalogue(config: Config, issuer: str | None = None) -> tuple[ModelEntry, ...]:
     """The admin's model catalogue (``COURSEBOTS_MODEL_CATALOGUE``), only entries allowed for ``issuer`` if given.
 
-    The value is the path of a TOML/JSON catalogue file in the format of :mod:`course_bots.llm.catalogue`
-    (``[[models]]`` with key, label, kind, model, context_window, base_url, platforms ...), or an inline JSON
-    list of entries (key, label, backend, base_url, model, external, context_window, max_answer_tokens).
+    The file is read and validated by :mod:`course_bots.llm.catalogue`; an unreadable catalogue leaves only the
+    default model (logged, never fatal: teachers keep answering).
     """
-    raw = (config.model_catalogue or "").strip()
-    if not raw:
-        return ()
-    if not raw.startswith("["):
-        return _from_file(raw, issuer)
-    try:
-        items = json.loads(raw)
-    except ValueError:
-        logger.error("The model catalogue could not be read; only the default model is offered")
-        return ()
-    entries = []
-    for item in items if isinstance(items, list) else ():
-        if isinstance(item, dict) and item.get("key"):
-            entries.append(ModelEntry(
-                key=str(item["key"]), label=str(item.get("label") or item["key"]),
-                backend=str(item.get("backend", "openai")), model=str(item.get("model", "")),
-                base_url=str(item.get("base_url", "")), api_key=str(item.get("api_key", "")),
-                external=bool(item.get("external", False)), context_window=int(item.get("context_window", 4096)),
-                max_answer_tokens=int(item.get("max_answer_tokens", 1024))))
-    return tuple(entries)
-
-
-def _from_file(path: str, issuer: str | None) -> tuple[ModelEntry, ...]:
-    """Entries of a catalogue file read by the llm package's loader."""
     from course_bots.llm.catalogue import CatalogueError, load_catalogue
 
+    path = (config.model_catalogue or "").strip()
+    if not path:
+        return ()
     try:
         loaded = load_catalogue(path)
     except (OSError, CatalogueError) as exc:
@@ -91,7 +71,9 @@ def _from_file(path: str, issuer: str | None) -> tuple[ModelEntry, ...]:
         return ()
     return tuple(ModelEntry(key=e.key, label=e.label, backend="openai" if e.base_url else "local", model=e.model,
                             base_url=e.base_url or "", external=e.kind == "external",
-                            context_window=e.context_window, max_answer_tokens=e.max_new_tokens)
+                            api_key=(named_secret(e.api_key_env) or "") if e.api_key_env else "",
+                            context_window=e.context_window, max_answer_tokens=e.max_new_tokens,
+                            timeout_s=e.timeout_s, tokenizer=e.tokenizer or "")
                  for e in loaded.allowed_for(issuer))
 
 
@@ -117,17 +99,14 @@ def backend_for(entry: ModelEntry) -> ChatBackend:
 def _build(entry: ModelEntry) -> ChatBackend:
     """Construct the backend an entry describes (extractive when it names nothing usable)."""
     if entry.backend == "openai" and entry.base_url and entry.model:
-        from course_bots.llm.openai_backend import OpenAIBackend
-
-        return FallbackBackend(OpenAIBackend(entry.base_url, entry.model, entry.api_key or None))
+        return build_backend("openai", entry.model, entry.base_url, entry.api_key or None, fallback=True,
+                             timeout_s=entry.timeout_s, tokenizer=entry.tokenizer or None)
     if entry.backend == "local" and entry.model:
-        from course_bots.llm.local import LocalBackend
-
         logger.info("Loading an in-process model for quick-start answers")
-        return FallbackBackend(LocalBackend(entry.model))
+        return FallbackBackend(build_backend("local", entry.model, max_context=entry.context_window))
     if entry.backend not in ("extractive", ""):
         logger.warning("Model entry %r is incomplete; answering extractively", entry.key)
-    return ExtractiveBackend()
+    return build_backend("extractive")
 
 
 def forget_backends() -> None:

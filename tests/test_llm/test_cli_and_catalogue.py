@@ -40,7 +40,7 @@ kind = "external"
 base_url = "https://llm.example/v1"
 model = "gpt-oss"
 context_window = 8192
-api_key_env = "GATEWAY_KEY"
+api_key_env = "COURSEBOTS_GATEWAY_KEY"
 """
 
 
