@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import pytest
 from flask import Flask
@@ -29,6 +29,15 @@ PAGES = [
     "Mitosis divides one nucleus into two genetically identical nuclei in four distinct phases.",
 ]
 
+T = TypeVar("T")
+
+
+def _get(model: type[T], ident: object) -> T:
+    """A row that must exist (typed, for mypy)."""
+    found = db.session.get(model, ident)
+    assert found is not None
+    return found
+
 
 def make_pdf(pages: list[str]) -> bytes:
     from reportlab.pdfgen import canvas
@@ -44,7 +53,7 @@ def make_pdf(pages: list[str]) -> bytes:
 
 
 @pytest.fixture
-def capp(make_app, tmp_path: Path) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
+def capp(make_app, tmp_path: Path) -> Iterator[Flask]:
     """A migrated SQLite app with two bots and an ingested three-page PDF in bot 1."""
     app = make_app(database_url=f"sqlite:///{tmp_path / 'index.sqlite3'}", ingest_threads=0,
                    embedding_model="hashing")
@@ -69,7 +78,7 @@ def test_search_finds_the_page_with_a_citation(capp: Flask) -> None:
         assert hits and hits[0].chunk.position == 2
         assert hits[0].chunk.citation_label == "Biology Lecture.pdf, page 2"
         assert 0.0 <= hits[-1].score <= hits[0].score <= 1.0
-        material = db.session.get(Material, material_id_of(hits[0].chunk))
+        material = _get(Material, material_id_of(hits[0].chunk))
         assert material.bot_id == 1  # never another course's material
         assert all(material_id_of(h.chunk) == material.id for h in hits)
         assert search_course(1, "   ") == []
@@ -86,7 +95,7 @@ def test_index_is_cached_until_materials_change(capp: Flask) -> None:
         hits = search_course(1, "when is the exam")
         assert (cache.builds, cache.refreshes) == (1, 1)  # only the new entry was added
         assert hits[0].chunk.kind == ChunkKind.FAQ and material_id_of(hits[0].chunk) is None
-        svc.delete_faq(db.session.get(type(entry), entry.id))
+        svc.delete_faq(_get(type(entry), entry.id))
         db.session.commit()
         assert all(h.chunk.kind != ChunkKind.FAQ for h in search_course(1, "when is the exam"))
         svc.upload_material(1, "Genetics.md", ("# Genetics\n\n" + "Alleles are variants of a gene. " * 20).encode())
@@ -142,7 +151,7 @@ def test_vectors_from_another_model_are_never_mixed(capp: Flask) -> None:
 
 
 @pytest.mark.slow
-def test_default_model_finds_the_page(make_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_default_model_finds_the_page(make_app, tmp_path: Path) -> None:
     app = make_app(database_url=f"sqlite:///{tmp_path / 'real.sqlite3'}", ingest_threads=0)
     with app.app_context():
         upgrade()
@@ -151,7 +160,7 @@ def test_default_model_finds_the_page(make_app, tmp_path: Path) -> None:  # type
         svc.upload_material(1, "Lecture.pdf", make_pdf(PAGES))
         db.session.commit()
         run_pending()
-        material = db.session.get(Material, 1)
+        material = _get(Material, 1)
         assert material.status == "ready" and material.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
         hits = search_course(1, "How do cells split their nucleus?", k=3)
         assert hits[0].chunk.position == 3 and "dense" in hits[0].components

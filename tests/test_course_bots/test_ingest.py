@@ -8,7 +8,7 @@ import textwrap
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, TypeVar
 
 import pytest
 from flask import Flask
@@ -27,9 +27,18 @@ ROOT = Path(__file__).resolve().parents[2]
 TEXT = "\n\n".join(f"## Part {i}\n\n" + f"Topic {i} explains osmosis and diffusion across membranes. " * 20
                    for i in range(6))
 
+T = TypeVar("T")
+
+
+def _get(model: type[T], ident: object) -> T:
+    """A row that must exist (typed, for mypy)."""
+    found = db.session.get(model, ident)
+    assert found is not None
+    return found
+
 
 @pytest.fixture(params=["sqlite"])
-def iapp(request: pytest.FixtureRequest, make_app, tmp_path: Path) -> Iterator[Flask]:  # type: ignore
+def iapp(request: pytest.FixtureRequest, make_app, tmp_path: Path) -> Iterator[Flask]:
     """A migrated app with one bot, hashing embeddings, no threads, a 1-second stale period."""
     url = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
     if request.param == "postgresql":
@@ -74,7 +83,7 @@ def test_status_goes_queued_parsing_embedding_ready(iapp: Flask, monkeypatch: py
     seen = [status_of(iapp, material_id)[0]]
     real_load = ingest_pipeline.load_document
 
-    def observing_load(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def observing_load(*args, **kwargs):
         seen.append(status_of(iapp, material_id)[0])
         return real_load(*args, **kwargs)
 
@@ -128,7 +137,7 @@ def test_crashed_worker_job_is_retried_then_ingested(iapp: Flask, tmp_path: Path
         assert ingest_worker.recover_stale() == ([material_id], [])
         assert status_of(iapp, material_id)[0] == "queued"
         ingest_worker.run_pending()
-        material = db.session.get(Material, material_id)
+        material = _get(Material, material_id)
         assert (material.status, material.attempts) == ("ready", 2)
 
 
@@ -136,7 +145,7 @@ def test_crashed_worker_job_is_retried_then_ingested(iapp: Flask, tmp_path: Path
 def test_job_that_keeps_crashing_ends_failed_not_stuck(iapp: Flask) -> None:
     material_id = queue_text(iapp)
     with iapp.app_context():
-        material = db.session.get(Material, material_id)
+        material = _get(Material, material_id)
         material.status, material.attempts = "parsing", ingest_worker.MAX_ATTEMPTS
         material.heartbeat_at = utcnow() - timedelta(minutes=5)
         db.session.commit()
@@ -160,7 +169,7 @@ def test_deleted_while_ingesting_stops_quietly(iapp: Flask) -> None:
         assert db.session.scalars(select(Material)).all() == []
 
 
-def test_in_process_thread_ingests_after_upload(make_app, tmp_path: Path) -> None:  # type: ignore
+def test_in_process_thread_ingests_after_upload(make_app, tmp_path: Path) -> None:
     app = make_app(database_url=f"sqlite:///{tmp_path / 'thread.sqlite3'}", ingest_threads=1,
                    embedding_model="hashing")
     try:
@@ -185,7 +194,7 @@ def test_in_process_thread_ingests_after_upload(make_app, tmp_path: Path) -> Non
 
 
 @pytest.mark.redis
-def test_rq_worker_ingests_queued_material(make_app, tmp_path: Path, redis_url: str) -> None:  # type: ignore
+def test_rq_worker_ingests_queued_material(make_app, tmp_path: Path, redis_url: str) -> None:
     from redis import Redis
     from rq import SimpleWorker
 
@@ -222,7 +231,7 @@ def test_rq_worker_ingests_queued_material(make_app, tmp_path: Path, redis_url: 
         db.engine.dispose()
 
 
-def test_upload_succeeds_while_redis_is_down(make_app, tmp_path: Path) -> None:  # type: ignore
+def test_upload_succeeds_while_redis_is_down(make_app, tmp_path: Path) -> None:
     app = make_app(database_url=f"sqlite:///{tmp_path / 'down.sqlite3'}", redis_url="redis://127.0.0.1:1/0",
                    ingest_threads=0, embedding_model="hashing")
     with app.app_context():
@@ -232,6 +241,6 @@ def test_upload_succeeds_while_redis_is_down(make_app, tmp_path: Path) -> None: 
         material_id = svc.upload_material(1, "notes.md", TEXT.encode()).material.id
         db.session.commit()
         ingest_worker.dispatch([material_id])  # logged, not raised: recovery enqueues it once Redis is back
-        assert db.session.get(Material, material_id).status == "queued"
+        assert _get(Material, material_id).status == "queued"
         db.session.remove()
         db.engine.dispose()

@@ -21,7 +21,7 @@ NOTES = b"# Osmosis\n\n" + b"Water moves across a semipermeable membrane towards
 
 
 @pytest.fixture
-def aapp(make_app, tmp_path: Path) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
+def aapp(make_app, tmp_path: Path) -> Iterator[Flask]:
     app = make_app(database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}", ingest_threads=0,
                    embedding_model="hashing", max_upload_mb=1)
     with app.app_context():
@@ -42,7 +42,7 @@ def token(app: Flask, bot_id: int = 1, role: str = "instructor") -> dict[str, st
     return {"Authorization": f"Bearer {issue_token(app.config['SECRET_KEY'], claims)}"}
 
 
-def post_file(client: FlaskClient, headers: dict[str, str], name: str, data: bytes, bot_id: int = 1):  # type: ignore
+def post_file(client: FlaskClient, headers: dict[str, str], name: str, data: bytes, bot_id: int = 1):
     return client.post(f"/api/v1/bots/{bot_id}/materials", headers=headers,
                        data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
 
@@ -51,32 +51,32 @@ def test_teacher_uploads_sees_progress_and_ready_status(aapp: Flask) -> None:
     client, teacher = aapp.test_client(), token(aapp)
     response = post_file(client, teacher, "Osmose Übung.md", NOTES)
     assert response.status_code == 201, response.json
-    item = response.json["materials"][0]
+    item = response.get_json()["materials"][0]
     assert (item["status"], item["filename"], item["queued"]) == ("queued", "Osmose Übung.md", True)
     with aapp.app_context():
         run_pending()
-    listing = client.get("/api/v1/bots/1/materials", headers=teacher).json
+    listing = client.get("/api/v1/bots/1/materials", headers=teacher).get_json()
     ready = listing["materials"][0]
     assert ready["status"] == "ready" and ready["chunks"] >= 1 and ready["error"] is None
     assert ready["progress"]["done"] == ready["progress"]["total"]
     assert listing["usage"]["bytes"] == len(NOTES)
     again = post_file(client, teacher, "Osmose Übung.md", NOTES)
-    assert again.status_code == 200 and again.json["materials"][0]["queued"] is False
-    assert client.get(f"/api/v1/bots/1/materials/{ready['id']}", headers=teacher).json["status"] == "ready"
+    assert again.status_code == 200 and again.get_json()["materials"][0]["queued"] is False
+    assert client.get(f"/api/v1/bots/1/materials/{ready['id']}", headers=teacher).get_json()["status"] == "ready"
 
 
 def test_upload_errors_are_clear(aapp: Flask) -> None:
     client, teacher = aapp.test_client(), token(aapp)
     big = post_file(client, teacher, "big.txt", b"word " * 300_000)
-    assert big.status_code == 413 and big.json["error"]["code"] == "too_large"
-    assert "This file is 1.5 MB; the limit is 1 MB" in big.json["error"]["message"]
+    assert big.status_code == 413 and big.get_json()["error"]["code"] == "too_large"
+    assert "This file is 1.5 MB; the limit is 1 MB" in big.get_json()["error"]["message"]
     empty = post_file(client, teacher, "empty.txt", b"")
-    assert empty.status_code == 400 and empty.json["error"]["code"] == "empty"
+    assert empty.status_code == 400 and empty.get_json()["error"]["code"] == "empty"
     exe = post_file(client, teacher, "tool.exe", b"MZ\x90\x00" + b"\x00" * 64)
-    assert exe.status_code == 415 and exe.json["error"]["code"] == "unsupported_type"
-    assert "not supported" in exe.json["error"]["message"]
+    assert exe.status_code == 415 and exe.get_json()["error"]["code"] == "unsupported_type"
+    assert "not supported" in exe.get_json()["error"]["message"]
     none = client.post("/api/v1/bots/1/materials", headers=teacher, data={}, content_type="multipart/form-data")
-    assert none.status_code == 400 and none.json["error"]["code"] == "no_file"
+    assert none.status_code == 400 and none.get_json()["error"]["code"] == "no_file"
 
 
 def test_failed_file_shows_reason(aapp: Flask) -> None:
@@ -84,7 +84,7 @@ def test_failed_file_shows_reason(aapp: Flask) -> None:
     post_file(client, teacher, "scan.pdf", b"%PDF-1.4\n" + b"garbage " * 100)
     with aapp.app_context():
         run_pending()
-    item = client.get("/api/v1/bots/1/materials", headers=teacher).json["materials"][0]
+    item = client.get("/api/v1/bots/1/materials", headers=teacher).get_json()["materials"][0]
     assert item["status"] == "failed" and item["error"]["code"] == "corrupt"
 
 
@@ -92,7 +92,7 @@ def test_learners_and_other_courses_are_refused(aapp: Flask) -> None:
     client = aapp.test_client()
     assert client.get("/api/v1/bots/1/materials").status_code == 401
     learner = client.get("/api/v1/bots/1/materials", headers=token(aapp, role="learner"))
-    assert learner.status_code == 403 and learner.json["error"]["code"] == "forbidden"
+    assert learner.status_code == 403 and learner.get_json()["error"]["code"] == "forbidden"
     other = client.get("/api/v1/bots/1/materials", headers=token(aapp, bot_id=2))
     assert other.status_code == 403
     assert post_file(client, token(aapp, bot_id=2), "x.md", NOTES, bot_id=1).status_code == 403
@@ -102,20 +102,20 @@ def test_learners_and_other_courses_are_refused(aapp: Flask) -> None:
 
 def test_delete_reindex_and_toggle(aapp: Flask) -> None:
     client, teacher = aapp.test_client(), token(aapp)
-    material_id = post_file(client, teacher, "n.md", NOTES).json["materials"][0]["id"]
+    material_id = post_file(client, teacher, "n.md", NOTES).get_json()["materials"][0]["id"]
     with aapp.app_context():
         run_pending()
     patched = client.patch(f"/api/v1/bots/1/materials/{material_id}", headers=teacher,
                            json={"students_may_open": True})
-    assert patched.status_code == 200 and patched.json["students_may_open"] is True
+    assert patched.status_code == 200 and patched.get_json()["students_may_open"] is True
     assert client.patch(f"/api/v1/bots/1/materials/{material_id}", headers=teacher,
                         json={"students_may_open": "yes"}).status_code == 400
     reindexed = client.post(f"/api/v1/bots/1/materials/{material_id}/reindex", headers=teacher)
-    assert reindexed.status_code == 202 and reindexed.json["status"] == "queued"
-    assert client.post("/api/v1/bots/1/materials/reindex", headers=teacher).json["queued"] == [material_id]
+    assert reindexed.status_code == 202 and reindexed.get_json()["status"] == "queued"
+    assert client.post("/api/v1/bots/1/materials/reindex", headers=teacher).get_json()["queued"] == [material_id]
     assert client.delete(f"/api/v1/bots/2/materials/{material_id}", headers=token(aapp, bot_id=2)).status_code == 404
     assert client.delete(f"/api/v1/bots/1/materials/{material_id}", headers=teacher).status_code == 204
-    assert client.get("/api/v1/bots/1/materials", headers=teacher).json["materials"] == []
+    assert client.get("/api/v1/bots/1/materials", headers=teacher).get_json()["materials"] == []
     assert client.delete(f"/api/v1/bots/1/materials/{material_id}", headers=teacher).status_code == 404
 
 
@@ -124,24 +124,24 @@ def test_faq_crud(aapp: Flask) -> None:
     created = client.post("/api/v1/bots/1/faq", headers=teacher,
                           json={"question": "When is the exam?", "answer": "On 12 February."})
     assert created.status_code == 201
-    faq_id = created.json["id"]
+    faq_id = created.get_json()["id"]
     assert client.post("/api/v1/bots/1/faq", headers=teacher, json={"question": "x"}).status_code == 400
     changed = client.put(f"/api/v1/bots/1/faq/{faq_id}", headers=teacher,
                          json={"question": "When is the exam?", "answer": "On 19 February (moved)."})
-    assert changed.json["answer"] == "On 19 February (moved)."
-    assert [e["id"] for e in client.get("/api/v1/bots/1/faq", headers=teacher).json["faq"]] == [faq_id]
-    assert client.get("/api/v1/bots/2/faq", headers=token(aapp, bot_id=2)).json["faq"] == []
+    assert changed.get_json()["answer"] == "On 19 February (moved)."
+    assert [e["id"] for e in client.get("/api/v1/bots/1/faq", headers=teacher).get_json()["faq"]] == [faq_id]
+    assert client.get("/api/v1/bots/2/faq", headers=token(aapp, bot_id=2)).get_json()["faq"] == []
     assert client.delete(f"/api/v1/bots/1/faq/{faq_id}", headers=teacher).status_code == 204
-    assert client.get("/api/v1/bots/1/faq", headers=teacher).json["faq"] == []
+    assert client.get("/api/v1/bots/1/faq", headers=teacher).get_json()["faq"] == []
 
 
 def test_students_open_originals_only_when_allowed_through_short_lived_links(aapp: Flask) -> None:
     client, teacher, learner = aapp.test_client(), token(aapp), token(aapp, role="learner")
-    material_id = post_file(client, teacher, "Skript.md", NOTES).json["materials"][0]["id"]
+    material_id = post_file(client, teacher, "Skript.md", NOTES).get_json()["materials"][0]["id"]
     link_url = f"/api/v1/bots/1/materials/{material_id}/link?page=3"
     assert client.get(link_url, headers=learner).status_code == 403
     client.patch(f"/api/v1/bots/1/materials/{material_id}", headers=teacher, json={"students_may_open": True})
-    link = client.get(link_url, headers=learner).json
+    link = client.get(link_url, headers=learner).get_json()
     assert link["url"].startswith("http://localhost:5000/api/v1/bots/1/materials/") and link["url"].endswith("#page=3")
     path = link["url"][len("http://localhost:5000"):].split("#")[0]
     opened = client.get(path)  # no session header: the signature is the credential

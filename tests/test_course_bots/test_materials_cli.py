@@ -16,7 +16,7 @@ from lti_tool.extensions import db
 
 
 @pytest.fixture
-def lapp(make_app, tmp_path: Path) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
+def lapp(make_app, tmp_path: Path) -> Iterator[Flask]:
     app = make_app(database_url=f"sqlite:///{tmp_path / 'cli.sqlite3'}", ingest_threads=0, embedding_model="hashing")
     with app.app_context():
         upgrade()
@@ -59,7 +59,7 @@ def test_queue_then_work(lapp: Flask, tmp_path: Path) -> None:
         assert db.session.scalar(select(Material.status)) == "ready"
 
 
-def test_worker_reembeds_after_the_model_changed(lapp: Flask, tmp_path: Path, make_app) -> None:  # type: ignore
+def test_worker_reembeds_after_the_model_changed(lapp: Flask, tmp_path: Path, make_app) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("Enzymes are biological catalysts. " * 20)
     assert lapp.test_cli_runner().invoke(args=["materials", "ingest", "1", str(path)]).exit_code == 0
