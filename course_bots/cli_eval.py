@@ -107,7 +107,7 @@ def _query_all(data: Any, bots: dict[str, int], doc_of: dict[int, str]) -> dict[
 def run_eval(directory: str, modes: list[str], model: str | None) -> dict[str, dict[str, Any]]:
     """Ingest DIR once into a throw-away database, then evaluate each search mode; metrics per mode."""
     from course_bots.services.course_index import get_cache, get_embedder
-    from lti_tool.app import create_app
+    from lti_tool import create_app
     from retrieval.chunking import ChunkingConfig
     from retrieval.evaluate import load_beir
     from retrieval.fusion import FusionConfig

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from lti_tool.extensions import UTCDateTime, db, utcnow
 
 
-class CourseBot(db.Model):  # type: ignore[name-defined,misc]
+class CourseBot(db.Model):  # type: ignore[name-defined]
     """The chatbot of one course, created on the course's first launch and shared by its activities."""
 
     __tablename__ = "course_bot"
@@ -29,7 +29,7 @@ class CourseBot(db.Model):  # type: ignore[name-defined,misc]
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ChatSession(db.Model):  # type: ignore[name-defined,misc]
+class ChatSession(db.Model):  # type: ignore[name-defined]
     """One conversation of one participant (pseudonym + role) with a course bot."""
 
     __tablename__ = "chat_session"
@@ -49,7 +49,7 @@ class ChatSession(db.Model):  # type: ignore[name-defined,misc]
         back_populates="session", cascade="all, delete-orphan", passive_deletes=True, order_by="Message.id")
 
 
-class Message(db.Model):  # type: ignore[name-defined,misc]
+class Message(db.Model):  # type: ignore[name-defined]
     """A scrubbed question (role ``user``) or answer (role ``assistant``, replying to a question)."""
 
     __tablename__ = "message"
@@ -76,7 +76,7 @@ class Message(db.Model):  # type: ignore[name-defined,misc]
     session: Mapped[ChatSession] = relationship(back_populates="messages")
 
 
-class Feedback(db.Model):  # type: ignore[name-defined,misc]
+class Feedback(db.Model):  # type: ignore[name-defined]
     """Thumbs up/down and an optional scrubbed comment on one answer (one per answer, last one wins)."""
 
     __tablename__ = "feedback"
@@ -88,7 +88,7 @@ class Feedback(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ParticipantLabel(db.Model):  # type: ignore[name-defined,misc]
+class ParticipantLabel(db.Model):  # type: ignore[name-defined]
     """The number in "Student 17": stable within a course, assigned in order of first use."""
 
     __tablename__ = "participant_label"
@@ -101,7 +101,7 @@ class ParticipantLabel(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ConsentNotice(db.Model):  # type: ignore[name-defined,misc]
+class ConsentNotice(db.Model):  # type: ignore[name-defined]
     """A version of the consent text for one platform (issuer; ``""`` for all) and language; never edited."""
 
     __tablename__ = "consent_notice"
@@ -115,7 +115,7 @@ class ConsentNotice(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
+class ConsentRecord(db.Model):  # type: ignore[name-defined]
     """A participant's answer to one notice version, and whether the bot used an external model then."""
 
     __tablename__ = "consent_record"
@@ -133,7 +133,7 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class AuditEvent(db.Model):  # type: ignore[name-defined,misc]
+class AuditEvent(db.Model):  # type: ignore[name-defined]
     """Who (role + pseudonym) did what to which record, when: exports, erasures, deletions, settings. No content."""
 
     __tablename__ = "audit_event"
@@ -152,7 +152,7 @@ class AuditEvent(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-class RetentionPolicy(db.Model):  # type: ignore[name-defined,misc]
+class RetentionPolicy(db.Model):  # type: ignore[name-defined]
     """Retention for a platform (``bot_id`` NULL) or a stricter override for one of its bots; 0 = never."""
 
     __tablename__ = "retention_policy"
@@ -166,7 +166,7 @@ class RetentionPolicy(db.Model):  # type: ignore[name-defined,misc]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class UsageEvent(db.Model):  # type: ignore[name-defined,misc]
+class UsageEvent(db.Model):  # type: ignore[name-defined]
     """Daily counters per bot, free of pseudonyms: what admins see about usage."""
 
     __tablename__ = "usage_event"

@@ -48,7 +48,7 @@ def mode_prompt(mode: str, language: str) -> str:
     return texts.get(language, texts["en"])
 
 
-class BotSettings(db.Model):  # type: ignore[name-defined,misc]
+class BotSettings(db.Model):  # type: ignore[name-defined]
     """A bot's teacher-controlled settings; a row is created with defaults on first read."""
 
     __tablename__ = "bot_settings"
@@ -68,7 +68,7 @@ class BotSettings(db.Model):  # type: ignore[name-defined,misc]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class PromptVersion(db.Model):  # type: ignore[name-defined,misc]
+class PromptVersion(db.Model):  # type: ignore[name-defined]
     """Every saved system prompt, with the saving role and time (for diff and restore)."""
 
     __tablename__ = "prompt_version"
@@ -80,7 +80,7 @@ class PromptVersion(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class CopyCode(db.Model):  # type: ignore[name-defined,misc]
+class CopyCode(db.Model):  # type: ignore[name-defined]
     """A one-time code that copies a bot (settings, prompt, materials, FAQ; never logs) into another course."""
 
     __tablename__ = "bot_copy_code"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -79,7 +80,7 @@ def _enable_sqlite_foreign_keys(app: Flask) -> None:
         engine: Engine = db.engine
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection, connection_record):  # type: ignore[no-untyped-def]
+        def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")

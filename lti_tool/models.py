@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from lti_tool.extensions import UTCDateTime, db, utcnow
 
 
-class Platform(db.Model):  # type: ignore[name-defined,misc]
+class Platform(db.Model):  # type: ignore[name-defined]
     """One registration of the tool on an LMS: an issuer plus the client id the LMS gave us."""
 
     __tablename__ = "lti_platform"
@@ -42,7 +42,7 @@ class Platform(db.Model):  # type: ignore[name-defined,misc]
         return f"{parts.scheme}://{parts.netloc}"
 
 
-class Deployment(db.Model):  # type: ignore[name-defined,misc]
+class Deployment(db.Model):  # type: ignore[name-defined]
     """A deployment id under a platform registration (Moodle: the tool type's id)."""
 
     __tablename__ = "lti_deployment"
@@ -56,7 +56,7 @@ class Deployment(db.Model):  # type: ignore[name-defined,misc]
     platform: Mapped[Platform] = relationship(back_populates="deployments")
 
 
-class ToolKey(db.Model):  # type: ignore[name-defined,misc]
+class ToolKey(db.Model):  # type: ignore[name-defined]
     """An RSA key pair of the tool; the newest active one signs, retired ones stay published a while."""
 
     __tablename__ = "lti_tool_key"
@@ -70,7 +70,7 @@ class ToolKey(db.Model):  # type: ignore[name-defined,misc]
     unpublish_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # leaves the JWKS
 
 
-class LaunchState(db.Model):  # type: ignore[name-defined,misc]
+class LaunchState(db.Model):  # type: ignore[name-defined]
     """Short-lived server-side launch data (OIDC state, issued nonces, used nonces), expiring."""
 
     __tablename__ = "lti_launch_state"

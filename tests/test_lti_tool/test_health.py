@@ -6,7 +6,6 @@ from flask.testing import FlaskClient
 from flask_migrate import downgrade
 
 
-
 def test_healthz(client: FlaskClient) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
 
