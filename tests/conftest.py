@@ -24,6 +24,12 @@ DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--update-screenshots`` refreshes docs/screenshots/ from the browser tests."""
+    parser.addoption("--update-screenshots", action="store_true", default=False,
+                     help="write the browser tests' screenshots into docs/screenshots/")
+
+
 def unavailable(what: str) -> None:
     """Skip locally, but fail under CI=true: CI must exercise the production paths."""
     if IN_CI:

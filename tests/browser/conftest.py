@@ -299,7 +299,22 @@ def save_screenshot(page: Any, path: str | Path, full_page: bool = True) -> Path
     return target
 
 
+DOC_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
 @pytest.fixture
-def screenshot() -> Callable[..., Path]:
-    """``screenshot(page, path, full_page=True) -> Path``: a PNG, e.g. under docs/screenshots/."""
-    return save_screenshot
+def screenshot(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Path]:
+    """``screenshot(page, path, full_page=True) -> Path``: a PNG; docs/screenshots/ only with --update-screenshots.
+
+    A normal test run must not rewrite committed files, so paths under docs/screenshots/ go to a temporary
+    folder unless the run asks to refresh the documentation's pictures.
+    """
+    refresh = bool(request.config.getoption("--update-screenshots"))
+
+    def take(page: Any, path: str | Path, full_page: bool = True) -> Path:
+        target = Path(path)
+        if not refresh and DOC_SCREENSHOTS in target.parents:
+            target = tmp_path / target.relative_to(DOC_SCREENSHOTS)
+        return save_screenshot(page, target, full_page=full_page)
+
+    return take
