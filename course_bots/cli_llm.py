@@ -53,3 +53,22 @@ def chat_command(text: str, kind: str, model: str | None, base_url: str | None, 
     if callable(close):
         close()
     sys.exit(code)
+
+
+@llm_cli.command("models")
+@click.option("--platform", "issuer", default=None, help="Only entries allowed for this platform issuer.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def models_command(issuer: str | None, as_json: bool) -> None:
+    """List the model catalogue as administrators see it (the default first; never URLs or keys)."""
+    import json
+
+    from course_bots.views.api_admin import catalogue_rows
+
+    rows = catalogue_rows(current_config(), issuer)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        where = "external" if row["external"] else "local"
+        click.echo(f"{row['key'] or '(default)':<20} {row['label']}  {where}  context {row['context_window']}  "
+                   f"answer {row['max_answer_tokens']}{'  [default]' if row['default'] else ''}")

@@ -37,6 +37,9 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(api_privacy.bp)
     app.cli.add_command(privacy_cli)
+    from course_bots.views import api_admin
+
+    app.register_blueprint(api_admin.bp)
     from course_bots.cli_llm import llm_cli
 
     app.cli.add_command(llm_cli)

@@ -1,0 +1,114 @@
+"""Administrator API under ``/api/v1/admin``: the launching platform's registrations, model catalogue and settings.
+
+Read-only and scoped to the token's ``issuer``: an administrator of one platform never sees another platform's
+registrations. Retention and usage live in :mod:`course_bots.views.api_privacy` (``/admin/retention``,
+``/admin/usage``). Nothing here returns secrets: no URLs or keys of models, no platform key sets.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import func, select
+
+from course_bots.models import CourseBot
+from course_bots.services import backends
+from lti_tool.config import Config
+from lti_tool.context import Role, api_error, current_session, require_session
+from lti_tool.extensions import current_config, db
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("api_admin", __name__, url_prefix="/api/v1/admin")
+
+# Settings an administrator may want to know; all come from the operator's COURSEBOTS_* configuration.
+THRESHOLD_SETTINGS = ("privacy_min_students", "answer_score_threshold", "max_upload_mb", "max_course_mb",
+                      "retention_anonymize_days", "retention_delete_days", "bot_inactive_delete_days",
+                      "retention_purge_hours")
+
+
+def _administrator_only() -> Response | None:
+    """403 unless the token is an administrator's (a teacher's preview token never is)."""
+    session = current_session()
+    if session.preview or Role.ADMINISTRATOR not in session.role_set:
+        return api_error("forbidden", "Only administrators of this platform may do this.", 403)
+    return None
+
+
+def platform_rows(issuer: str) -> list[dict[str, Any]]:
+    """The issuer's registrations with their deployments and each deployment's number of course bots."""
+    platform = db.metadata.tables["lti_platform"]
+    deployment = db.metadata.tables["lti_deployment"]
+    bots = dict(db.session.execute(select(CourseBot.deployment_id, func.count(CourseBot.id))
+                                   .where(CourseBot.issuer == issuer).group_by(CourseBot.deployment_id)).all())
+    registrations = db.session.execute(
+        select(platform.c.id, platform.c.name, platform.c.client_id, platform.c.registered_via,
+               platform.c.created_at).where(platform.c.issuer == issuer).order_by(platform.c.id)).all()
+    deployments: dict[int, list[dict[str, Any]]] = {}
+    if registrations:
+        for row in db.session.execute(
+                select(deployment.c.platform_id, deployment.c.deployment_id, deployment.c.created_at)
+                .where(deployment.c.platform_id.in_([r.id for r in registrations])).order_by(deployment.c.id)):
+            deployments.setdefault(row.platform_id, []).append(
+                {"deployment_id": row.deployment_id, "created_at": _iso(row.created_at),
+                 "bots": int(bots.get(row.deployment_id, 0))})
+    return [{"id": r.id, "name": r.name or "", "issuer": issuer, "client_id": r.client_id,
+             "registered_via": r.registered_via or "manual", "created_at": _iso(r.created_at),
+             "deployments": deployments.get(r.id, [])} for r in registrations]
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def catalogue_rows(config: Config, issuer: str | None) -> list[dict[str, Any]]:
+    """The default model and the catalogue entries allowed for ``issuer`` — public fields only, never URLs or keys."""
+    rows = [{**backends.default_entry(config).public(), "default": True}]
+    rows += [{**entry.public(), "default": False} for entry in backends.catalogue(config, issuer)]
+    return rows
+
+
+def settings_rows(config: Config) -> list[dict[str, Any]]:
+    """The thresholds in force, each with the ``COURSEBOTS_*`` key the operator sets it with."""
+    env = {f.name: f.metadata.get("env", "") for f in fields(Config)}
+    return [{"key": name, "env": env[name], "value": getattr(config, name)} for name in THRESHOLD_SETTINGS]
+
+
+@bp.get("/platforms")
+@require_session(teacher=True)
+def platforms() -> Response:
+    """The launching platform's registrations (client ids, manual/dynamic, deployments with bot counts)."""
+    denied = _administrator_only()
+    if denied:
+        return denied
+    issuer = current_session().issuer
+    rows = platform_rows(issuer)
+    deployments = [d for p in rows for d in p["deployments"]]
+    return jsonify({"issuer": issuer, "platforms": rows,
+                    "totals": {"registrations": len(rows), "deployments": len(deployments),
+                               "bots": sum(d["bots"] for d in deployments)}})
+
+
+@bp.get("/models")
+@require_session(teacher=True)
+def models() -> Response:
+    """The models teachers of this platform may pick: the default and the allowed catalogue entries."""
+    denied = _administrator_only()
+    if denied:
+        return denied
+    issuer = current_session().issuer
+    return jsonify({"issuer": issuer, "models": catalogue_rows(current_config(), issuer),
+                    "set_by": "operator", "configured_with": "COURSEBOTS_MODEL_CATALOGUE"})
+
+
+@bp.get("/settings")
+@require_session(teacher=True)
+def settings() -> Response:
+    """The thresholds in force (read-only: the operator sets them with ``COURSEBOTS_*`` keys)."""
+    denied = _administrator_only()
+    if denied:
+        return denied
+    return jsonify({"settings": settings_rows(current_config()), "set_by": "operator",
+                    "note": "Set by the operator with the COURSEBOTS_* configuration keys; read-only here."})
