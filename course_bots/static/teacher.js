@@ -54,6 +54,7 @@
     if (name === "materials") { loadMaterials(); }
     if (name === "logs") { loadLogs(); }
     if (name === "faq") { loadFaq(); }
+    if (name === "admin" && CB.loadAdmin) { CB.loadAdmin(); }
   }
 
   // --- settings ----------------------------------------------------------------------------------------------
