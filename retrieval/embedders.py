@@ -45,7 +45,8 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, model: str | None = None, *, query_prefix: str = "", passage_prefix: str = "",
                  batch_size: int = 32, device: str | None = None, max_seq_length: int | None = 256,
-                 languages: Sequence[str] | None = None, model_id: str | None = None) -> None:
+                 languages: Sequence[str] | None = None, model_id: str | None = None,
+                 num_threads: int | None = None) -> None:
         """Remember the settings; the model (and torch) load lazily on the first embedding call."""
         self._path = model or default_model_path()
         self._model_id = model_id or (DEFAULT_MODEL_ID if model is None else model)
@@ -57,6 +58,9 @@ class SentenceTransformerEmbedder:
         # None means "unknown": fusion then treats the model as covering every language.
         self.languages = tuple(languages) if languages is not None else (
             DEFAULT_MODEL_LANGUAGES if model is None else None)
+        # torch's CPU threads for this process (None: torch's default). One thread gives web workers the
+        # steadiest query latency on small shared machines; ingestion workers may use more.
+        self.num_threads = num_threads
         self._model: Any = None
         self._lock = threading.Lock()
         self.load_seconds = 0.0
@@ -78,6 +82,11 @@ class SentenceTransformerEmbedder:
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 started = time.perf_counter()
                 from sentence_transformers import SentenceTransformer
+
+                if self.num_threads:
+                    import torch
+
+                    torch.set_num_threads(self.num_threads)
 
                 # device None lets sentence-transformers pick the GPU when there is one.
                 model = SentenceTransformer(self._path, device=self.device,

@@ -57,6 +57,7 @@ class BM25Index:
         self._languages: list[str] = []
         self._model: Any = None
         self._idf: dict[str, float] = {}
+        self._course_languages: list[str] = []
 
     def __len__(self) -> int:
         """Number of indexed texts."""
@@ -95,6 +96,7 @@ class BM25Index:
             for token in set(tokens):
                 df[token] = df.get(token, 0) + 1
         self._idf = {t: float(np.log(1 + (n - d + 0.5) / (d + 0.5))) for t, d in df.items()}
+        self._course_languages = sorted(set(self._languages))
         self._model = model
         return model
 
@@ -104,10 +106,18 @@ class BM25Index:
         if n == 0:
             return np.zeros(0, dtype=np.float32)
         model = self._model or self._build()
-        tokens = [t for t in query_tokens(query, self._languages) if t in model.vocab_dict]
-        if not tokens:
+        ids = [model.vocab_dict[t] for t in query_tokens(query, self._course_languages) if t in model.vocab_dict]
+        if not ids:
             return np.zeros(n, dtype=np.float32)
-        return np.asarray(model.get_scores(tokens), dtype=np.float32)
+        if model.nonoccurrence_array is not None:  # BM25L/BM25+ variants: let bm25s add their terms
+            return np.asarray(model.get_scores_from_ids(ids), dtype=np.float32)
+        # Sum each query token's precomputed column with one bincount: bm25s loops np.add.at per token,
+        # which is several times slower on large courses.
+        matrix = model.scores
+        indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
+        rows = np.concatenate([indices[indptr[i]:indptr[i + 1]] for i in ids])
+        weights = np.concatenate([data[indptr[i]:indptr[i + 1]] for i in ids])
+        return np.bincount(rows, weights=weights, minlength=n).astype(np.float32)
 
     def coverage(self, query: str, rows: Sequence[int]) -> list[float]:
         """Share of the query's IDF mass present in each given text: an absolute, [0, 1] lexical match."""

@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--root", default=str(SHARED_EVAL / "retrieval"))
     parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 5000, 20000, 50000, 100000])
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--rerank", action="store_true", help="also measure with a cross-encoder (20 candidates)")
     args = parser.parse_args()
     quiet()
@@ -82,13 +83,14 @@ def main() -> None:
     pool = passages(root)
     languages = [detect_language(t) for t in pool]
     qs = queries(root, args.queries * (len(args.sizes) + 1))
-    embedder = SentenceTransformerEmbedder()
+    embedder = SentenceTransformerEmbedder(num_threads=args.threads)
     embedder.embed_queries(["warm up"])
     reranker = CrossEncoderReranker(cross_encoder_dir(), candidates=20) if args.rerank else None
     if reranker is not None:
         reranker.score("warm up", ["warm up"])
     rng = np.random.default_rng(0)
-    print(f"passage pool: {len(pool)} real ~200-word texts; {args.queries} distinct queries per size")
+    print(f"passage pool: {len(pool)} real ~200-word texts; {args.queries} distinct queries per size; "
+          f"torch threads {args.threads or 'default'}")
     header = "| chunks | build s | p50 ms | p95 ms |" + (" rerank p50 ms | rerank p95 ms |" if reranker else "")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
