@@ -31,7 +31,7 @@ def score_cache(directory: Path, cache: Path) -> list[dict[str, Any]]:
     path = cache / f"{directory.name}.pkl"
     if path.exists():
         with open(path, "rb") as f:
-            return pickle.load(f)  # type: ignore[no-any-return]
+            return pickle.load(f)
     embedder = SentenceTransformerEmbedder()
     data = load_beir(directory)
     indexes, _ = build_indexes(data, embedder, ChunkingConfig(), FusionConfig())
