@@ -136,8 +136,7 @@ class HybridIndex:
             absolute = [absolute[i] for i in order]
             rerank_scores = [rerank_scores[i] for i in order]
         rows = rows[:k]
-        fused_values = [fused_by_row[r] for r in rows]
-        top_fused = max(fused_values[0], 1e-9)
+        top_fused = fused_by_row[rows[0]]
         confidence = absolute[0] if rerank_scores is None else rerank_scores[0]
         hits = []
         previous = 1.0
@@ -145,7 +144,7 @@ class HybridIndex:
             if rerank_scores is not None:
                 score = rerank_scores[rank - 1]
             else:
-                score = confidence * max(fused_by_row[r], 0.0) / top_fused
+                score = confidence * _relative(fused_by_row[r], top_fused)
             score = float(min(previous, max(0.0, min(1.0, score))))  # monotone in rank, within [0, 1]
             previous = score
             components = {"fused": float(fused_by_row[r])}
@@ -159,6 +158,17 @@ class HybridIndex:
                 components["rerank"] = float(rerank_scores[rank - 1])
             hits.append(SearchHit(chunk=self._chunks[r], score=score, components=components, rank=rank))
         return hits
+
+
+def _relative(fused: float, top: float) -> float:
+    """A hit's fused score relative to the top hit's, in [0, 1].
+
+    Per-query scaling maps a single candidate (or candidates that all score alike) to zero; they then stand
+    level with the top hit instead of dividing zero by zero, so a course with one passage can still answer.
+    """
+    if top > 1e-9:
+        return max(fused, 0.0) / top
+    return 1.0 if fused >= top - 1e-9 else 0.0
 
 
 def _lexical_only(config: FusionConfig) -> FusionConfig:

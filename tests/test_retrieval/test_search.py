@@ -73,6 +73,15 @@ def test_scores_are_calibrated_and_ordered() -> None:
     assert {"bm25", "dense", "fused"} <= set(hits[0].components)
 
 
+def test_a_course_with_one_passage_still_scores_its_answer() -> None:
+    index = HybridIndex(HashingEmbedder())
+    index.add(_chunks()[:1])
+    hit = index.search("How do plants turn light into chemical energy?", 3)[0]
+    assert hit.chunk.document_id == "photo" and hit.score > 0.3
+    unrelated = index.search("quarterback touchdown stadium", 3)
+    assert not unrelated or unrelated[0].score < 0.1
+
+
 def test_faq_entries_are_boosted() -> None:
     index = HybridIndex(HashingEmbedder())
     index.add(_chunks() + [chunk_faq("faq", "What do mitochondria produce?", "ATP, the cell's energy currency.")])
