@@ -18,9 +18,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api_chat.bp)
     app.register_blueprint(api_bot_settings.bp)
     app.jinja_env.globals["catalogue"] = i18n.catalogue
-    from course_bots.services.backends import external_model_name
+    from course_bots.services.backends import external_model_name, model_state
 
     app.extensions["coursebots.external_model_resolver"] = external_model_name
+    app.extensions["coursebots.model_state"] = model_state
     from course_bots.cli_eval import retrieval_cli
     from course_bots.cli_materials import materials_cli
     from course_bots.views import api_materials

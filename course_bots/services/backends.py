@@ -109,6 +109,25 @@ def _build(entry: ModelEntry) -> ChatBackend:
     return build_backend("extractive")
 
 
+def model_state() -> dict[str, Any]:
+    """What ``/readyz`` reports of the default model: cheap, never loads or calls anything."""
+    from dataclasses import asdict
+
+    from lti_tool.extensions import current_config
+
+    entry = default_entry(current_config())
+    state: dict[str, Any] = {"backend": entry.backend or "extractive", "model": entry.model or None}
+    with _lock:
+        backend = _cache.get((entry.backend, entry.base_url, entry.model))
+    if backend is None:
+        state["state"] = "ready" if entry.backend in ("extractive", "") else "not_started"
+        return state
+    health = backend.health()
+    state.update(asdict(health))
+    state["state"] = ("warming_up" if health.warming_up else "ready" if health.ok else "unavailable")
+    return state
+
+
 def forget_backends() -> None:
     """Drop cached backends (tests; after a catalogue change)."""
     with _lock:

@@ -46,3 +46,20 @@ def test_metrics_exposed(client: FlaskClient) -> None:
     response = client.get("/metrics")
     assert response.status_code == 200
     assert b"coursebots_launch_rejections_total" in response.data
+
+
+def test_readyz_reports_the_default_model_without_loading_it(client: FlaskClient) -> None:
+    body = client.get("/readyz").json
+    assert body["status"] == "ready"
+    assert body["model"] == {"backend": "extractive", "model": None, "state": "ready"}
+
+
+def test_readyz_stays_ready_while_the_model_server_is_not_started(make_app) -> None:  # type: ignore[no-untyped-def]
+    from flask_migrate import upgrade
+
+    app = make_app(llm_base_url="http://127.0.0.1:9/v1", llm_model="m")
+    with app.app_context():
+        upgrade()
+    body = app.test_client().get("/readyz")
+    assert body.status_code == 200
+    assert body.json["model"]["backend"] == "openai" and body.json["model"]["state"] == "not_started"
