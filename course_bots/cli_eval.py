@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from flask.cli import AppGroup
 from lti_tool.extensions import current_config, db
 
 retrieval_cli = AppGroup("retrieval", help="Retrieval quality and speed.")
-METRIC_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "latency_ms_p50", "latency_ms_p95")
+SHOWN_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "latency_ms_p50", "latency_ms_p95")
 
 
 def _ingest(app: Flask, data: Any) -> tuple[dict[str, int], dict[int, str], int]:
@@ -29,7 +28,7 @@ def _ingest(app: Flask, data: Any) -> tuple[dict[str, int], dict[int, str], int]
     from course_bots.models import CourseBot
     from course_bots.services.ingest_worker import run_pending
     from course_bots.services.materials import MaterialError, upload_material
-    from retrieval.evaluate import _filename_for
+    from retrieval.evaluate import filename_for
 
     bots: dict[str, int] = {}
     doc_of: dict[int, str] = {}
@@ -42,7 +41,7 @@ def _ingest(app: Flask, data: Any) -> tuple[dict[str, int], dict[int, str], int]
             db.session.flush()
             bots[course] = bot.id
         try:
-            result = upload_material(bots[course], _filename_for(doc_id), doc["text"].encode("utf-8"),
+            result = upload_material(bots[course], filename_for(doc_id), doc["text"].encode("utf-8"),
                                      title=(doc.get("title") or None))
         except MaterialError:
             failed += 1
@@ -70,38 +69,19 @@ def _no_fsync(engine: Any) -> None:
 
 
 def _query_all(data: Any, bots: dict[str, int], doc_of: dict[int, str]) -> dict[str, Any]:
-    """Run every judged query through ``search_course``; averaged metrics and latency percentiles."""
+    """Run every judged query through ``search_course`` (what the chat calls), scored like the library's eval."""
     from course_bots.services.course_index import material_id_of, search_course
-    from retrieval.metrics import mrr_at, ndcg_at, percentile_ms, recall_at
+    from retrieval.evaluate import score_queries
+    from retrieval.types import Chunk, SearchHit
 
-    sums: dict[str, float] = defaultdict(float)
-    latencies: list[float] = []
-    count = 0
-    for qid, query in data.queries.items():
-        relevant = data.qrels.get(qid)
-        bot_id = bots.get(query.get("course_id") or "default")
-        if not relevant or bot_id is None:
-            continue
-        started = time.perf_counter()
-        hits = search_course(bot_id, query["text"], k=100)
-        latencies.append(time.perf_counter() - started)
-        ranking: list[str] = []
-        for hit in hits:
-            doc = doc_of.get(material_id_of(hit.chunk) or -1)
-            if doc is not None and doc not in ranking:
-                ranking.append(doc)
-                if len(ranking) == 10:
-                    break
-        for k in (1, 5, 10):
-            sums[f"recall@{k}"] += recall_at(ranking, relevant, k)
-        sums["mrr@10"] += mrr_at(ranking, relevant, 10)
-        sums["ndcg@10"] += ndcg_at(ranking, relevant, 10)
-        count += 1
-    result: dict[str, Any] = {key: round(sums[key] / max(count, 1), 4) for key in METRIC_KEYS[:5]}
-    result["latency_ms_p50"] = round(percentile_ms(latencies, 50), 2)
-    result["latency_ms_p95"] = round(percentile_ms(latencies, 95), 2)
-    result["queries"] = count
-    return result
+    def search(course_id: str, text: str) -> list[SearchHit] | None:
+        bot_id = bots.get(course_id)
+        return None if bot_id is None else search_course(bot_id, text, k=100)
+
+    def beir_id(chunk: Chunk) -> str | None:
+        return doc_of.get(material_id_of(chunk) or -1)
+
+    return score_queries(data, search, beir_id)
 
 
 def run_eval(directory: str, modes: list[str], model: str | None) -> dict[str, dict[str, Any]]:
@@ -169,5 +149,5 @@ def eval_command(directory: str, as_json: bool, mode: tuple[str, ...], model: st
         click.echo(json.dumps(output, ensure_ascii=False))
         return
     for name, values in results.items():
-        click.echo(f"{name}: " + "  ".join(f"{k}={values[k]}" for k in METRIC_KEYS)
+        click.echo(f"{name}: " + "  ".join(f"{k}={values[k]}" for k in SHOWN_KEYS)
                    + f"  queries={values['queries']} chunks={values['chunks']}")

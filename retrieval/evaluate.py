@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from retrieval.chunking import ChunkingConfig, chunk_document
 from retrieval.errors import IngestError
@@ -15,11 +15,15 @@ from retrieval.fusion import FusionConfig
 from retrieval.loaders import load_document
 from retrieval.metrics import document_ranking, mrr_at, ndcg_at, percentile_ms, recall_at
 from retrieval.search import HybridIndex, index_text
-from retrieval.types import Chunk, Embedder
+from retrieval.types import Chunk, Embedder, SearchHit
 
 log = logging.getLogger(__name__)
 
 MODES = ("bm25", "dense", "hybrid")
+METRIC_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
+
+Searcher = Callable[[str, str], "Sequence[SearchHit] | None"]
+"""(course id, query text) -> hits best first, or None when that course has no index."""
 
 
 @dataclass
@@ -48,7 +52,7 @@ def load_beir(directory: str | Path, split: str = "test") -> BeirSet:
     return BeirSet(corpus=corpus, queries=queries, qrels=dict(qrels))
 
 
-def _filename_for(doc_id: str) -> str:
+def filename_for(doc_id: str) -> str:
     """Corpus ids that look like file names keep their type (".md"); others are plain text."""
     tail = doc_id.rsplit("/", 1)[-1]
     return tail if "." in tail.rsplit("#", 1)[-1] else f"{tail}.txt"
@@ -67,7 +71,7 @@ def build_indexes(data: BeirSet, embedder: Embedder | None, chunking: ChunkingCo
         chunks: list[Chunk] = []
         for doc in docs:
             try:
-                loaded = load_document(doc["text"].encode("utf-8"), _filename_for(doc["_id"]),
+                loaded = load_document(doc["text"].encode("utf-8"), filename_for(doc["_id"]),
                                        document_id=doc["_id"])
             except IngestError as exc:
                 log.warning("document %s not ingested: %s", doc["_id"], exc.code)
@@ -88,32 +92,50 @@ def build_indexes(data: BeirSet, embedder: Embedder | None, chunking: ChunkingCo
     return indexes, timings
 
 
-def run_queries(data: BeirSet, indexes: dict[str, HybridIndex], fusion: FusionConfig,
-                depth: int = 100) -> dict[str, float]:
-    """Search every query in its own course with the given fusion settings; return averaged metrics."""
+def score_queries(data: BeirSet, search: Searcher,
+                  doc_of: Callable[[Chunk], str | None] | None = None) -> dict[str, Any]:
+    """Run every judged query through ``search``; averaged document-level metrics and latency percentiles.
+
+    A document's rank is its best chunk's rank; ``doc_of`` maps a chunk to its BEIR document id (default: the
+    chunk's ``document_id``), so the library and the product's pipeline are scored by the same code.
+    """
     sums: dict[str, float] = defaultdict(float)
     latencies: list[float] = []
     count = 0
     for qid, query in data.queries.items():
         relevant = data.qrels.get(qid)
-        index = indexes.get(query.get("course_id") or "default")
-        if not relevant or index is None:
+        if not relevant:
             continue
-        index.config = fusion
         started = time.perf_counter()
-        hits = index.search(query["text"], k=depth)
+        hits = search(query.get("course_id") or "default", query["text"])
+        if hits is None:
+            continue
         latencies.append(time.perf_counter() - started)
-        ranking = document_ranking(hits, 10)
+        ranking = document_ranking(hits, 10, doc_of)
         for k in (1, 5, 10):
             sums[f"recall@{k}"] += recall_at(ranking, relevant, k)
         sums["mrr@10"] += mrr_at(ranking, relevant, 10)
         sums["ndcg@10"] += ndcg_at(ranking, relevant, 10)
         count += 1
-    result = {name: round(value / max(count, 1), 4) for name, value in sums.items()}
+    result: dict[str, Any] = {name: round(sums[name] / max(count, 1), 4) for name in METRIC_KEYS}
     result["latency_ms_p50"] = round(percentile_ms(latencies, 50), 2)
     result["latency_ms_p95"] = round(percentile_ms(latencies, 95), 2)
     result["queries"] = count
     return result
+
+
+def run_queries(data: BeirSet, indexes: dict[str, HybridIndex], fusion: FusionConfig,
+                depth: int = 100) -> dict[str, Any]:
+    """Search every query in its own course's index with the given fusion settings; return averaged metrics."""
+
+    def search(course_id: str, text: str) -> list[SearchHit] | None:
+        index = indexes.get(course_id)
+        if index is None:
+            return None
+        index.config = fusion
+        return index.search(text, k=depth)
+
+    return score_queries(data, search)
 
 
 def evaluate(directory: str | Path, embedder: Embedder | None = None, *,

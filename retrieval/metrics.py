@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from retrieval.types import SearchHit
+from retrieval.types import Chunk, SearchHit
 
 
-def document_ranking(hits: Sequence[SearchHit], limit: int = 10) -> list[str]:
-    """Document ids in the order of their best chunk, at most ``limit``."""
+def document_ranking(hits: Sequence[SearchHit], limit: int = 10,
+                     doc_of: Callable[[Chunk], str | None] | None = None) -> list[str]:
+    """Document ids in the order of their best chunk, at most ``limit`` (``doc_of`` maps chunks; None skips)."""
     seen: list[str] = []
     for hit in hits:
-        if hit.chunk.document_id not in seen:
-            seen.append(hit.chunk.document_id)
+        doc = hit.chunk.document_id if doc_of is None else doc_of(hit.chunk)
+        if doc is not None and doc not in seen:
+            seen.append(doc)
             if len(seen) == limit:
                 break
     return seen
