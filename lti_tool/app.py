@@ -55,6 +55,10 @@ def create_app(config: Config | None = None) -> Flask:
     security.init_app(app)
     _register_error_handlers(app)
 
+    from lti_tool.tool_config import list_registrations
+
+    # What the product may read of the protocol's records (it never imports lti_tool.models).
+    app.extensions["coursebots.registrations"] = list_registrations
     # The product plugs in last: lti_tool imports course_bots only here (the dependency rule).
     import course_bots.models  # noqa: F401  (tables known to migrations)
     from course_bots import plugin

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 from flask.cli import AppGroup
@@ -80,14 +79,10 @@ def platform_add(issuer: str, client_id: str, deployment_ids: tuple[str, ...], a
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def platform_list(as_json: bool) -> None:
     """List registered platforms with their client ids and deployments."""
-    from lti_tool.models import Platform
+    from lti_tool.tool_config import list_registrations
 
-    rows: list[dict[str, Any]] = [
-        {"id": p.id, "name": p.name, "issuer": p.issuer, "client_id": p.client_id,
-         "deployments": [d.deployment_id for d in p.deployments], "auth_url": p.auth_login_url,
-         "token_url": p.auth_token_url, "jwks_url": p.key_set_url, "registered_via": p.registered_via,
-         "created_at": p.created_at.isoformat()}
-        for p in db.session.scalars(select(Platform).order_by(Platform.id))]
+    rows = [{**row, "deployments": [d["deployment_id"] for d in row["deployments"]]}
+            for row in list_registrations()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -34,6 +34,19 @@ def find_platform(issuer: str, client_id: str | None) -> Platform | None:
     return platforms[0] if len(platforms) == 1 else None
 
 
+def list_registrations(issuer: str | None = None) -> list[dict[str, Any]]:
+    """Every registration (or one issuer's) with its deployments, as plain data: no keys or key sets."""
+    query = select(Platform).order_by(Platform.id)
+    if issuer is not None:
+        query = query.where(Platform.issuer == issuer)
+    return [{"id": p.id, "name": p.name or "", "issuer": p.issuer, "client_id": p.client_id,
+             "auth_url": p.auth_login_url, "token_url": p.auth_token_url, "jwks_url": p.key_set_url,
+             "registered_via": p.registered_via or "manual", "created_at": p.created_at.isoformat(),
+             "deployments": [{"deployment_id": d.deployment_id, "created_at": d.created_at.isoformat()}
+                             for d in p.deployments]}
+            for p in db.session.scalars(query)]
+
+
 def find_deployment(platform: Platform, deployment_id: str) -> Deployment | None:
     """The deployment with this id under a platform registration, if registered."""
     return db.session.scalars(select(Deployment).where(

@@ -10,7 +10,7 @@ import logging
 from dataclasses import fields
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import func, select
 
 from course_bots.models import CourseBot
@@ -39,28 +39,13 @@ def _administrator_only() -> Response | None:
 
 def platform_rows(issuer: str) -> list[dict[str, Any]]:
     """The issuer's registrations with their deployments and each deployment's number of course bots."""
-    platform = db.metadata.tables["lti_platform"]
-    deployment = db.metadata.tables["lti_deployment"]
     bots = dict(db.session.execute(select(CourseBot.deployment_id, func.count(CourseBot.id))
                                    .where(CourseBot.issuer == issuer).group_by(CourseBot.deployment_id)).all())
-    registrations = db.session.execute(
-        select(platform.c.id, platform.c.name, platform.c.client_id, platform.c.registered_via,
-               platform.c.created_at).where(platform.c.issuer == issuer).order_by(platform.c.id)).all()
-    deployments: dict[int, list[dict[str, Any]]] = {}
-    if registrations:
-        for row in db.session.execute(
-                select(deployment.c.platform_id, deployment.c.deployment_id, deployment.c.created_at)
-                .where(deployment.c.platform_id.in_([r.id for r in registrations])).order_by(deployment.c.id)):
-            deployments.setdefault(row.platform_id, []).append(
-                {"deployment_id": row.deployment_id, "created_at": _iso(row.created_at),
-                 "bots": int(bots.get(row.deployment_id, 0))})
-    return [{"id": r.id, "name": r.name or "", "issuer": issuer, "client_id": r.client_id,
-             "registered_via": r.registered_via or "manual", "created_at": _iso(r.created_at),
-             "deployments": deployments.get(r.id, [])} for r in registrations]
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+    registrations = current_app.extensions["coursebots.registrations"](issuer)
+    return [{"id": r["id"], "name": r["name"], "issuer": issuer, "client_id": r["client_id"],
+             "registered_via": r["registered_via"], "created_at": r["created_at"],
+             "deployments": [{**d, "bots": int(bots.get(d["deployment_id"], 0))} for d in r["deployments"]]}
+            for r in registrations]
 
 
 def catalogue_rows(config: Config, issuer: str | None) -> list[dict[str, Any]]:
