@@ -6,11 +6,13 @@ gateway) with the extractive fallback. ``local`` -> a model loaded inside this w
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from course_bots.llm.base import ChatBackend
+from course_bots.llm.catalogue import Catalogue
 from course_bots.llm.cli_support import build_backend
 from course_bots.llm.extractive import FallbackBackend
 from lti_tool.config import Config, named_secret
@@ -18,6 +20,7 @@ from lti_tool.config import Config, named_secret
 logger = logging.getLogger(__name__)
 
 _cache: dict[tuple[str, str, str], ChatBackend] = {}
+_catalogues: dict[str, tuple[int, Catalogue]] = {}  # path -> (mtime, parsed file)
 _lock = threading.Lock()
 
 
@@ -58,13 +61,13 @@ def catalogue(config: Config, issuer: str | None = None) -> tuple[ModelEntry, ..
     The file is read and validated by :mod:`course_bots.llm.catalogue`; an unreadable catalogue leaves only the
     default model (logged, never fatal: teachers keep answering).
     """
-    from course_bots.llm.catalogue import CatalogueError, load_catalogue
+    from course_bots.llm.catalogue import CatalogueError
 
     path = (config.model_catalogue or "").strip()
     if not path:
         return ()
     try:
-        loaded = load_catalogue(path)
+        loaded = _load_catalogue(path)
     except (OSError, CatalogueError) as exc:
         logger.error("The model catalogue could not be read (%s); only the default model is offered",
                      type(exc).__name__)
@@ -75,6 +78,21 @@ def catalogue(config: Config, issuer: str | None = None) -> tuple[ModelEntry, ..
                             context_window=e.context_window, max_answer_tokens=e.max_new_tokens,
                             timeout_s=e.timeout_s, tokenizer=e.tokenizer or "")
                  for e in loaded.allowed_for(issuer))
+
+
+def _load_catalogue(path: str) -> Catalogue:
+    """The parsed catalogue file, re-read only when it changes (every question and consent check asks)."""
+    from course_bots.llm.catalogue import load_catalogue
+
+    stamp = os.stat(path).st_mtime_ns
+    with _lock:
+        cached = _catalogues.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    loaded = load_catalogue(path)
+    with _lock:
+        _catalogues[path] = (stamp, loaded)
+    return loaded
 
 
 def entry_for(config: Config, key: str) -> ModelEntry:
@@ -132,6 +150,7 @@ def forget_backends() -> None:
     """Drop cached backends (tests; after a catalogue change)."""
     with _lock:
         _cache.clear()
+        _catalogues.clear()
 
 
 def external_model_name(bot_id: int) -> str | None:

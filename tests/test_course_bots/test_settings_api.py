@@ -123,3 +123,27 @@ def test_catalogue_file_offers_entries_allowed_for_the_platform(tmp_path: Any) -
     assert [e.key for e in backends.catalogue(config, "https://other")] == ["qwen", "gw"]
     assert backends.entry_for(config, "missing").key == ""  # unknown keys fall back to the default model
     assert backends.catalogue(Config(model_catalogue=str(tmp_path / "nope.toml"))) == ()
+
+
+def test_catalogue_file_is_parsed_once_and_again_after_an_edit(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    import os
+
+    from course_bots.llm import catalogue as catalogue_module
+    from course_bots.services import backends
+    from lti_tool.config import Config
+
+    path = tmp_path / "models.toml"
+    entry = '[[models]]\nkey = "{key}"\nlabel = "L"\nkind = "local"\nmodel = "/m"\ncontext_window = 2048\n'
+    path.write_text(entry.format(key="first"))
+    calls: list[str] = []
+    real = catalogue_module.load_catalogue
+    monkeypatch.setattr(catalogue_module, "load_catalogue", lambda p: calls.append(str(p)) or real(p))
+    backends.forget_backends()
+    config = Config(model_catalogue=str(path))
+    for _ in range(3):
+        assert [e.key for e in backends.catalogue(config)] == ["first"]
+    assert len(calls) == 1
+    path.write_text(entry.format(key="second"))
+    os.utime(path, ns=(1, os.stat(path).st_mtime_ns + 1_000_000))
+    assert [e.key for e in backends.catalogue(config)] == ["second"] and len(calls) == 2
+    backends.forget_backends()
