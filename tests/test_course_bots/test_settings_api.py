@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -125,7 +126,7 @@ def test_catalogue_file_offers_entries_allowed_for_the_platform(tmp_path: Any) -
     assert backends.catalogue(Config(model_catalogue=str(tmp_path / "nope.toml"))) == ()
 
 
-def test_catalogue_file_is_parsed_once_and_again_after_an_edit(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def test_catalogue_file_is_parsed_once_and_again_after_an_edit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     from course_bots.llm import catalogue as catalogue_module
@@ -137,7 +138,12 @@ def test_catalogue_file_is_parsed_once_and_again_after_an_edit(tmp_path, monkeyp
     path.write_text(entry.format(key="first"))
     calls: list[str] = []
     real = catalogue_module.load_catalogue
-    monkeypatch.setattr(catalogue_module, "load_catalogue", lambda p: calls.append(str(p)) or real(p))
+
+    def counting(p: str) -> Any:
+        calls.append(str(p))
+        return real(p)
+
+    monkeypatch.setattr(catalogue_module, "load_catalogue", counting)
     backends.forget_backends()
     config = Config(model_catalogue=str(path))
     for _ in range(3):
