@@ -1,6 +1,7 @@
 """Liveness, readiness and Prometheus metrics."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from alembic.runtime.migration import MigrationContext
@@ -24,14 +25,19 @@ def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
+@functools.lru_cache(maxsize=4)
+def _script_heads(directory: str) -> tuple[str, ...]:
+    """Head revisions of the migration scripts (read once per process: the files do not change while it runs)."""
+    migrate_ext: Migrate = current_app.extensions["migrate"]
+    return tuple(sorted(ScriptDirectory.from_config(migrate_ext.migrate.get_config(directory)).get_heads()))
+
+
 def migration_state() -> tuple[str | None, tuple[str, ...]]:
     """(current database revision, head revisions of the migration scripts)."""
-    migrate_ext: Migrate = current_app.extensions["migrate"]
-    config = migrate_ext.migrate.get_config(migrate_ext.directory)
-    heads = ScriptDirectory.from_config(config).get_heads()
+    heads = _script_heads(current_app.extensions["migrate"].directory)
     with db.engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
-    return (",".join(sorted(current)) or None), tuple(sorted(heads))
+    return (",".join(sorted(current)) or None), heads
 
 
 @bp.get("/readyz")
