@@ -132,6 +132,10 @@ class Config:
                                            "Prefix for queries (e5-style models: `query: `).")
     embedding_passage_prefix: str = _setting("COURSEBOTS_EMBEDDING_PASSAGE_PREFIX", "",
                                              "Prefix for passages (e5-style models: `passage: `).")
+    embedding_threads: int = _setting(
+        "COURSEBOTS_EMBEDDING_THREADS", 0,
+        "torch CPU threads per process for embedding (and an in-process model); 0: torch's default. 1 keeps "
+        "query latency steadiest on small shared machines; ingestion-only workers may use more.", int)
     reranker_model: str = _setting("COURSEBOTS_RERANKER_MODEL", "",
                                    "Optional cross-encoder model name or path that reranks the top hits.")
     index_cache_mb: int = _setting("COURSEBOTS_INDEX_CACHE_MB", 512,

@@ -28,7 +28,7 @@ from retrieval.types import Chunk, ChunkKind, Embedder, Locator, SearchHit
 
 log = logging.getLogger(__name__)
 
-_EMBEDDERS: dict[tuple[str, str, str], Embedder] = {}
+_EMBEDDERS: dict[tuple[str, str, str, int], Embedder] = {}
 _RERANKERS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 FAQ_TITLE = "FAQ"
@@ -36,7 +36,8 @@ FAQ_TITLE = "FAQ"
 
 def _embedder_for(config: Config) -> Embedder:
     """One embedder per process and model setting (loading a model twice would double its memory)."""
-    key = (config.embedding_model, config.embedding_query_prefix, config.embedding_passage_prefix)
+    key = (config.embedding_model, config.embedding_query_prefix, config.embedding_passage_prefix,
+           config.embedding_threads)
     with _LOCK:
         embedder = _EMBEDDERS.get(key)
         if embedder is None:
@@ -50,7 +51,8 @@ def _embedder_for(config: Config) -> Embedder:
                 from retrieval.embedders import SentenceTransformerEmbedder
 
                 embedder = SentenceTransformerEmbedder(model or None, query_prefix=config.embedding_query_prefix,
-                                                       passage_prefix=config.embedding_passage_prefix)
+                                                       passage_prefix=config.embedding_passage_prefix,
+                                                       num_threads=config.embedding_threads or None)
             _EMBEDDERS[key] = embedder
         return embedder
 

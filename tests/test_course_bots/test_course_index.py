@@ -166,3 +166,14 @@ def test_default_model_finds_the_page(make_app, tmp_path: Path) -> None:
         assert hits[0].chunk.position == 3 and "dense" in hits[0].components
         db.session.remove()
         db.engine.dispose()
+
+
+def test_embedding_settings_reach_the_shared_embedder(tmp_path: Path) -> None:
+    from course_bots.services.course_index import _embedder_for
+    from tests.conftest import make_config
+
+    config = make_config(tmp_path, embedding_threads=1, embedding_query_prefix="query: ")
+    embedder = _embedder_for(config)
+    assert getattr(embedder, "num_threads") == 1 and getattr(embedder, "query_prefix") == "query: "
+    assert _embedder_for(config) is embedder  # one per process and setting
+    assert getattr(embedder, "_model") is None  # nothing loaded until the first embedding

@@ -53,3 +53,13 @@ def test_default_model_is_the_offline_package() -> None:
     embedder = SentenceTransformerEmbedder()
     assert embedder.model_id == DEFAULT_MODEL_ID and embedder.languages == ("en",)
     assert embedder._model is None  # nothing loaded until the first embedding
+
+
+def test_direct_query_path_matches_encode(tiny_model_dir: Path) -> None:
+    embedder = SentenceTransformerEmbedder(str(tiny_model_dir), query_prefix="query: ")
+    texts = ["short", "a much longer question about sorting arrays " * 40]
+    one_by_one = np.vstack([embedder.embed_queries([t]) for t in texts])  # direct forward pass
+    model = embedder.load()
+    batched = model.encode([f"query: {t}" for t in texts] * 3, normalize_embeddings=True)[:2]
+    assert np.allclose(one_by_one, batched, atol=1e-5)
+    assert not model.training
