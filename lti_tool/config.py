@@ -125,6 +125,10 @@ class Config:
     s3_secret_key: str = _setting("COURSEBOTS_S3_SECRET_KEY", "", "S3 secret access key.")
     s3_region: str = _setting("COURSEBOTS_S3_REGION", "us-east-1", "S3 region used in request signatures.")
     s3_prefix: str = _setting("COURSEBOTS_S3_PREFIX", "", "Key prefix inside the S3 bucket.")
+    ocr_max_pages: int = _setting(
+        "COURSEBOTS_OCR_MAX_PAGES", 200,
+        "PDF pages without a text layer read per file with tesseract OCR, when it is installed; 0 turns OCR off.",
+        int)
     embedding_model: str = _setting("COURSEBOTS_EMBEDDING_MODEL", "",
                                     "Sentence-transformers model name or path; empty: bundled all-MiniLM-L6-v2; "
                                     "`hashing` for a model-free fallback.")

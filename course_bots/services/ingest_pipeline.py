@@ -187,7 +187,8 @@ def process_material(material_id: int, worker_id: str, embedder: Embedder | None
             if material is None:
                 return "skipped"
             data = current_storage().get(material.storage_key)
-            limits = LoadLimits(max_bytes=config.max_upload_mb * MB)
+            limits = LoadLimits(max_bytes=config.max_upload_mb * MB, ocr=config.ocr_max_pages > 0,
+                                ocr_max_pages=max(config.ocr_max_pages, 0))
             document = load_document(data, material.filename, material.media_type, limits,
                                      document_id=f"material:{material.id}")
             document = replace(document, title=material.display_title)

@@ -64,6 +64,7 @@ def load_document(data: bytes, filename: str, media_type: str | None = None,
             metadata["pages"] = str(len(pages))
             if used_ocr:
                 metadata["ocr"] = "true"
+                metadata["ocr_pages"] = meta.get("ocr_pages", "")
             if meta.get("title"):
                 metadata["pdf_title"] = meta["title"]
         elif kind in (sniff.DOCX, sniff.PPTX):

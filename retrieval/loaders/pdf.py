@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 _WORD_CHAR = re.compile(r"\w", re.UNICODE)
 _MIN_WORD_CHARS = 3  # fewer letters/digits than this on every page: the PDF is a scan (a one-word page is text)
+_OCR_PAGE_SECONDS = 120  # one page at 300 dpi takes 1-5 s on a small CPU
 
 
 def extract_pages(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[str, str]]:
@@ -84,27 +85,35 @@ def ocr_available() -> bool:
     return shutil.which("tesseract") is not None
 
 
-def _ocr_pages(data: bytes, limits: LoadLimits) -> list[str]:
-    """Render each page with pdfium and read it with tesseract (German and English models if present)."""
+def _ocr_pages(data: bytes, indices: list[int]) -> dict[int, str]:
+    """Render the given pages with pdfium and read them with tesseract (German and English models if present)."""
     import pypdfium2 as pdfium
 
     pdf = pdfium.PdfDocument(data)
-    texts = []
+    texts: dict[int, str] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for i in range(min(len(pdf), limits.ocr_max_pages)):
-                image = pdf[i].render(scale=300 / 72).to_pil()
+            for i in indices:
                 path = os.path.join(tmp, f"p{i}.png")
-                image.save(path)
-                result = subprocess.run(["tesseract", path, "stdout", "-l", "deu+eng"],
-                                        capture_output=True, text=True, timeout=120, check=False)
-                if result.returncode != 0:  # language packs missing: fall back to the default model
-                    result = subprocess.run(["tesseract", path, "stdout"], capture_output=True,
-                                            text=True, timeout=120, check=False)
-                texts.append(result.stdout)
+                pdf[i].render(scale=300 / 72).to_pil().save(path)
+                texts[i] = _tesseract(path)
     finally:
         pdf.close()
     return texts
+
+
+def _tesseract(path: str) -> str:
+    """Text of one page image; empty when tesseract fails or takes too long (the page then stays empty)."""
+    for command in (["tesseract", path, "stdout", "-l", "deu+eng"], ["tesseract", path, "stdout"]):
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=_OCR_PAGE_SECONDS,
+                                    check=False)
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            log.warning("OCR of one page failed: %s", type(exc).__name__)
+            return ""
+        if result.returncode == 0:  # else: language packs missing, retry with tesseract's default model
+            return result.stdout
+    return ""
 
 
 def _scanned(text: str) -> bool:
@@ -113,18 +122,27 @@ def _scanned(text: str) -> bool:
 
 
 def load_pdf_pages(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[str, str], bool]:
-    """Return cleaned page texts, metadata and whether OCR produced them."""
+    """Return cleaned page texts, metadata and whether OCR produced any of them.
+
+    Pages without a text layer (scans, photographed slides) are read with tesseract when it is installed,
+    also inside PDFs whose other pages have text; at most ``limits.ocr_max_pages`` pages per file.
+    """
     pages, meta = extract_pages(data, limits)
     if not pages:
         raise EmptyDocumentError("This PDF has no pages.")
-    used_ocr = False
+    blank = [i for i, page in enumerate(pages) if _scanned(page)]
+    can_ocr = limits.ocr and ocr_available()
+    recognised = 0
+    if blank and can_ocr:
+        log.info("no text layer on %d of %d pages; running OCR", len(blank), len(pages))
+        for i, text in _ocr_pages(data, blank[:limits.ocr_max_pages]).items():
+            if not _scanned(text):
+                pages[i] = text
+                recognised += 1
+        meta["ocr_pages"] = str(recognised)
     if all(_scanned(p) for p in pages):
-        if not (limits.ocr and ocr_available()):
+        if not can_ocr:
             raise NoTextLayerError()
-        log.info("no text layer on %d pages; running OCR", len(pages))
-        pages = _ocr_pages(data, limits)
-        used_ocr = True
-        if all(_scanned(p) for p in pages):
-            raise NoTextLayerError("This PDF contains no text, and text recognition (OCR) found none either.")
+        raise NoTextLayerError("This PDF contains no text, and text recognition (OCR) found none either.")
     cleaned = remove_repeated_lines([normalise_text(p) for p in pages])
-    return cleaned, meta, used_ocr
+    return cleaned, meta, recognised > 0
