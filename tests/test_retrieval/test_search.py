@@ -123,3 +123,14 @@ def test_vectors_must_match_chunks() -> None:
     index = HybridIndex(HashingEmbedder(16))
     with pytest.raises(ValueError):
         index.add(_chunks(), np.zeros((2, 16), dtype=np.float32))
+
+
+def test_dense_search_keeps_blas_on_one_thread() -> None:
+    from threadpoolctl import threadpool_info
+
+    index = HybridIndex(HashingEmbedder())
+    index.add(_chunks())
+    hits = index.search("Which organelle makes ATP?", 3)
+    assert hits[0].chunk.document_id == "mito"
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
