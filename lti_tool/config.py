@@ -137,9 +137,9 @@ class Config:
     embedding_passage_prefix: str = _setting("COURSEBOTS_EMBEDDING_PASSAGE_PREFIX", "",
                                              "Prefix for passages (e5-style models: `passage: `).")
     embedding_threads: int = _setting(
-        "COURSEBOTS_EMBEDDING_THREADS", 0,
-        "torch CPU threads per process for embedding (and an in-process model); 0: torch's default. 1 keeps "
-        "query latency steadiest on small shared machines; ingestion-only workers may use more.", int)
+        "COURSEBOTS_EMBEDDING_THREADS", 1,
+        "torch CPU threads per process for embedding (and an in-process model); 0: torch's default (all cores). "
+        "1 keeps query latency steady with several web workers; ingestion-only workers may use more.", int)
     reranker_model: str = _setting("COURSEBOTS_RERANKER_MODEL", "",
                                    "Optional cross-encoder model name or path that reranks the top hits.")
     index_cache_mb: int = _setting("COURSEBOTS_INDEX_CACHE_MB", 512,

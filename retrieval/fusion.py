@@ -16,9 +16,9 @@ class FusionConfig:
 
     mode: str = "hybrid"  # "hybrid", "bm25" or "dense"
     method: str = "weighted"  # "weighted" (score level) or "rrf" (rank level)
-    dense_weight: float = 0.6  # share of the dense score when the embedder covers the query's language
+    dense_weight: float = 0.5  # share of the dense score when the embedder covers the query's language
     foreign_dense_factor: float = 1.0  # dense weight multiplier for languages the embedder lacks (0.5 measured worse)
-    candidates: int = 100  # top-N of each component that normalisation and fusion look at
+    candidates: int = 20  # top-N of each component that normalisation and fusion look at
     rrf_k: int = 60
     faq_boost: float = 0.1  # relative boost for teacher-written FAQ chunks
     dense_floor: float = 0.15  # cosine at or below which a passage counts as unrelated (calibration)

@@ -126,8 +126,11 @@ class HybridIndex:
         else:
             dense = np.zeros(n, dtype=np.float32)
         effective = config if use_dense else _lexical_only(config)
-        rows = np.union1d(top_candidates(bm25, config.candidates) if use_lexical else [],
-                          top_candidates(dense, config.candidates) if use_dense else []).astype(np.int64)
+        # Fusion normalises over each component's top candidates; a single component just ranks, so it is
+        # never cut below the k hits asked for.
+        pool = config.candidates if use_dense and use_lexical else max(config.candidates, k)
+        rows = np.union1d(top_candidates(bm25, pool) if use_lexical else [],
+                          top_candidates(dense, pool) if use_dense else []).astype(np.int64)
         query_language = detect_language(query)
         languages = getattr(self.embedder, "languages", None)
         w_dense = dense_weight_for(config, query_language, languages) if use_dense and use_lexical else (

@@ -54,8 +54,9 @@ def metrics(rows: list[dict[str, Any]], config: FusionConfig) -> dict[str, float
     r1 = r5 = mrr = 0.0
     for row in rows:
         n = len(row["docs"])
-        cand = np.union1d(top_candidates(row["bm25"], config.candidates),
-                          top_candidates(row["dense"], config.candidates)).astype(np.int64)
+        pool = config.candidates if config.mode == "hybrid" else max(config.candidates, 100)  # as HybridIndex
+        cand = np.union1d(top_candidates(row["bm25"], pool),
+                          top_candidates(row["dense"], pool)).astype(np.int64)
         weight = dense_weight_for(config, row["lang"], ("en",))
         fused = fuse(row["bm25"], row["dense"], cand, config, weight if config.mode == "hybrid" else 1.0)
         ranking: list[str] = []
