@@ -63,13 +63,14 @@ def main() -> None:
     print("| queries | threshold | answerable answered | answered with the gold document on top | off-topic refused |")
     print("|---|---|---|---|---|")
     for name, r in rows.items():
-        own, correct, off = np.array(r["own"]), np.array(r["correct"]), np.array(r["off"])
+        own_s, correct_s, off_s = np.array(r["own"]), np.array(r["correct"]), np.array(r["off"])
         for t in args.thresholds:
-            answered = f"{(own >= t).mean():.3f}" if own.size else "–"
-            right = f"{((own >= t) * correct).mean():.3f}" if own.size else "–"
-            print(f"| {name} ({max(own.size, off.size)}) | {t:.2f} | {answered} | {right} | {(off < t).mean():.3f} |")
-        if own.size:
-            print(f"| {name} | medians | own {np.median(own):.3f} | | off-topic {np.median(off):.3f} |")
+            answered = f"{(own_s >= t).mean():.3f}" if own_s.size else "–"
+            right = f"{((own_s >= t) * correct_s).mean():.3f}" if own_s.size else "–"
+            print(f"| {name} ({max(own_s.size, off_s.size)}) | {t:.2f} | {answered} | {right} | "
+                  f"{(off_s < t).mean():.3f} |")
+        if own_s.size:
+            print(f"| {name} | medians | own {np.median(own_s):.3f} | | off-topic {np.median(off_s):.3f} |")
 
 
 if __name__ == "__main__":
