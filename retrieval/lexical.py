@@ -90,12 +90,11 @@ class BM25Index:
         model = bm25s.BM25(k1=self.k1, b=self.b)
         # An empty text still needs a token so bm25s keeps its row aligned with ours.
         model.index([t or [""] for t in self._tokens], show_progress=False)
+        # Document frequencies straight from the matrix: each token's column holds one entry per text with it.
         n = len(self._tokens)
-        df: dict[str, int] = {}
-        for tokens in self._tokens:
-            for token in set(tokens):
-                df[token] = df.get(token, 0) + 1
-        self._idf = {t: float(np.log(1 + (n - d + 0.5) / (d + 0.5))) for t, d in df.items()}
+        df = np.diff(model.scores["indptr"]).astype(np.float64)
+        idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+        self._idf = {t: float(idf[i]) for t, i in model.vocab_dict.items() if t and df[i] > 0}
         self._course_languages = sorted(set(self._languages))
         self._model = model
         return model
