@@ -37,6 +37,47 @@ def unavailable(what: str) -> None:
     pytest.skip(f"{what} not available")
 
 
+def need_tesseract() -> None:
+    """Skip locally without tesseract; .ci/run installs it, so under CI=true its absence fails."""
+    import shutil
+
+    if shutil.which("tesseract") is None:
+        unavailable("tesseract (apt-get install tesseract-ocr tesseract-ocr-deu)")
+
+
+def scanned_pdf(pages: list[list[str] | None]) -> bytes:
+    """A PDF whose pages are pictures of text lines (None: a page with a real text layer instead)."""
+    import io
+
+    import pypdfium2 as pdfium
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    def text_pdf(lines: list[str]) -> bytes:
+        buffer = io.BytesIO()
+        page = canvas.Canvas(buffer, pagesize=A4)
+        for row, line in enumerate(lines):
+            page.drawString(72, 760 - 16 * row, line)
+        page.showPage()
+        page.save()
+        return buffer.getvalue()
+
+    buffer = io.BytesIO()
+    out = canvas.Canvas(buffer, pagesize=A4)
+    for lines in pages:
+        if lines is None:
+            out.drawString(72, 760, "This page has a real text layer about sorting algorithms.")
+        else:
+            source = pdfium.PdfDocument(text_pdf(lines))
+            image = source[0].render(scale=200 / 72).to_pil()
+            source.close()
+            out.drawImage(ImageReader(image), 0, 0, width=A4[0], height=A4[1])
+        out.showPage()
+    out.save()
+    return buffer.getvalue()
+
+
 def port_open(host: str, port: int) -> bool:
     """Whether something listens on host:port."""
     with socket.socket() as sock:

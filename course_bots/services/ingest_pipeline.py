@@ -101,6 +101,13 @@ def _fail(material_id: int, code: str, message: str) -> None:
     db.session.commit()
 
 
+def _reading_progress(material_id: int, done: int, total: int) -> None:
+    """While OCR reads a scan (seconds per page), the teacher sees pages read of pages to read."""
+    db.session.execute(update(Material).where(Material.id == material_id)
+                       .values(progress_done=done, progress_total=total, updated_at=utcnow()))
+    db.session.commit()
+
+
 def _reusable_vectors(model_id: str, hashes: list[str]) -> dict[str, np.ndarray]:
     """Vectors already stored for these exact passages with this model, in any course.
 
@@ -190,7 +197,8 @@ def process_material(material_id: int, worker_id: str, embedder: Embedder | None
             limits = LoadLimits(max_bytes=config.max_upload_mb * MB, ocr=config.ocr_max_pages > 0,
                                 ocr_max_pages=max(config.ocr_max_pages, 0))
             document = load_document(data, material.filename, material.media_type, limits,
-                                     document_id=f"material:{material.id}")
+                                     document_id=f"material:{material.id}",
+                                     on_ocr_page=lambda done, total: _reading_progress(material_id, done, total))
             document = replace(document, title=material.display_title)
             chunks = chunk_document(document)
             material.pages = document.page_count or None

@@ -10,10 +10,10 @@ from xml.etree.ElementTree import ParseError
 from retrieval.errors import CorruptDocumentError, EmptyDocumentError, FileTooLargeError, IngestError
 from retrieval.language import detect_language
 from retrieval.loaders import sniff
-from retrieval.loaders.limits import LoadLimits
+from retrieval.loaders.limits import LoadLimits, OcrProgress
 from retrieval.types import Document, Locator, Section
 
-__all__ = ["LoadLimits", "load_document", "load_documents", "decode_text", "document_id_for"]
+__all__ = ["LoadLimits", "OcrProgress", "load_document", "load_documents", "decode_text", "document_id_for"]
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,11 @@ def _title_from(filename: str) -> str:
 
 
 def load_document(data: bytes, filename: str, media_type: str | None = None,
-                  limits: LoadLimits | None = None, document_id: str | None = None) -> Document:
+                  limits: LoadLimits | None = None, document_id: str | None = None,
+                  on_ocr_page: OcrProgress | None = None) -> Document:
     """Load one file of any supported type (detected from its bytes) into a Document with positions.
+
+    ``on_ocr_page(done, total)`` is called after each page that OCR reads (scans take seconds per page).
 
     Raises an :class:`~retrieval.errors.IngestError` subclass with a teacher-readable message on failure.
     """
@@ -58,7 +61,7 @@ def load_document(data: bytes, filename: str, media_type: str | None = None,
         if kind == sniff.PDF:
             from retrieval.loaders.pdf import load_pdf_pages
 
-            pages, meta, used_ocr = load_pdf_pages(data, limits)
+            pages, meta, used_ocr = load_pdf_pages(data, limits, on_ocr_page)
             sections = [Section(text=t, position=i) for i, t in enumerate(pages, start=1) if t]
             locator = Locator.PAGE
             metadata["pages"] = str(len(pages))

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+OcrProgress = Callable[[int, int], None]
+"""Called as ``(pages read, pages to read)`` after each page that OCR reads."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import tempfile
 from retrieval.errors import (CorruptDocumentError, EmptyDocumentError, EncryptedDocumentError,
                               IngestError, NoTextLayerError)
 from retrieval.loaders.cleanup import normalise_text, remove_repeated_lines
-from retrieval.loaders.limits import LoadLimits
+from retrieval.loaders.limits import LoadLimits, OcrProgress
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def ocr_available() -> bool:
     return shutil.which("tesseract") is not None
 
 
-def _ocr_pages(data: bytes, indices: list[int]) -> dict[int, str]:
+def _ocr_pages(data: bytes, indices: list[int], on_page: OcrProgress | None = None) -> dict[int, str]:
     """Render the given pages with pdfium and read them with tesseract (German and English models if present)."""
     import pypdfium2 as pdfium
 
@@ -97,6 +97,8 @@ def _ocr_pages(data: bytes, indices: list[int]) -> dict[int, str]:
                 path = os.path.join(tmp, f"p{i}.png")
                 pdf[i].render(scale=300 / 72).to_pil().save(path)
                 texts[i] = _tesseract(path)
+                if on_page is not None:
+                    on_page(len(texts), len(indices))
     finally:
         pdf.close()
     return texts
@@ -121,7 +123,8 @@ def _scanned(text: str) -> bool:
     return len(_WORD_CHAR.findall(text)) < _MIN_WORD_CHARS
 
 
-def load_pdf_pages(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[str, str], bool]:
+def load_pdf_pages(data: bytes, limits: LoadLimits, on_ocr_page: OcrProgress | None = None
+                   ) -> tuple[list[str], dict[str, str], bool]:
     """Return cleaned page texts, metadata and whether OCR produced any of them.
 
     Pages without a text layer (scans, photographed slides) are read with tesseract when it is installed,
@@ -135,7 +138,7 @@ def load_pdf_pages(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[str
     recognised = 0
     if blank and can_ocr:
         log.info("no text layer on %d of %d pages; running OCR", len(blank), len(pages))
-        for i, text in _ocr_pages(data, blank[:limits.ocr_max_pages]).items():
+        for i, text in _ocr_pages(data, blank[:limits.ocr_max_pages], on_ocr_page).items():
             if not _scanned(text):
                 pages[i] = text
                 recognised += 1

@@ -22,6 +22,7 @@ from course_bots.services import materials as svc
 from lti_tool.extensions import db, utcnow
 from retrieval.embedders import HashingEmbedder
 from retrieval.types import Vector
+from tests.conftest import need_tesseract, scanned_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = "\n\n".join(f"## Part {i}\n\n" + f"Topic {i} explains osmosis and diffusion across membranes. " * 20
@@ -102,6 +103,28 @@ def test_status_goes_queued_parsing_embedding_ready(iapp: Flask, monkeypatch: py
     assert seen[:3] == ["queued", "parsing", "embedding 0/6"]
     assert seen[3:] == ["embedding 2/6", "embedding 4/6"]
     assert final == ("ready", 6, 6, None)
+
+
+def test_a_scan_shows_pages_read_while_ocr_runs(iapp: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    need_tesseract()
+    with iapp.app_context():
+        material_id = svc.upload_material(1, "scan.pdf", scanned_pdf([["Osmosis moves water across membranes."],
+                                                                      ["Diffusion spreads molecules evenly."]])
+                                          ).material.id
+        db.session.commit()
+    seen: list[tuple[str, int, int, str | None]] = []
+    real = ingest_pipeline._reading_progress
+
+    def observing(material: int, done: int, total: int) -> None:
+        real(material, done, total)
+        seen.append(status_of(iapp, material_id))  # what the teacher's page polls meanwhile
+
+    monkeypatch.setattr(ingest_pipeline, "_reading_progress", observing)
+    iapp.extensions["coursebots.embedder"] = HashingEmbedder(64)
+    with iapp.app_context():
+        assert ingest_worker.run_pending() == 1
+    assert seen == [("parsing", 1, 2, None), ("parsing", 2, 2, None)]
+    assert status_of(iapp, material_id)[0] == "ready"
 
 
 @pytest.mark.parametrize("iapp", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
