@@ -38,6 +38,8 @@ class EngineOptions:
     max_prefill_tokens: int = 8192  # padded prompt tokens admitted per step, so a burst cannot stall decoding
     max_batch_tokens: int | None = None  # KV positions reserved by running requests (prompt + answer limit)
     load_on_start: bool = True
+    load_retry_s: float = 5.0  # after a failed load, requests are refused at once this long (doubling per failure)
+    load_retry_max_s: float = 300.0
 
 
 @dataclass
@@ -74,6 +76,8 @@ class Engine:
         self.loads = 0
         self._loaded: LoadedModel | None = None
         self._warming = False
+        self._load_failures = 0
+        self._retry_at = 0.0  # monotonic time before which no new load is tried (after a failed one)
         self._waiting: collections.deque[_Request] = collections.deque()
         self._active: list[_Request] = []
         self._batch: KVBatch | None = None
@@ -101,6 +105,8 @@ class Engine:
         with self._cond:
             if self._stop:
                 raise BackendError("The model server is shutting down.", code="unavailable")
+            if self._loaded is None and time.monotonic() < self._retry_at:
+                raise BackendError(self._load_failed_message(), code="unavailable")
             if len(self._waiting) >= self.options.max_queue:
                 raise Busy(len(self._waiting) + 1)
             rid = request_id or f"req-{next(self._ids)}"
@@ -164,7 +170,10 @@ class Engine:
                     continue
             try:
                 if self._loaded is None:
-                    self._load()
+                    if time.monotonic() < self._retry_at:
+                        self._refuse_waiting()
+                    else:
+                        self._load()
                     continue
                 self._admit()
                 with self._cond:
@@ -188,15 +197,17 @@ class Engine:
         try:
             loaded = self._loader()
         except Exception:
-            logger.exception("Loading the model failed")
+            self._load_failures += 1
+            delay = min(self.options.load_retry_s * 2 ** (self._load_failures - 1), self.options.load_retry_max_s)
+            logger.exception("Loading the model failed (%d in a row); next attempt in %.0f s",
+                             self._load_failures, delay)
             with self._cond:
                 self._warming = False
-                waiting, self._waiting = list(self._waiting), collections.deque()
-            for request in waiting:
-                _emit(request, BackendError("The model could not be loaded.", code="unavailable").to_event())
-            time.sleep(1.0)
+                self._retry_at = time.monotonic() + delay
+            self._refuse_waiting()
             return
         with self._cond:
+            self._load_failures, self._retry_at = 0, 0.0
             self._loaded, self._warming = loaded, False
             self._batch = KVBatch(loaded.model)
             self.loads += 1
@@ -204,6 +215,19 @@ class Engine:
             # The window is only known once the config is read: adopt it as the admission limit.
             self.options = _with_context(self.options, loaded.max_context)
         logger.info("Model ready after %.1f s (load #%d)", time.monotonic() - started, self.loads)
+
+    def _refuse_waiting(self) -> None:
+        """After a failed load, answer every waiting request at once instead of loading again for each."""
+        with self._cond:
+            waiting, self._waiting = list(self._waiting), collections.deque()
+            message = self._load_failed_message()
+        for request in waiting:
+            _emit(request, BackendError(message, code="unavailable").to_event())
+
+    def _load_failed_message(self) -> str:
+        """What a refused request is told while loading is paused."""
+        seconds = max(0.0, self._retry_at - time.monotonic())
+        return f"The model could not be loaded; the next attempt is in {seconds:.0f} s."
 
     def _maybe_unload(self) -> None:
         """Scale to zero after the idle time (called with the lock held and nothing to do)."""

@@ -270,3 +270,24 @@ def test_failed_prefill_answers_with_an_error_and_the_engine_goes_on(make_engine
     failed = list(run_iter(engine, QUESTION, fixed(5)))
     assert failed == [ErrorEvent("internal", "Generation failed: MemoryError")]
     assert collect(run_iter(engine, QUESTION, fixed(5))).usage.completion_tokens == 5
+
+
+def test_a_failing_load_is_retried_after_a_pause_not_on_every_request(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(load_on_start=False, load_retry_s=0.5)
+    real_loader = engine._loader
+    calls: list[float] = []
+
+    def flaky() -> Any:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise OSError("simulated: weights not readable")
+        return real_loader()
+
+    engine._loader = flaky
+    first = run(engine, QUESTION, fixed(3))
+    assert isinstance(first[-1], ErrorEvent) and first[-1].code == "unavailable"
+    second = run(engine, QUESTION, fixed(3))  # inside the pause: refused at once, no second load
+    assert isinstance(second[-1], ErrorEvent) and "next attempt" in second[-1].message and len(calls) == 1
+    time.sleep(0.6)
+    assert collect(run_iter(engine, QUESTION, fixed(3))).usage.completion_tokens == 3
+    assert len(calls) == 2 and engine.loads == 1
