@@ -262,10 +262,9 @@ def wait_settled(page: Any, framed: bool, quiet_ms: int = 700, timeout_ms: int =
             else:
                 frame = page.main_frame
             # Not frame.evaluate: it has no timeout, and on a frame swapped between processes mid-navigation
-            # (the framed launch crosses origins) it can wait forever; this wait is bounded by the driver.
-            if frame is not None:
-                frame.wait_for_load_state("load", timeout=1000)
-            current = (frame.url, "complete") if frame is not None else None
+            # (the framed launch crosses origins) it can wait forever; a locator's evaluate is bounded.
+            current = (frame.url, frame.locator(":root").evaluate("() => document.readyState", timeout=2000)) \
+                if frame else None
         except Exception:  # still loading, or the document was replaced while we asked (a navigation)
             current = None
         url, ready = current if current is not None else ("", "")
