@@ -132,6 +132,11 @@ class SessionToken:
         return is_teacher(self.role_set) and not self.preview
 
     @property
+    def is_administrator(self) -> bool:
+        """Whether this session may use the platform administrator's routes (never a preview)."""
+        return Role.ADMINISTRATOR in self.role_set and not self.preview
+
+    @property
     def primary_role(self) -> Role:
         """The single role shown in logs (highest privilege first)."""
         for role in (Role.ADMINISTRATOR, Role.INSTRUCTOR, Role.TEACHING_ASSISTANT, Role.CONTENT_DEVELOPER):
@@ -210,8 +215,8 @@ def current_session() -> SessionToken:
     return cast(SessionToken, g.coursebots_session)
 
 
-def require_session(teacher: bool = False) -> Callable[[F], F]:
-    """Decorate an API view: require a valid bearer session token (and a teacher role if asked)."""
+def require_session(teacher: bool = False, administrator: bool = False) -> Callable[[F], F]:
+    """Decorate an API view: require a valid bearer session token (and a teacher or administrator role if asked)."""
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
@@ -225,6 +230,8 @@ def require_session(teacher: bool = False) -> Callable[[F], F]:
                 return api_error(exc.code, exc.message, 401)
             if teacher and not claims.is_teacher:
                 return api_error("forbidden", "Only teachers of this course may do this.", 403)
+            if administrator and not claims.is_administrator:
+                return api_error("forbidden", "Only administrators of this platform may do this.", 403)
             g.coursebots_session = claims
             return view(*args, **kwargs)
 

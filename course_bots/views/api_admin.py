@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from course_bots.models import CourseBot
 from course_bots.services import backends
 from lti_tool.config import Config
-from lti_tool.context import Role, api_error, current_session, require_session
+from lti_tool.context import current_session, require_session
 from lti_tool.extensions import current_config, db
 
 logger = logging.getLogger(__name__)
@@ -27,14 +27,6 @@ bp = Blueprint("api_admin", __name__, url_prefix="/api/v1/admin")
 THRESHOLD_SETTINGS = ("privacy_min_students", "answer_score_threshold", "max_upload_mb", "max_course_mb",
                       "retention_anonymize_days", "retention_delete_days", "bot_inactive_delete_days",
                       "retention_purge_hours")
-
-
-def _administrator_only() -> Response | None:
-    """403 unless the token is an administrator's (a teacher's preview token never is)."""
-    session = current_session()
-    if session.preview or Role.ADMINISTRATOR not in session.role_set:
-        return api_error("forbidden", "Only administrators of this platform may do this.", 403)
-    return None
 
 
 def platform_rows(issuer: str) -> list[dict[str, Any]]:
@@ -62,12 +54,9 @@ def settings_rows(config: Config) -> list[dict[str, Any]]:
 
 
 @bp.get("/platforms")
-@require_session(teacher=True)
+@require_session(teacher=True, administrator=True)
 def platforms() -> Response:
     """The launching platform's registrations (client ids, manual/dynamic, deployments with bot counts)."""
-    denied = _administrator_only()
-    if denied:
-        return denied
     issuer = current_session().issuer
     rows = platform_rows(issuer)
     deployments = [d for p in rows for d in p["deployments"]]
@@ -77,23 +66,17 @@ def platforms() -> Response:
 
 
 @bp.get("/models")
-@require_session(teacher=True)
+@require_session(teacher=True, administrator=True)
 def models() -> Response:
     """The models teachers of this platform may pick: the default and the allowed catalogue entries."""
-    denied = _administrator_only()
-    if denied:
-        return denied
     issuer = current_session().issuer
     return jsonify({"issuer": issuer, "models": catalogue_rows(current_config(), issuer),
                     "set_by": "operator", "configured_with": "COURSEBOTS_MODEL_CATALOGUE"})
 
 
 @bp.get("/settings")
-@require_session(teacher=True)
+@require_session(teacher=True, administrator=True)
 def settings() -> Response:
     """The thresholds in force (read-only: the operator sets them with ``COURSEBOTS_*`` keys)."""
-    denied = _administrator_only()
-    if denied:
-        return denied
     return jsonify({"settings": settings_rows(current_config()), "set_by": "operator",
                     "note": "Set by the operator with the COURSEBOTS_* configuration keys; read-only here."})

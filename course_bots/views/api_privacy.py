@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 from course_bots.privacy import label
 from course_bots.services import consent, privacy_ops, teacher_logs, usage
 from course_bots.services import conversations as conv
-from lti_tool.context import Role, api_error, current_session, require_session
+from lti_tool.context import api_error, current_session, require_session
 from lti_tool.extensions import db
 
 bp = Blueprint("api_privacy", __name__, url_prefix="/api/v1")
@@ -206,32 +206,19 @@ def bot_retention(bot_id: int) -> Response:
     return jsonify(_retention_dict(current_session().issuer, bot_id))
 
 
-def _platform_admin() -> Response | None:
-    session = current_session()
-    if session.preview or Role.ADMINISTRATOR not in session.role_set:
-        return api_error("forbidden", "Only administrators of this platform may do this.", 403)
-    return None
-
-
 @bp.route("/admin/retention", methods=["GET", "PUT"])
-@require_session(teacher=True)
+@require_session(teacher=True, administrator=True)
 def admin_retention() -> Response:
     """The launching platform's retention rule (administrators only; other platforms are out of reach)."""
-    denied = _platform_admin()
-    if denied:
-        return denied
     if request.method == "PUT":
         return _set_retention(current_session().issuer, None)
     return jsonify(_retention_dict(current_session().issuer, None))
 
 
 @bp.get("/admin/usage")
-@require_session(teacher=True)
+@require_session(teacher=True, administrator=True)
 def admin_usage() -> Response:
     """Usage per course of the launching platform: counts and tokens, never content (administrators only)."""
-    denied = _platform_admin()
-    if denied:
-        return denied
     since = request.args.get("since")
     try:
         since_day = datetime.fromisoformat(since).date() if since else None
