@@ -29,6 +29,12 @@ class FusionConfig:
         return asdict(self)
 
 
+def candidate_pool(config: FusionConfig, k: int, fused: bool) -> int:
+    """Top chunks per component to consider: ``config.candidates`` when fusing, never fewer than ``k`` otherwise."""
+    # Fusion normalises over each component's top candidates; a single component only ranks.
+    return config.candidates if fused else max(config.candidates, k)
+
+
 def top_candidates(scores: FloatArray, n: int) -> npt.NDArray[np.int64]:
     """Indices of the ``n`` highest scores (unordered), without sorting the whole array."""
     if len(scores) <= n:

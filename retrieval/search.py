@@ -8,7 +8,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from retrieval.fusion import FusionConfig, calibrate_dense, dense_weight_for, fuse, top_candidates
+from retrieval.fusion import (FusionConfig, calibrate_dense, candidate_pool, dense_weight_for, fuse,
+                              top_candidates)
 from retrieval.language import detect_language
 from retrieval.lexical import BM25Index
 from retrieval.types import Chunk, ChunkKind, Embedder, SearchHit, Vector
@@ -126,9 +127,7 @@ class HybridIndex:
         else:
             dense = np.zeros(n, dtype=np.float32)
         effective = config if use_dense else _lexical_only(config)
-        # Fusion normalises over each component's top candidates; a single component just ranks, so it is
-        # never cut below the k hits asked for.
-        pool = config.candidates if use_dense and use_lexical else max(config.candidates, k)
+        pool = candidate_pool(config, k, fused=use_dense and use_lexical)
         rows = np.union1d(top_candidates(bm25, pool) if use_lexical else [],
                           top_candidates(dense, pool) if use_dense else []).astype(np.int64)
         query_language = detect_language(query)

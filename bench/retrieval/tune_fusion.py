@@ -19,7 +19,7 @@ import numpy as np
 from retrieval.chunking import ChunkingConfig
 from retrieval.embedders import SentenceTransformerEmbedder
 from retrieval.evaluate import build_indexes, load_beir
-from retrieval.fusion import FusionConfig, dense_weight_for, fuse, top_candidates
+from retrieval.fusion import FusionConfig, candidate_pool, dense_weight_for, fuse, top_candidates
 from retrieval.language import detect_language
 from retrieval.metrics import mrr_at, recall_at
 
@@ -54,7 +54,7 @@ def metrics(rows: list[dict[str, Any]], config: FusionConfig) -> dict[str, float
     r1 = r5 = mrr = 0.0
     for row in rows:
         n = len(row["docs"])
-        pool = config.candidates if config.mode == "hybrid" else max(config.candidates, 100)  # as HybridIndex
+        pool = candidate_pool(config, 100, fused=config.mode == "hybrid")  # as HybridIndex, at eval depth 100
         cand = np.union1d(top_candidates(row["bm25"], pool),
                           top_candidates(row["dense"], pool)).astype(np.int64)
         weight = dense_weight_for(config, row["lang"], ("en",))
