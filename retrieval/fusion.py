@@ -1,7 +1,7 @@
 """Score fusion of lexical and dense results: per-query normalised, language-aware weighting, RRF as baseline."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,30 @@ class FusionConfig:
     def describe(self) -> dict[str, Any]:
         """The settings as plain values for reports."""
         return asdict(self)
+
+
+# Fusion and calibration differ per embedding model (a stronger model earns more weight; cosine scales differ:
+# e5's unrelated passages still score about 0.77). Chosen on squad_en_dev only with bench/retrieval/tune_fusion.py
+# (weight, candidates) and calibration.py (floor, ceiling); keyed by the model's name without path or engine.
+TUNED: dict[str, dict[str, float]] = {
+    "all-MiniLM-L6-v2": {"dense_weight": 0.5, "candidates": 20, "dense_floor": 0.15, "dense_ceiling": 0.65},
+    "multilingual-e5-small": {"dense_weight": 0.6, "candidates": 50, "dense_floor": 0.77, "dense_ceiling": 0.88},
+}
+
+
+def model_key(model_id: str | None) -> str:
+    """A model id without its path, prefixes or engine suffix: ``/m/intfloat/multilingual-e5-small|…`` -> name."""
+    return (model_id or "").split("|", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def tuned_fusion(model_id: str | None, base: FusionConfig | None = None) -> FusionConfig:
+    """``base`` (default settings) with the weights and calibration measured for this embedding model, if any."""
+    base = base or FusionConfig()
+    tuned = TUNED.get(model_key(model_id))
+    if not tuned:
+        return base
+    return replace(base, dense_weight=float(tuned["dense_weight"]), candidates=int(tuned["candidates"]),
+                   dense_floor=float(tuned["dense_floor"]), dense_ceiling=float(tuned["dense_ceiling"]))
 
 
 def candidate_pool(config: FusionConfig, k: int, fused: bool) -> int:

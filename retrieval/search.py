@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from retrieval.fusion import (FusionConfig, calibrate_dense, candidate_pool, dense_weight_for, fuse,
-                              top_candidates)
+                              top_candidates, tuned_fusion)
 from retrieval.language import detect_language
 from retrieval.lexical import BM25Index
 from retrieval.types import Chunk, ChunkKind, Embedder, SearchHit, Vector
@@ -53,11 +53,14 @@ class HybridIndex:
 
     def __init__(self, embedder: Embedder | None = None, config: FusionConfig | None = None,
                  reranker: Any = None) -> None:
-        """An index without an embedder is lexical only; a reranker (see ``rerank``) reorders the top hits."""
+        """An index without an embedder is lexical only; a reranker (see ``rerank``) reorders the top hits.
+
+        Without ``config`` the fusion uses the settings tuned for the embedder's model (``fusion.TUNED``).
+        """
         self.embedder = embedder
-        self.config = config or FusionConfig()
         self.reranker = reranker
         self.model_id = embedder.model_id if embedder is not None else None
+        self.config = config or tuned_fusion(self.model_id)
         self._chunks: list[Chunk] = []
         self._ids: set[str] = set()
         self._matrix: Vector = np.zeros((0, 0), dtype=np.float32)

