@@ -105,8 +105,7 @@ def throughput(root: Path, embedder: Embedder | None) -> None:
         overhead = (wall - parse - alone) / alone
         batch = getattr(embedder, "batch_size", "?")
         print(f"embedding alone ({embedder.model_id}, batch {batch}): {alone:.2f} s = {chunks_total / alone:.1f} "
-              f"chunks/s; "
-              f"overhead {overhead * 100:.1f} %")
+              f"chunks/s; overhead {overhead * 100:.1f} %")
 
 
 def ocr_report(root: Path) -> None:
