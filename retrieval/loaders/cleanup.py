@@ -29,21 +29,31 @@ def _signature(line: str) -> str:
     return _DIGITS.sub("#", text) if len(text.split()) <= 8 else text
 
 
+def _page_key(page: str) -> str:
+    """A page's text without its page-number lines ("7", "Page 3 of 9"), which differ even on repeated pages."""
+    lines = (line.strip() for line in page.split("\n"))
+    return "\n".join(line for line in lines if line and not ("#" in _signature(line) and len(line.split()) <= 4))
+
+
 def remove_repeated_lines(pages: list[str], min_pages: int = 3, share: float = 0.6) -> list[str]:
-    """Drop header/footer lines that recur at the top or bottom of most pages."""
-    if len(pages) < min_pages:
+    """Drop header/footer lines that recur at the top or bottom of most pages.
+
+    Pages that repeat word for word (an agenda slide shown again, a file of identical pages) count once: their
+    lines recur because the page recurs, not because they are furniture. Clean-up never empties a document.
+    """
+    # One page per distinct text: the first of each set of repeated pages.
+    distinct = list({key: page for page in reversed(pages) if (key := _page_key(page))}.values())
+    if len(distinct) < min_pages:
         return pages
     counts: Counter[str] = Counter()
-    for page in pages:
+    for page in distinct:
         lines = [line for line in page.split("\n") if line.strip()]
         edges = set(lines[:_EDGE_LINES] + lines[-_EDGE_LINES:])
         counts.update({_signature(line) for line in edges})
-    needed = max(min_pages, int(share * len(pages) + 0.999))
+    needed = max(min_pages, int(share * len(distinct) + 0.999))
     repeated = {sig for sig, n in counts.items() if n >= needed and sig.strip("# ")}
     # A lone page number is also a footer, even without other text around it.
     repeated.add("#")
-    if not repeated:
-        return pages
     cleaned = []
     for page in pages:
         lines = page.split("\n")
@@ -52,4 +62,5 @@ def remove_repeated_lines(pages: list[str], min_pages: int = 3, share: float = 0
         kept = [line for i, line in enumerate(lines)
                 if not (i in edge_idx and _signature(line) in repeated)]
         cleaned.append("\n".join(kept).strip())
-    return cleaned
+    # Lines on every page of a document with little else are its text, not furniture.
+    return cleaned if any(cleaned) else pages

@@ -24,6 +24,29 @@ def test_repeated_lines_are_kept_on_short_documents() -> None:
     assert remove_repeated_lines(pages) == pages
 
 
+def test_pdf_of_identical_pages_loads_with_its_text(make_pdf: Callable[..., bytes]) -> None:
+    # Seen with real files: every page the same (a handout printed four times) was rejected as "no text".
+    page = ["Klausurinformation: Die Klausur findet am 12. Februar in Hörsaal 3 statt.", "Dauer: 90 Minuten."]
+    doc = load_document(make_pdf([page] * 4, footer=True), "klausur.pdf")
+    assert [s.position for s in doc.sections] == [1, 2, 3, 4]
+    assert all("Hörsaal 3" in s.text for s in doc.sections)
+
+
+def test_repeated_agenda_slides_keep_their_text_while_headers_go(make_pdf: Callable[..., bytes]) -> None:
+    agenda = ["Agenda", "Sorting algorithms and their complexity"]
+    pages = [agenda, ["Quicksort partitions the array around a pivot."], agenda,
+             ["Mergesort splits the array and merges sorted halves."], agenda, agenda]
+    doc = load_document(make_pdf(pages, header="Algorithms - Winter term", footer=True), "deck.pdf")
+    assert "Algorithms - Winter term" not in doc.text
+    assert [s.position for s in doc.sections if "Agenda" in s.text] == [1, 3, 5, 6]
+    assert "Quicksort partitions" in doc.sections[1].text
+
+
+def test_clean_up_never_empties_a_document() -> None:
+    pages = ["Same line\n1", "Same line\n2", "Same line\n3"]
+    assert [p.split("\n")[0] for p in remove_repeated_lines(pages)] == ["Same line"] * 3
+
+
 def test_docx_headings_become_paths_and_tables_rows(docx_bytes: bytes) -> None:
     doc = load_document(docx_bytes, "notes.docx")
     paths = [s.heading_path for s in doc.sections]
