@@ -6,19 +6,44 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from lti_tool.config import Config
 from lti_tool.extensions import db, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 logger = logging.getLogger(__name__)
+ID_MAX = 2 ** 63 - 1  # the largest id a database column holds (BIGINT)
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in routes: a non-negative id up to 2^63-1 (a larger one does not match: 404, never a 500)."""
+
+    def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = ID_MAX,
+                 signed: bool = False) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=ID_MAX if max is None else max,
+                         signed=signed)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, where a body nested too deeply to parse is invalid JSON (400), not a crash."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse JSON; RecursionError becomes ValueError like any other malformed body."""
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the CourseBots Flask app; ``config`` defaults to :meth:`Config.from_env`."""
     app = Flask(__name__, instance_relative_config=True)
+    app.json = JSONProvider(app)
+    app.url_map.converters["int"] = IdConverter  # before any blueprint adds its rules
     if config is None:
         config = Config.from_env(instance_path=app.instance_path)
     elif not config.instance_path:
@@ -44,7 +69,7 @@ def create_app(config: Config | None = None) -> Flask:
     if config.is_sqlite:
         _enable_sqlite_foreign_keys(app)
 
-    from lti_tool import health, models, security, views  # noqa: F401  (models: tables for migrations)
+    from lti_tool import health, models, ratelimit, security, views  # noqa: F401  (models: tables for migrations)
     from lti_tool.cli import lti_cli
     from lti_tool.registration import registration_bp
 
@@ -53,6 +78,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.cli.add_command(lti_cli)
     security.init_app(app)
+    ratelimit.init_app(app)
     _register_error_handlers(app)
 
     from lti_tool.tool_config import list_registrations
@@ -95,7 +121,8 @@ def _enable_sqlite_foreign_keys(app: Flask) -> None:
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
-        code = (exc.name or "error").lower().replace(" ", "_")
+        code = getattr(exc, "api_code", None) or ("too_large" if exc.code == 413 else None) \
+            or (exc.name or "error").lower().replace(" ", "_")
         if request.path.startswith("/api/"):
             response = jsonify({"error": {"code": code, "message": exc.description or exc.name}})
             return response, exc.code or 500

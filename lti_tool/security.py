@@ -1,13 +1,23 @@
-"""Security headers: pages may be framed only by registered platforms (CSP frame-ancestors)."""
+"""Security headers (pages may be framed only by registered platforms) and request-body limits per route."""
 from __future__ import annotations
 
 import secrets
 import time
+from typing import Any, Callable, TypeVar, Union
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from sqlalchemy import select
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from lti_tool.extensions import db
+from lti_tool.config import Config
+from lti_tool.extensions import current_config, db
+
+F = TypeVar("F", bound=Callable[..., Any])
+Limit = Union[int, Callable[[Config], int]]
+
+JSON_BODY_BYTES = 64 * 1024  # a question (4,000 characters), consent, feedback, codes: every small JSON body
+TEXT_BODY_BYTES = 256 * 1024  # a teacher's texts: settings (8,000-character prompt) and FAQ (20,000-character answer)
+LTI_FORM_BYTES = 256 * 1024  # the platform's form posts (a signed id_token with its claims)
 
 _CACHE_SECONDS = 30.0
 _cache: dict[str, tuple[float, tuple[str, ...]]] = {}
@@ -43,9 +53,48 @@ def csp_nonce() -> str:
     return str(g.csp_nonce)
 
 
+def max_body(limit: Limit, message: str | Callable[[Config], str] | None = None) -> Callable[[F], F]:
+    """Declare the most bytes a route's request body may have (an int, or computed from the configuration)."""
+    def decorator(view: F) -> F:
+        view.max_body_bytes = limit  # type: ignore[attr-defined]
+        view.max_body_message = message  # type: ignore[attr-defined]
+        return view
+
+    return decorator
+
+
+def body_limit(app: Flask, endpoint: str | None) -> tuple[int, str | None]:
+    """The body limit of an endpoint (its ``max_body`` or the default by blueprint) and its refusal message."""
+    view = app.view_functions.get(endpoint or "")
+    limit: Limit | None = getattr(view, "max_body_bytes", None)
+    message = getattr(view, "max_body_message", None)
+    if limit is None:
+        limit = LTI_FORM_BYTES if (endpoint or "").startswith(("lti.", "lti_registration.")) else JSON_BODY_BYTES
+    if callable(limit):
+        limit = limit(current_config())
+    if callable(message):
+        message = message(current_config())
+    return int(limit), message
+
+
+def _refuse_oversize_bodies(app: Flask) -> None:
+    """Before a view runs: too large by Content-Length is refused unread; a chunked body is cut at the limit."""
+    limit, message = body_limit(app, request.endpoint)
+    request.max_content_length = limit  # werkzeug stops reading a body without Content-Length at the limit
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge(message or f"This request may carry at most {_size(limit)}.")
+    if b"%00" in request.query_string or b"\x00" in request.query_string:
+        raise BadRequest("Parameters must not contain NUL characters.")
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 1e6:g} MB" if limit >= 1_000_000 else f"{limit // 1024} KiB"
+
+
 def init_app(app: Flask) -> None:
-    """Install the after-request hook that sets security headers."""
+    """Install the request-body limit and the after-request hook that sets security headers."""
     app.context_processor(lambda: {"csp_nonce": csp_nonce()})
+    app.before_request(lambda: _refuse_oversize_bodies(app))
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import Any, Mapping
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from course_bots.models_bot_settings import (ANSWER_LANGUAGES, TEACHING_MODES, UNCOVERED_BEHAVIOURS, BotSettings,
                                              CopyCode, PromptVersion, mode_prompt)
@@ -30,17 +32,31 @@ class SettingsError(ValueError):
         self.field = field
 
 
+def default_settings(bot_id: int, language: str = "en") -> BotSettings:
+    """A bot's settings before a teacher saved any: the tutor template in ``language`` (not added to the session)."""
+    return BotSettings(bot_id=bot_id, name="", welcome_message="", system_prompt=mode_prompt("tutor", language),
+                       answer_language="auto", teaching_mode="tutor", temperature=0.2, max_answer_tokens=512,
+                       model_key="", uncovered_behaviour="refuse", paused=False, pause_message="",
+                       updated_at=utcnow())
+
+
 def get_settings(bot_id: int, language: str = "en") -> BotSettings:
-    """The bot's settings, created with the tutor template (in the teacher's language) on first read."""
+    """The bot's settings for reading: the stored row, or the defaults without writing anything."""
     settings = db.session.get(BotSettings, bot_id)
-    if settings is None:
-        settings = BotSettings(bot_id=bot_id, name="", welcome_message="", system_prompt=mode_prompt("tutor", language),
-                               answer_language="auto", teaching_mode="tutor", temperature=0.2,
-                               max_answer_tokens=512, model_key="", uncovered_behaviour="refuse", paused=False,
-                               pause_message="", updated_at=utcnow())
-        db.session.add(settings)
-        db.session.flush()
-    return settings
+    return settings if settings is not None else default_settings(bot_id, language)
+
+
+def settings_for_update(bot_id: int, language: str = "en") -> BotSettings:
+    """The bot's stored settings row for changing, created with the defaults once even when requests race."""
+    settings = db.session.get(BotSettings, bot_id)
+    if settings is not None:
+        return settings
+    values = {column.key: getattr(default_settings(bot_id, language), column.key)
+              for column in BotSettings.__table__.columns}
+    insert = sqlite_insert if db.session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    # Insert-or-ignore: of two first writers one inserts, the other finds the row (no IntegrityError, no 500).
+    db.session.execute(insert(BotSettings).values(**values).on_conflict_do_nothing(index_elements=["bot_id"]))
+    return db.session.get_one(BotSettings, bot_id, populate_existing=True)
 
 
 def settings_dict(settings: BotSettings) -> dict[str, Any]:
@@ -156,7 +172,7 @@ def redeem_copy_code(code: str, target_bot_id: int) -> int | None:
 def copy_settings(source_bot_id: int, target_bot_id: int, role: str) -> None:
     """Copy settings and the current prompt (as a new version) from one bot to another; never logs."""
     source = get_settings(source_bot_id)
-    target = get_settings(target_bot_id)
+    target = settings_for_update(target_bot_id)
     data = settings_dict(source)
     data.pop("updated_at")
     update_settings(target, data, role, allowed_models=(source.model_key,) if source.model_key else ())

@@ -4,15 +4,20 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
+from course_bots.models import CourseBot
 from course_bots.models_bot_settings import MODE_PROMPTS
-from course_bots.services import backends
+from course_bots.services import backends, ingest_worker, materials, privacy_ops
 from course_bots.services.bot_settings import (SettingsError, copy_settings, get_settings, issue_copy_code,
-                                               prompt_versions, redeem_copy_code, settings_dict, update_settings)
+                                               prompt_versions, redeem_copy_code, settings_dict,
+                                               settings_for_update, update_settings)
+from course_bots.storage import StorageError, current_storage
 from course_bots.views.api_chat import own_bot
+from course_bots.views.schemas import CopyFrom, DeleteBot, SettingsChange, parse_body
 from lti_tool.context import api_error, current_session, issue_token, require_session
 from lti_tool.extensions import current_config, db
+from lti_tool.security import JSON_BODY_BYTES, TEXT_BODY_BYTES, max_body
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +35,7 @@ def _language() -> str:
 @own_bot
 def read_settings(bot_id: int) -> Response:
     """The bot's settings, the models teachers may pick and the teaching-mode templates."""
-    settings = get_settings(bot_id, _language())
-    db.session.commit()
+    settings = get_settings(bot_id, _language())  # the defaults until a teacher saves: reading writes nothing
     config = current_config()
     models = [backends.default_entry(config).public()] + [
         e.public() for e in backends.catalogue(config, current_session().issuer)]
@@ -39,14 +43,13 @@ def read_settings(bot_id: int) -> Response:
 
 
 @bp.put("/settings")
+@max_body(TEXT_BODY_BYTES)
 @require_session(teacher=True)
 @own_bot
 def write_settings(bot_id: int) -> Response:
     """Change settings (partial update); a changed prompt is saved as a new version."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return api_error("invalid_body", "A JSON object is expected.", 400)
-    settings = get_settings(bot_id, _language())
+    body = parse_body(SettingsChange).model_dump(exclude_unset=True, exclude_none=True)
+    settings = settings_for_update(bot_id, _language())
     allowed = tuple(e.key for e in backends.catalogue(current_config(), current_session().issuer))
     try:
         changed = update_settings(settings, body, current_session().primary_role.value, allowed)
@@ -89,11 +92,12 @@ def new_copy_code(bot_id: int) -> Response:
 
 
 @bp.post("/copy-from")
+@max_body(JSON_BODY_BYTES)
 @require_session(teacher=True)
 @own_bot
 def copy_from(bot_id: int) -> Response:
     """Copy settings, prompt, materials and FAQ (never logs) from the bot a code was issued for."""
-    code = str((request.get_json(silent=True) or {}).get("code", ""))
+    code = parse_body(CopyFrom).code
     source = redeem_copy_code(code, bot_id)
     if source is None:
         db.session.rollback()
@@ -103,17 +107,12 @@ def copy_from(bot_id: int) -> Response:
     _audit(bot_id, "bot_copied", {"materials": copied})
     db.session.commit()
     if queued:
-        from course_bots.services import ingest_worker
-
         ingest_worker.dispatch(queued)  # after the commit, so workers see the rows
     return jsonify({"copied": True, "materials": copied})
 
 
 def _copy_materials(source: int, target: int) -> tuple[int, list[int]]:
     """Copy the source bot's materials and FAQ entries; returns how many, and the materials to ingest."""
-    from course_bots.services import materials
-    from course_bots.storage import StorageError, current_storage
-
     queued: list[int] = []
     copied = 0
     storage = current_storage()
@@ -138,15 +137,12 @@ def _copy_materials(source: int, target: int) -> tuple[int, list[int]]:
 
 
 @bp.delete("")
+@max_body(JSON_BODY_BYTES)
 @require_session(teacher=True)
 @own_bot
 def delete_bot(bot_id: int) -> Response:
     """Delete the course bot with all its data (a new launch creates a fresh one)."""
-    from course_bots.models import CourseBot
-    from course_bots.services import privacy_ops
-
-    if (request.get_json(silent=True) or {}).get("confirm") != "delete":
-        return api_error("confirmation_required", 'Send {"confirm": "delete"} to delete the bot.', 400)
+    parse_body(DeleteBot)  # {"confirm": "delete"}, or 400 confirmation_required
     if db.session.get(CourseBot, bot_id) is None:
         return api_error("not_found", "This bot does not exist.", 404)
     session = current_session()
@@ -160,7 +156,5 @@ def delete_bot(bot_id: int) -> Response:
 
 def _audit(bot_id: int, action: str, details: dict[str, object]) -> None:
     """An audit entry through the privacy service (who by role and pseudonym, what, when; no content)."""
-    from course_bots.services import privacy_ops
-
     privacy_ops.audit_session(current_session(), action, target_type="course_bot", target_id=bot_id,
                               details=dict(details))

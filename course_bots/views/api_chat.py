@@ -3,28 +3,28 @@ from __future__ import annotations
 
 import json
 import logging
-import re
+from functools import wraps
 from typing import Any, Callable, Iterator
 
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, stream_with_context
+from sqlalchemy import select
 
+from course_bots.models import ChatSession, Message
 from course_bots.render import render_markdown
-from course_bots.services import chat, quota
+from course_bots.services import chat, consent, conversations, material_links, materials, quota
 from course_bots.services.conversations import ConversationError
-from lti_tool.context import api_error, current_session, require_session
+from course_bots.views.schemas import ChatQuestion, FeedbackBody, parse_body
+from lti_tool.context import SessionToken, api_error, current_session, require_session
 from lti_tool.extensions import db
+from lti_tool.security import JSON_BODY_BYTES, max_body
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("api_chat", __name__, url_prefix="/api/v1/bots/<int:bot_id>")
-MAX_QUESTION_CHARS = 4000
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def own_bot(view: Callable[..., Any]) -> Callable[..., Any]:
     """Reject a request whose session belongs to another bot (403)."""
-    from functools import wraps
-
     @wraps(view)
     def wrapped(bot_id: int, *args: Any, **kwargs: Any) -> Any:
         if current_session().bot_id != bot_id:
@@ -58,8 +58,7 @@ def message_json(message: Any) -> dict[str, Any]:
 @own_bot
 def chat_info(bot_id: int) -> Response:
     """What the chat shows before the first question: name, welcome text (sanitized HTML), pause state."""
-    settings = chat.settings_for(bot_id)
-    db.session.commit()
+    settings = chat.settings_for(bot_id)  # defaults when no teacher saved any: reading writes nothing
     return jsonify({"name": settings.name, "welcome_html": render_markdown(settings.welcome_message, citations=set()),
                     "paused": settings.paused and not current_session().preview,
                     "pause_message": settings.pause_message})
@@ -70,8 +69,6 @@ def chat_info(bot_id: int) -> Response:
 @own_bot
 def list_conversations(bot_id: int) -> Response:
     """The caller's conversations in this course, newest first."""
-    from course_bots.services import conversations
-
     items = conversations.list_conversations(current_session())
     return jsonify({"conversations": [{"id": c.id, "title": c.title, "updated_at": c.updated_at.isoformat()}
                                       for c in items]})
@@ -90,8 +87,6 @@ def new_conversation(bot_id: int) -> Response:
 @own_bot
 def get_conversation(bot_id: int, conversation_id: int) -> Response:
     """One of the caller's conversations with its messages."""
-    from course_bots.services import conversations
-
     try:
         conversation = conversations.get_conversation(current_session(), conversation_id)
         messages = conversations.conversation_messages(current_session(), conversation_id)
@@ -106,8 +101,6 @@ def get_conversation(bot_id: int, conversation_id: int) -> Response:
 @own_bot
 def delete_conversation(bot_id: int, conversation_id: int) -> Response:
     """Delete one of the caller's conversations."""
-    from course_bots.services import conversations
-
     try:
         conversations.delete_conversation(current_session(), conversation_id)
     except ConversationError as exc:
@@ -121,19 +114,13 @@ def delete_conversation(bot_id: int, conversation_id: int) -> Response:
 @own_bot
 def delete_all(bot_id: int) -> Response:
     """Delete all of the caller's conversations in this course."""
-    from course_bots.services import conversations
-
     count = conversations.delete_all_conversations(current_session())
     db.session.commit()
     return jsonify({"deleted": count})
 
 
-def _consented(session: Any) -> bool:
-    """Whether the participant accepted the privacy notice (the privacy issue's record)."""
-    try:
-        from course_bots.services import consent
-    except ImportError:
-        return True
+def _consented(session: SessionToken) -> bool:
+    """Whether the participant accepted the privacy notice (a privacy check: it fails closed, never open)."""
     return bool(consent.has_consent(session))
 
 
@@ -143,28 +130,21 @@ def sse(name: str, data: dict[str, Any]) -> str:
 
 
 @bp.post("/chat")
+@max_body(JSON_BODY_BYTES)
 @require_session()
 @own_bot
 def chat_stream(bot_id: int) -> Response:
     """Ask a question; the answer streams as ``text/event-stream`` events token/status/done/error."""
-    body = request.get_json(silent=True) or {}
-    text, client_id = body.get("question"), body.get("client_id")
-    conversation_id = body.get("conversation_id")
-    if not isinstance(text, str) or not text.strip() or len(text) > MAX_QUESTION_CHARS:
-        return api_error("invalid_question", f"A question of 1-{MAX_QUESTION_CHARS} characters is required.", 400)
-    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
-        return api_error("invalid_client_id", "Each question needs a client id (1-64 letters, digits, - or _).",
-                         400)
-    if conversation_id is not None and not isinstance(conversation_id, int):
-        return api_error("invalid_conversation", "conversation_id must be an integer or null.", 400)
+    body = parse_body(ChatQuestion)
+    text, client_id, conversation_id = body.question, body.client_id, body.conversation_id
+    if not text.strip():
+        return api_error("invalid_question", "A question of 1-4000 characters is required.", 400)
     session = current_session()
     settings = chat.settings_for(bot_id)
     language = session.locale.split("-")[0].split("_")[0] if session.locale else "en"
     if settings.paused and not session.preview:
-        db.session.commit()
         return api_error("bot_paused", settings.pause_message or "The course bot is paused.", 423)
     if not session.preview and not _consented(session):
-        db.session.commit()
         return api_error("consent_required", "Please read and accept the notice before using the assistant.", 403)
     decision = quota.check_quota(session, bot_id, language)
     if not decision.allowed:
@@ -196,16 +176,14 @@ def chat_stream(bot_id: int) -> Response:
 
 
 @bp.post("/messages/<int:message_id>/feedback")
+@max_body(JSON_BODY_BYTES)
 @require_session()
 @own_bot
 def feedback(bot_id: int, message_id: int) -> Response:
     """Thumbs up/down and an optional comment on an answer of the caller's."""
-    from course_bots.services import conversations
-
-    body = request.get_json(silent=True) or {}
+    body = parse_body(FeedbackBody)
     try:
-        conversations.record_feedback(current_session(), message_id, str(body.get("value", "")),
-                                      str(body.get("comment", ""))[:4000])
+        conversations.record_feedback(current_session(), message_id, body.value, body.comment)
     except ConversationError as exc:
         db.session.rollback()
         return conversation_error(exc)
@@ -218,10 +196,6 @@ def feedback(bot_id: int, message_id: int) -> Response:
 @own_bot
 def citations(bot_id: int, message_id: int) -> Response:
     """The citation panel of an answer: document, page/slide, quoted passage and, if allowed, a file link."""
-    from sqlalchemy import select
-
-    from course_bots.models import ChatSession, Message
-
     session = current_session()
     message = db.session.scalars(
         select(Message).join(ChatSession)
@@ -236,10 +210,6 @@ def file_url(bot_id: int, citation: dict[str, Any]) -> str | None:
     """A signed short-lived link to the cited file at its page, when the teacher lets students open it."""
     kind, _, number = str(citation.get("document_id", "")).partition(":")
     if kind != "material" or not number.isdigit():
-        return None
-    try:
-        from course_bots.services import material_links, materials
-    except ImportError:
         return None
     material = materials.get_material(bot_id, int(number))
     if material is None or not (material.students_may_open or current_session().is_teacher):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 from typing import Any, Callable, TypeVar, cast
+from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -12,12 +13,29 @@ from course_bots.services import ingest_worker
 from course_bots.services import materials as svc
 from course_bots.services.material_links import LINK_SECONDS, check_signature, material_file_url
 from course_bots.storage import StorageError, current_storage
+from course_bots.views.schemas import FaqBody, MaterialChange, parse_body, query_int
+from lti_tool.config import Config
 from lti_tool.context import api_error, current_session, require_session
 from lti_tool.extensions import current_config, db
+from lti_tool.security import JSON_BODY_BYTES, TEXT_BODY_BYTES, max_body
 from retrieval.errors import FileTooLargeError
 
 bp = Blueprint("api_materials", __name__, url_prefix="/api/v1/bots/<int:bot_id>")
 F = TypeVar("F", bound=Callable[..., Any])
+FILES_PER_UPLOAD = 20  # files one upload request may carry; each is parsed after the previous one
+MULTIPART_OVERHEAD_BYTES = svc.MB  # part headers and boundaries of a multipart body
+# Shown inline by the browser's own viewer; everything else (HTML, SVG, Office files, text) is downloaded.
+INLINE_MEDIA_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+def upload_bytes(config: Config) -> int:
+    """The most bytes one upload request may have: the per-file limit for each of its files."""
+    return FILES_PER_UPLOAD * config.max_upload_mb * svc.MB + MULTIPART_OVERHEAD_BYTES
+
+
+def upload_too_large(config: Config) -> str:
+    """What a teacher reads when an upload request is larger than :func:`upload_bytes`."""
+    return f"Upload at most {FILES_PER_UPLOAD} files of at most {config.max_upload_mb} MB each at once."
 
 
 def _own_bot(view: F) -> F:
@@ -61,15 +79,17 @@ def list_materials(bot_id: int) -> Response:
 
 
 @bp.post("/materials")
+@max_body(upload_bytes, upload_too_large)
 @teacher_only
 def upload(bot_id: int) -> tuple[Response, int] | Response:
     """Upload one or more files (multipart field ``file``); each is queued for ingestion."""
     config = current_config()
-    request.max_content_length = config.max_upload_mb * svc.MB * 20 + svc.MB  # a batch, not an unbounded body
     try:
         files = request.files.getlist("file")
-    except RequestEntityTooLarge:
-        return api_error("too_large", f"Upload at most {config.max_upload_mb} MB per file.", 413)
+    except RequestEntityTooLarge:  # a chunked body is cut at upload_bytes() while it is read
+        return api_error("too_large", upload_too_large(config), 413)
+    if len(files) > FILES_PER_UPLOAD:
+        return api_error("too_many_files", upload_too_large(config), 413)
     if not files:
         return api_error("no_file", "Choose a file to upload (multipart field \"file\").", 400)
     results: list[svc.UploadResult] = []
@@ -106,16 +126,14 @@ def show(bot_id: int, material_id: int) -> Response:
 
 
 @bp.patch("/materials/<int:material_id>")
+@max_body(JSON_BODY_BYTES)
 @teacher_only
 def change(bot_id: int, material_id: int) -> Response:
     """Toggle ``students_may_open`` (students may open the original file from a citation)."""
     material = svc.get_material(bot_id, material_id)
     if material is None:
         return _not_found()
-    body = request.get_json(silent=True) or {}
-    if not isinstance(body.get("students_may_open"), bool):
-        return api_error("invalid_request", "Send {\"students_may_open\": true|false}.", 400)
-    svc.set_students_may_open(material, body["students_may_open"])
+    svc.set_students_may_open(material, parse_body(MaterialChange).students_may_open)
     db.session.commit()
     return jsonify(svc.material_json(material))
 
@@ -167,7 +185,7 @@ def file_link(bot_id: int, material_id: int) -> Response:
         return _not_found()
     if not material.students_may_open and not current_session().is_teacher:
         return api_error("forbidden", "The teacher has not made this file available to open.", 403)
-    page = request.args.get("page", type=int)
+    page = query_int("page", 0, 0, 1_000_000) or None
     return jsonify({"url": material_file_url(bot_id, material_id, page), "expires_in": LINK_SECONDS})
 
 
@@ -183,20 +201,31 @@ def file(bot_id: int, material_id: int) -> Response:
         data = current_storage().get(material.storage_key)
     except StorageError:
         return api_error("file_missing", "The original file is not available.", 404)
-    response = Response(data, mimetype=material.media_type)
-    from urllib.parse import quote
+    return original_file_response(data, material.media_type, material.filename)
 
-    response.headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(material.filename)}"
+
+def original_file_response(data: bytes, media_type: str, filename: str) -> Response:
+    """An uploaded file as served from our origin: PDFs and images inline, anything else as a download.
+
+    A teacher's HTML (or SVG) shown inline would be a page on the tool's origin; as an attachment, sandboxed and
+    never sniffed, it cannot act as one.
+    """
+    inline = media_type in INLINE_MEDIA_TYPES
+    response = Response(data, mimetype=media_type)
+    disposition = "inline" if inline else "attachment"
+    response.headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{quote(filename)}"
     response.headers["Cache-Control"] = "private, max-age=300"
     response.headers["X-Content-Type-Options"] = "nosniff"
+    if media_type != "application/pdf":  # the browser's PDF viewer does not run in a sandboxed document
+        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
     return response
 
 
 # --- FAQ -------------------------------------------------------------------------------------------------------
 
 def _faq_body() -> tuple[str, str]:
-    body = request.get_json(silent=True) or {}
-    return str(body.get("question") or ""), str(body.get("answer") or "")
+    body = parse_body(FaqBody)
+    return body.question, body.answer
 
 
 @bp.get("/faq")
@@ -207,6 +236,7 @@ def faq_list(bot_id: int) -> Response:
 
 
 @bp.post("/faq")
+@max_body(TEXT_BODY_BYTES)
 @teacher_only
 def faq_create(bot_id: int) -> tuple[Response, int] | Response:
     """Add a question with the teacher's answer (retrieved with a boost from now on)."""
@@ -219,6 +249,7 @@ def faq_create(bot_id: int) -> tuple[Response, int] | Response:
 
 
 @bp.route("/faq/<int:faq_id>", methods=["PUT", "PATCH"])
+@max_body(TEXT_BODY_BYTES)
 @teacher_only
 def faq_update(bot_id: int, faq_id: int) -> Response:
     """Change an FAQ entry."""

@@ -11,12 +11,17 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
 
+from course_bots.models import ParticipantLabel
 from course_bots.privacy import label
 from course_bots.services import consent, privacy_ops, teacher_logs, usage
 from course_bots.services import conversations as conv
-from lti_tool.context import api_error, current_session, require_session
+from course_bots.views.schemas import INT_MAX, ConsentAnswer, InvalidRequest, RetentionBody, parse_body, query_choice, \
+    query_int
+from lti_tool.context import Role, api_error, current_session, require_session
 from lti_tool.extensions import db
+from lti_tool.security import JSON_BODY_BYTES, max_body
 
 bp = Blueprint("api_privacy", __name__, url_prefix="/api/v1")
 
@@ -27,12 +32,19 @@ def _own_bot(bot_id: int) -> Response | None:
     return None
 
 
+LOG_FILTERS = ("failed", "unanswered", "low_confidence", "up", "down")
+
+
 def _parse_time(name: str) -> datetime | None:
     value = request.args.get(name)
     if not value:
         return None
-    parsed = datetime.fromisoformat(value)  # ValueError -> 400 below
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(value)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise InvalidRequest("invalid_request", f"{name} is an ISO 8601 date and time.") from None
 
 
 def _committing(work: Callable[[], Any]) -> Any:
@@ -57,13 +69,12 @@ def consent_get() -> Response:
 
 
 @bp.post("/consent")
+@max_body(JSON_BODY_BYTES)
 @require_session()
 def consent_post() -> Response:
     """Record acceptance or refusal of the notice version that was shown: ``{"accepted": bool, "version": int}``."""
-    data = request.get_json(silent=True) or {}
-    if not isinstance(data.get("accepted"), bool) or not isinstance(data.get("version"), int):
-        return api_error("invalid_request", "Send {\"accepted\": true|false, \"version\": <notice version>}.", 400)
-    result = _committing(lambda: consent.record_consent(current_session(), data["accepted"], data["version"]))
+    answer = parse_body(ConsentAnswer)
+    result = _committing(lambda: consent.record_consent(current_session(), answer.accepted, answer.version))
     if isinstance(result, Response):
         return result
     return jsonify(consent.consent_status(current_session()))
@@ -117,9 +128,10 @@ def bot_logs(bot_id: int) -> Response:
         return denied
     try:
         data = teacher_logs.teacher_logs(
-            bot_id, role=request.args.get("role") or None, since=_parse_time("since"), until=_parse_time("until"),
-            only=request.args.get("only") or None, include_preview=request.args.get("include_preview") == "1",
-            limit=int(request.args.get("limit", 50)), offset=int(request.args.get("offset", 0)),
+            bot_id, role=query_choice("role", tuple(r.value for r in Role)), since=_parse_time("since"),
+            until=_parse_time("until"), only=query_choice("only", LOG_FILTERS),
+            include_preview=request.args.get("include_preview") == "1",
+            limit=query_int("limit", 50, 1, 500), offset=query_int("offset", 0, 0, INT_MAX),
             language=consent.language_of(current_session().locale))
     except ValueError:
         return api_error("invalid_request", "Invalid filter: dates are ISO 8601, limit/offset numbers.", 400)
@@ -158,16 +170,13 @@ def bot_audit(bot_id: int) -> Response:
     denied = _own_bot(bot_id)
     if denied:
         return denied
-    from course_bots.models import ParticipantLabel
-    from sqlalchemy import select
-
     numbers = dict(db.session.execute(select(ParticipantLabel.pseudonym, ParticipantLabel.number)
                                       .where(ParticipantLabel.bot_id == bot_id)).all())
     items = [{"id": e.id, "action": e.action, "actor_role": e.actor_role,
               "actor": label(e.actor_role, numbers.get(e.actor_pseudonym)) if e.actor_pseudonym else e.actor_role,
               "target_type": e.target_type, "target_id": e.target_id, "details": e.details,
               "created_at": e.created_at.isoformat()}
-             for e in privacy_ops.audit_events(bot_id, limit=min(int(request.args.get("limit", 200) or 200), 1000))]
+             for e in privacy_ops.audit_events(bot_id, limit=query_int("limit", 200, 1, 1000))]
     return jsonify({"items": items})
 
 
@@ -179,10 +188,8 @@ def _retention_dict(issuer: str, bot_id: int | None) -> dict[str, Any]:
 
 
 def _set_retention(issuer: str, bot_id: int | None) -> Response:
-    data = request.get_json(silent=True) or {}
-    anonymize, delete = data.get("anonymize_days"), data.get("delete_days")
-    if not isinstance(anonymize, int) or not isinstance(delete, int) or isinstance(anonymize, bool):
-        return api_error("invalid_request", "Send {\"anonymize_days\": N, \"delete_days\": M} (0 = never).", 400)
+    body = parse_body(RetentionBody)
+    anonymize, delete = body.anonymize_days, body.delete_days
     session = current_session()
     try:
         privacy_ops.set_retention(issuer, anonymize, delete, bot_id=bot_id, actor_role=session.primary_role.value,
@@ -195,6 +202,7 @@ def _set_retention(issuer: str, bot_id: int | None) -> Response:
 
 
 @bp.route("/bots/<int:bot_id>/retention", methods=["GET", "PUT"])
+@max_body(JSON_BODY_BYTES)
 @require_session(teacher=True)
 def bot_retention(bot_id: int) -> Response:
     """The course's retention; teachers may make it stricter than the platform's (PUT), never looser."""
@@ -207,6 +215,7 @@ def bot_retention(bot_id: int) -> Response:
 
 
 @bp.route("/admin/retention", methods=["GET", "PUT"])
+@max_body(JSON_BODY_BYTES)
 @require_session(teacher=True, administrator=True)
 def admin_retention() -> Response:
     """The launching platform's retention rule (administrators only; other platforms are out of reach)."""
@@ -222,7 +231,7 @@ def admin_usage() -> Response:
     since = request.args.get("since")
     try:
         since_day = datetime.fromisoformat(since).date() if since else None
-    except ValueError:
+    except (ValueError, OverflowError):
         return api_error("invalid_request", "since is an ISO 8601 date.", 400)
     courses = usage.usage_by_course(current_session().issuer, since=since_day)
     totals = {k: sum(c[k] for c in courses) for k in usage.COUNTERS}
