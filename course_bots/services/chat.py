@@ -3,7 +3,9 @@
 The service yields API stream events ``(name, data)``: ``token`` (text, never HTML), ``status`` (queued with a
 position, warming up), ``done`` (message id, sanitized HTML, citations) and ``error``. The question is stored
 before answering (through the privacy issue's conversations service, which scrubs it), so it is kept even when
-the answer fails; a question id the client already sent is never stored twice.
+the answer fails; a question id the client already sent is never stored twice. Every backend's text passes
+through an :class:`~course_bots.llm.echo_guard.EchoGuard`: an answer that repeats the teacher's prompt is cut
+before the echo, never stored, and ends with an ``error`` event ``answer_withheld`` (the notice is stored).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from sqlalchemy import select
 
 from course_bots import prompting
 from course_bots.llm.base import (ChatBackend, DoneEvent, ErrorEvent, GenerationParams, StatusEvent, TokenEvent)
+from course_bots.llm.echo_guard import EchoGuard
 from course_bots.llm.extractive import guess_language
 from course_bots.models_bot_settings import BotSettings
 from course_bots.render import render_markdown
@@ -32,6 +35,12 @@ Search = Callable[[int, str, int], Sequence[SearchHit]]
 UNCOVERED_SUFFIX = {
     "en": " You can also ask your teacher directly.",
     "de": " Du kannst auch direkt deine Lehrperson fragen.",
+}
+WITHHELD = {
+    "en": "This answer was withheld because it repeated the course bot's private instructions. "
+          "Please ask your question in a different way.",
+    "de": "Diese Antwort wurde zurückgehalten, weil sie die nicht öffentlichen Anweisungen des Kurs-Bots "
+          "wiederholt hat. Bitte stelle deine Frage anders.",
 }
 
 
@@ -156,8 +165,21 @@ def answer(session: SessionToken, question: Question, *, search: Search | None =
     backend = backend or backends.backend_for(entry)
     params = GenerationParams(max_new_tokens=prompt_settings.max_new_tokens, temperature=settings.temperature,
                               language=language, sources=assembly.passages)
+    guard = prompt_guard(settings, question.text, assembly)
     yield from _generate(session, backend, assembly, params, stored_question, conversation_id, started, commit,
-                         entry.label or backend.name)
+                         entry.label or backend.name, guard)
+
+
+def prompt_guard(settings: BotSettings, question: str, assembly: prompting.Assembly) -> EchoGuard:
+    """The guard that keeps the teacher's prompt out of the answer (the sources and the question are public)."""
+    public = [question, *(s.text for s in assembly.sources), *(s.label for s in assembly.sources)]
+    return EchoGuard(settings.system_prompt, public)
+
+
+def withheld_message(session: SessionToken, language: str) -> str:
+    """The notice that replaces an answer that repeated the teacher's prompt, in the student's language."""
+    locale = (session.locale or "").replace("_", "-").split("-")[0].lower()
+    return WITHHELD.get(locale if locale in WITHHELD else language, WITHHELD["en"])
 
 
 def _system_prompt(settings: BotSettings) -> str:
@@ -172,8 +194,11 @@ def _system_prompt(settings: BotSettings) -> str:
 
 def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.Assembly, params: GenerationParams,
               stored_question: Any, conversation_id: int, started: float, commit: Callable[[], None],
-              model_label: str) -> Iterator[StreamEvent]:
-    """Stream the backend's events and store the outcome (answer, or the failure with the question kept)."""
+              model_label: str, guard: EchoGuard) -> Iterator[StreamEvent]:
+    """Stream the backend's events through the guard and store the outcome (answer, or failure, question kept).
+
+    ``parts`` holds only text the guard released: an echo of the teacher's prompt is never shown nor stored.
+    """
     conversations = _conversations()
     request_id = uuid.uuid4().hex
     parts: list[str] = []
@@ -181,8 +206,15 @@ def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.A
     try:
         for event in backend.stream(assembly.messages, params, request_id):
             if isinstance(event, TokenEvent):
-                parts.append(event.text)
-                yield "token", {"text": event.text}
+                for text in guard.feed(event.text):
+                    parts.append(text)
+                    yield "token", {"text": text}
+                if guard.leaked:
+                    finished = True
+                    backend.cancel(request_id)  # the rest of this answer would be withheld anyway
+                    yield from _withhold(session, stored_question, conversation_id, commit, model_label,
+                                         params.language or "en")
+                    return
             elif isinstance(event, StatusEvent):
                 yield "status", {"state": event.state, "position": event.position}
             elif isinstance(event, ErrorEvent):
@@ -195,6 +227,9 @@ def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.A
                 return
             elif isinstance(event, DoneEvent):
                 finished = True
+                for text in guard.finish():
+                    parts.append(text)
+                    yield "token", {"text": text}
                 text = "".join(parts)
                 citations = [asdict(c) for c in prompting.resolve_citations(text, assembly.sources)]
                 best = max((s.score for s in assembly.sources), default=0.0)
@@ -216,6 +251,17 @@ def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.A
             except Exception:
                 logger.warning("Could not record a cancelled answer")
                 db.session.rollback()
+
+
+def _withhold(session: SessionToken, stored_question: Any, conversation_id: int, commit: Callable[[], None],
+              model_label: str, language: str) -> Iterator[StreamEvent]:
+    """Store the withheld notice as the (failed) answer and tell the student; the echoed text is dropped."""
+    logger.warning("An answer of bot %s repeated the teacher's prompt and was withheld", session.bot_id)
+    notice = withheld_message(session, language)
+    _conversations().record_failure(session, stored_question.id, "answer_withheld", partial_text=notice,
+                                    model_id=model_label)
+    commit()
+    yield "error", {"code": "answer_withheld", "message": notice, "conversation_id": conversation_id}
 
 
 def _ms(started: float) -> int:

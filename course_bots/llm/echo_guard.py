@@ -1,0 +1,129 @@
+"""Keeps a private text (the teacher's prompt) out of an answer stream, even when the model echoes it.
+
+The answer is compared with the private text after folding case, accents, width, whitespace and punctuation:
+any run of ``window`` folded characters of the answer that also occurs in the folded private text is a leak.
+Text is released chunk by chunk, unchanged, only once no leaked run can start inside it; the last
+``window - 1`` folded characters are held back until more text (or the end) shows they are harmless.
+
+The folding is done one character at a time (NFKD, casefold, keep letters and digits, drop combining marks),
+so a chunk boundary anywhere (even between a letter and its accent) gives the same folded text; a leak is
+found with a rolling hash of each window looked up in the private text's set of window hashes: constant work
+per character, linear in prompt and answer. A hash hit is confirmed by a substring check before it counts.
+
+Runs that also occur in ``public`` texts (the course sources the model was given, the question itself) are
+not leaks: quoting the materials must never be withheld because the teacher pasted a sentence of them into the
+prompt. Only verbatim (folded) runs are found; a paraphrase or a translation of the prompt is not.
+"""
+from __future__ import annotations
+
+import unicodedata
+from collections import deque
+from typing import Iterable
+
+DEFAULT_WINDOW = 40  # folded characters (letters and digits only): about six to eight words
+MIN_WINDOW = 20  # below this, ordinary phrases would match; shorter private texts are not guarded
+_BASE = 1_000_003
+_MOD = (1 << 61) - 1
+
+
+def fold_char(char: str) -> str:
+    """The folded form of one character: lower-case letters and digits without accents ('' for the rest)."""
+    if char.isascii():
+        return char.lower() if char.isalnum() else ""
+    return "".join(c for c in unicodedata.normalize("NFKD", char).casefold()
+                   if c.isalnum() and not unicodedata.combining(c))
+
+
+def fold(text: str) -> str:
+    """``text`` folded character by character (what the guard compares)."""
+    return "".join(fold_char(c) for c in text)
+
+
+def _window_hashes(folded: str, window: int) -> set[int]:
+    """The rolling hashes of every ``window``-long run of ``folded``."""
+    hashes: set[int] = set()
+    if len(folded) < window:
+        return hashes
+    top = pow(_BASE, window - 1, _MOD)
+    value = 0
+    for index, char in enumerate(folded):
+        if index >= window:
+            value = (value - ord(folded[index - window]) * top) % _MOD
+        value = (value * _BASE + ord(char)) % _MOD
+        if index >= window - 1:
+            hashes.add(value)
+    return hashes
+
+
+class EchoGuard:
+    """Fed an answer chunk by chunk; releases the chunks that cannot be part of a leak of ``private``."""
+
+    def __init__(self, private: str, public: Iterable[str] = (), window: int = DEFAULT_WINDOW,
+                 min_window: int = MIN_WINDOW) -> None:
+        self._private = fold(private)
+        self.window = min(window, len(self._private))
+        self.active = self.window >= min_window
+        self.leaked = False
+        self._public = "\x00".join(fold(text) for text in public)  # "\x00" never occurs in folded text
+        self._secret: set[int] = set()
+        if self.active:
+            self._secret = _window_hashes(self._private, self.window) - _window_hashes(self._public, self.window)
+            self.active = bool(self._secret)
+        self._top = pow(_BASE, max(self.window - 1, 0), _MOD)
+        self._hash = 0
+        self._pending: deque[tuple[str, int]] = deque()  # folded characters not yet cleared, with raw offsets
+        self._chunks: deque[tuple[int, str]] = deque()  # held chunks with their end offsets
+        self._end = 0  # raw characters seen
+
+    def feed(self, text: str) -> list[str]:
+        """Take the next chunk; return the chunks (unchanged, in order) that are now safe to show."""
+        if self.leaked:
+            return []
+        if not self.active:
+            return [text]
+        start = self._end
+        self._end += len(text)
+        self._chunks.append((self._end, text))
+        for offset, char in enumerate(text, start):
+            for folded in fold_char(char):
+                if self._push(folded, offset):
+                    released = self._release()  # what lies wholly before the leaked run is still safe
+                    self.leaked = True
+                    self._chunks.clear()
+                    self._pending.clear()
+                    return released
+        return self._release()
+
+    def finish(self) -> list[str]:
+        """The held-back tail at the end of the stream (empty after a leak): too short to hold a whole window."""
+        if self.leaked:
+            return []
+        released = [text for _end, text in self._chunks]
+        self._chunks.clear()
+        self._pending.clear()
+        return released
+
+    def _release(self) -> list[str]:
+        """Pop the held chunks that end before the first folded character not yet cleared."""
+        safe = self._pending[0][1] if self._pending else self._end
+        released = []
+        while self._chunks and self._chunks[0][0] <= safe:
+            released.append(self._chunks.popleft()[1])
+        return released
+
+    def _push(self, folded: str, offset: int) -> bool:
+        """Add one folded character; True when the window it completes is a run of the private text."""
+        self._pending.append((folded, offset))
+        self._hash = (self._hash * _BASE + ord(folded)) % _MOD
+        if len(self._pending) < self.window:
+            return False
+        if self._hash in self._secret and self._confirmed():
+            return True
+        first = self._pending.popleft()[0]  # the window starting here is clean: that character is safe
+        self._hash = (self._hash - ord(first) * self._top) % _MOD
+        return False
+
+    def _confirmed(self) -> bool:
+        """The current window really occurs in the private text and not in the public texts (no hash collision)."""
+        window = "".join(folded for folded, _offset in self._pending)
+        return window in self._private and window not in self._public
