@@ -152,6 +152,12 @@ class Config:
                                    int)
     ingest_stale_seconds: int = _setting("COURSEBOTS_INGEST_STALE_SECONDS", 300,
                                          "A running ingestion without heartbeat this long is retried or failed.", int)
+    parse_max_memory_mb: int = _setting(
+        "COURSEBOTS_PARSE_MAX_MEMORY_MB", 1024,
+        "Memory (address space, MB) of the child process that reads one uploaded file; a file needing more fails.",
+        int)
+    parse_max_seconds: int = _setting("COURSEBOTS_PARSE_MAX_SECONDS", 300,
+                                      "CPU seconds the child process may spend reading one uploaded file.", int)
     llm_backend: str = _setting(
         "COURSEBOTS_LLM_BACKEND", "",
         "Default answer backend: `extractive`, `openai` (any OpenAI-compatible server) or `local` (in-process model); "

@@ -1,7 +1,8 @@
 """Ingest one material: claim → parse → chunk → embed (reusing vectors of unchanged passages) → store chunks.
 
 A worker owns this unit of work, so it commits (progress must be visible to the teacher page while it runs).
-Typed loader errors become the material's teacher-readable failure; a bad file never stops the others.
+Typed loader errors become the material's teacher-readable failure; a bad file never stops the others. The file
+is read in a limited child process (:mod:`course_bots.services.parse_sandbox`); chunking and embedding run here.
 """
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ from sqlalchemy.orm.exc import ObjectDeletedError
 
 from course_bots.models_materials import Material, MaterialChunk, MaterialStatus, vector_from_bytes
 from course_bots.models_materials import vector_to_bytes
-from course_bots.services.materials import MB, bump_index_version, delete_material
+from course_bots.services.materials import bump_index_version, delete_material
+from course_bots.services.parse_sandbox import parse_material
 from course_bots.storage import StorageError, current_storage
 from lti_tool.extensions import current_config, db, utcnow
 from retrieval.chunking import chunk_document
 from retrieval.errors import IngestError
-from retrieval.loaders import LoadLimits, load_document
 from retrieval.search import index_text
 from retrieval.types import Chunk, Embedder
 
@@ -194,11 +195,9 @@ def process_material(material_id: int, worker_id: str, embedder: Embedder | None
             if material is None:
                 return "skipped"
             data = current_storage().get(material.storage_key)
-            limits = LoadLimits(max_bytes=config.max_upload_mb * MB, ocr=config.ocr_max_pages > 0,
-                                ocr_max_pages=max(config.ocr_max_pages, 0))
-            document = load_document(data, material.filename, material.media_type, limits,
-                                     document_id=f"material:{material.id}",
-                                     on_ocr_page=lambda done, total: _reading_progress(material_id, done, total))
+            # Read in a limited child process: a hostile file kills that child, never this worker.
+            document = parse_material(data, material.filename, material.media_type, f"material:{material.id}",
+                                      on_ocr_page=lambda done, total: _reading_progress(material_id, done, total))
             document = replace(document, title=material.display_title)
             chunks = chunk_document(document)
             material.pages = document.page_count or None

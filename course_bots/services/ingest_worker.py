@@ -3,7 +3,10 @@
 The ``material`` row is the job's state; claiming it is one atomic ``UPDATE ... WHERE status='queued'``, so
 duplicate deliveries (a re-enqueued RQ job, two in-process workers) are harmless. A worker heartbeats while it
 works; :func:`recover_stale` (run when a worker starts and periodically) re-queues materials whose worker went
-silent, up to :data:`MAX_ATTEMPTS`, then marks them failed — a job is never stuck.
+silent, up to :data:`MAX_ATTEMPTS` (:data:`MAX_PARSE_ATTEMPTS` when it went silent while reading the file), then
+marks them failed — a job is never stuck, and a file that kills its reader is not read a third time. Files are
+read in limited child processes (:mod:`course_bots.services.parse_sandbox`), so a hostile file kills a child,
+not this worker.
 
 With ``COURSEBOTS_REDIS_URL`` set, run job workers with::
 
@@ -34,6 +37,9 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "coursebots"
 MAX_ATTEMPTS = 3
 JOB_TIMEOUT_SECONDS = 3600
+MAX_PARSE_ATTEMPTS = 2  # a worker lost while reading the file (not embedding it) twice: the file is failed
+PARSE_LOST_MESSAGE = ("Reading this file stopped the worker twice (it probably needs too much memory). Save it "
+                      "again from its program or print it to a new PDF (or split it), and upload that.")
 LOST_MESSAGE = ("Processing this file stopped unexpectedly several times. Try re-indexing it; if it keeps "
                 "failing, split the file into smaller parts or contact your administrator.")
 
@@ -57,7 +63,12 @@ def recover_stale(bot_id: int | None = None) -> tuple[list[int], list[int]]:
     retried, failed = [], []
     for material in db.session.scalars(query.with_for_update(skip_locked=True)
                                        if not config.is_sqlite else query):
-        if material.attempts >= MAX_ATTEMPTS:
+        if material.status == MaterialStatus.PARSING and material.attempts >= MAX_PARSE_ATTEMPTS:
+            # Reading this file stopped its worker twice: a third try would only stop another one.
+            material.status = MaterialStatus.FAILED
+            material.error_code, material.error_message = "worker_lost", PARSE_LOST_MESSAGE
+            failed.append(material.id)
+        elif material.attempts >= MAX_ATTEMPTS:
             material.status = MaterialStatus.FAILED
             material.error_code, material.error_message = "worker_lost", LOST_MESSAGE
             failed.append(material.id)

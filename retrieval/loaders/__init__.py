@@ -99,7 +99,7 @@ def load_document(data: bytes, filename: str, media_type: str | None = None,
                 from retrieval.loaders.markup import load_text_sections
 
                 sections = load_text_sections(text)
-    except IngestError:
+    except (IngestError, MemoryError):  # out of memory is not "damaged": the sandbox reports it
         raise
     except (zipfile.BadZipFile, ParseError, KeyError, ValueError, OSError, EOFError) as exc:
         log.info("could not parse %s as %s: %s", kind, kind, exc)

@@ -12,6 +12,7 @@ from retrieval.errors import (CorruptDocumentError, EmptyDocumentError, Encrypte
                               IngestError, NoTextLayerError)
 from retrieval.loaders.cleanup import normalise_text, remove_repeated_lines
 from retrieval.loaders.limits import LoadLimits, OcrProgress
+from retrieval.loaders.unpack import check_pdf_streams
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def extract_pages(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[str,
     """Return the raw text of every page and the document's metadata (title, author)."""
     try:
         return _extract_pdfium(data, limits)
-    except IngestError:
+    except (IngestError, MemoryError):  # out of memory is not "damaged": the sandbox reports it
         raise
     except Exception as exc:  # pdfium rejects some damaged files that pypdf can still repair
         log.info("pdfium failed (%s); trying pypdf", exc)
@@ -85,17 +86,31 @@ def ocr_available() -> bool:
     return shutil.which("tesseract") is not None
 
 
-def _ocr_pages(data: bytes, indices: list[int], on_page: OcrProgress | None = None) -> dict[int, str]:
+def render_scale(width_pt: float, height_pt: float, max_pixels: int, dpi: int = 300) -> float:
+    """Scale for rendering a page at ``dpi``, reduced so that the image has at most ``max_pixels`` pixels."""
+    scale = dpi / 72
+    area = max(width_pt, 1.0) * max(height_pt, 1.0)
+    return min(scale, (max_pixels / area) ** 0.5)
+
+
+def _ocr_pages(data: bytes, indices: list[int], on_page: OcrProgress | None = None,
+               max_pixels: int = LoadLimits.max_page_pixels) -> dict[int, str]:
     """Render the given pages with pdfium and read them with tesseract (German and English models if present)."""
     import pypdfium2 as pdfium
 
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow refuses larger images (a decompression-bomb guard)
     pdf = pdfium.PdfDocument(data)
     texts: dict[int, str] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for i in indices:
                 path = os.path.join(tmp, f"p{i}.png")
-                pdf[i].render(scale=300 / 72).to_pil().save(path)
+                page = pdf[i]
+                width, height = page.get_size()
+                page.render(scale=render_scale(width, height, max_pixels)).to_pil().save(path)
+                page.close()
                 texts[i] = _tesseract(path)
                 if on_page is not None:
                     on_page(len(texts), len(indices))
@@ -130,6 +145,7 @@ def load_pdf_pages(data: bytes, limits: LoadLimits, on_ocr_page: OcrProgress | N
     Pages without a text layer (scans, photographed slides) are read with tesseract when it is installed,
     also inside PDFs whose other pages have text; at most ``limits.ocr_max_pages`` pages per file.
     """
+    check_pdf_streams(data, limits.max_uncompressed_bytes)  # before pdfium inflates anything
     pages, meta = extract_pages(data, limits)
     if not pages:
         raise EmptyDocumentError("This PDF has no pages.")
@@ -138,7 +154,7 @@ def load_pdf_pages(data: bytes, limits: LoadLimits, on_ocr_page: OcrProgress | N
     recognised = 0
     if blank and can_ocr:
         log.info("no text layer on %d of %d pages; running OCR", len(blank), len(pages))
-        for i, text in _ocr_pages(data, blank[:limits.ocr_max_pages], on_ocr_page).items():
+        for i, text in _ocr_pages(data, blank[:limits.ocr_max_pages], on_ocr_page, limits.max_page_pixels).items():
             if not _scanned(text):
                 pages[i] = text
                 recognised += 1

@@ -7,6 +7,7 @@ import zipfile
 
 from retrieval.errors import ArchiveBombError, CorruptDocumentError, UnsupportedTypeError
 from retrieval.loaders.limits import LoadLimits
+from retrieval.loaders.unpack import unpack_message
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,10 @@ def _zip_kind(data: bytes) -> str:
         raise CorruptDocumentError() from exc
     if "word/document.xml" in names:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            rels = archive.read("_rels/.rels")[:4096] if "_rels/.rels" in names else b""
+            rels = b""
+            if "_rels/.rels" in names:  # read only the start: a member may be a bomb, checked later
+                with archive.open("_rels/.rels") as member:
+                    rels = member.read(4096)
         if b"purl.oclc.org/ooxml" in rels:
             raise UnsupportedTypeError("This Word file uses the \"Strict Open XML\" format. Save it as a "
                                        "normal Word document (.docx) and upload it again.")
@@ -91,6 +95,7 @@ def check_archive(data: bytes, limits: LoadLimits) -> None:
         raise CorruptDocumentError() from exc
     if len(infos) > limits.max_archive_members:
         raise ArchiveBombError()
+    bomb = ArchiveBombError(unpack_message(limits.max_uncompressed_bytes))
     total = 0
     for info in infos:
         total += info.file_size
@@ -98,6 +103,6 @@ def check_archive(data: bytes, limits: LoadLimits) -> None:
         if info.file_size > 1_000_000 and info.file_size > limits.max_compression_ratio * max(
                 info.compress_size, 1):
             log.warning("archive member %s: ratio %.0f", info.filename, info.file_size / max(info.compress_size, 1))
-            raise ArchiveBombError()
+            raise bomb
     if total > limits.max_uncompressed_bytes:
-        raise ArchiveBombError()
+        raise bomb

@@ -82,7 +82,7 @@ def status_of(app: Flask, material_id: int) -> tuple[str, int, int, str | None]:
 def test_status_goes_queued_parsing_embedding_ready(iapp: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     material_id = queue_text(iapp)
     seen = [status_of(iapp, material_id)[0]]
-    real_load = ingest_pipeline.load_document
+    real_load = ingest_pipeline.parse_material
 
     def observing_load(*args, **kwargs):
         seen.append(status_of(iapp, material_id)[0])
@@ -94,7 +94,7 @@ def test_status_goes_queued_parsing_embedding_ready(iapp: Flask, monkeypatch: py
             seen.append(f"{state[0]} {state[1]}/{state[2]}")
             return super().embed_passages(texts)
 
-    monkeypatch.setattr(ingest_pipeline, "load_document", observing_load)
+    monkeypatch.setattr(ingest_pipeline, "parse_material", observing_load)
     monkeypatch.setattr(ingest_pipeline, "EMBED_BATCH", 2)
     iapp.extensions["coursebots.embedder"] = ObservingEmbedder(64)
     with iapp.app_context():
