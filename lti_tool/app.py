@@ -16,11 +16,11 @@ from lti_tool.extensions import db, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 logger = logging.getLogger(__name__)
-ID_MAX = 2 ** 63 - 1  # the largest id a database column holds (BIGINT)
+ID_MAX = 2 ** 31 - 1  # the largest id the database holds: ids are INTEGER columns (int4 on PostgreSQL)
 
 
 class IdConverter(IntegerConverter):
-    """``<int:...>`` in routes: a non-negative id up to 2^63-1 (a larger one does not match: 404, never a 500)."""
+    """``<int:...>`` in routes: a non-negative id up to 2^31-1 (a larger one does not match: 404, never a 500)."""
 
     def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = ID_MAX,
                  signed: bool = False) -> None:

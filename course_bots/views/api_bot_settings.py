@@ -48,7 +48,7 @@ def read_settings(bot_id: int) -> Response:
 @own_bot
 def write_settings(bot_id: int) -> Response:
     """Change settings (partial update); a changed prompt is saved as a new version."""
-    body = parse_body(SettingsChange).model_dump(exclude_unset=True, exclude_none=True)
+    body = parse_body(SettingsChange).model_dump(exclude_unset=True)
     settings = settings_for_update(bot_id, _language())
     allowed = tuple(e.key for e in backends.catalogue(current_config(), current_session().issuer))
     try:

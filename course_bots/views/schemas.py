@@ -13,8 +13,8 @@ from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.exceptions import BadRequest
 
-ID_MAX = 2 ** 63 - 1  # ids: BIGINT on PostgreSQL; the route converters refuse larger ones
-INT_MAX = 2 ** 31 - 1  # plain INTEGER columns
+INT_MAX = 2 ** 31 - 1  # INTEGER columns (int4 on PostgreSQL), ids included
+ID_MAX = INT_MAX  # as the route converters: a larger id cannot exist
 DAYS_MAX = 36500  # retention: a century is "keep"; 0 means never
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
@@ -64,20 +64,20 @@ class FeedbackBody(RequestBody):
 
 
 class SettingsChange(RequestBody):
-    """``PUT /bots/{bot_id}/settings``: a partial change; only the fields sent are changed."""
+    """``PUT /bots/{bot_id}/settings``: a partial change; only the fields sent are changed (the defaults are unused)."""
 
     error_code: ClassVar[str] = "invalid_setting"
-    name: str | None = Field(default=None, max_length=120)
-    welcome_message: str | None = Field(default=None, max_length=2000)
-    system_prompt: str | None = Field(default=None, max_length=8000)
-    answer_language: Literal["auto", "de", "en"] | None = None
-    teaching_mode: Literal["tutor", "faq", "exam", "custom"] | None = None
-    temperature: float | None = Field(default=None, ge=0, le=1.5)
-    max_answer_tokens: int | None = Field(default=None, ge=64, le=4096)
-    model_key: str | None = Field(default=None, max_length=120)
-    uncovered_behaviour: Literal["refuse", "refuse_suggest_teacher"] | None = None
-    paused: bool | None = None
-    pause_message: str | None = Field(default=None, max_length=1000)
+    name: str = Field(default="", max_length=120)
+    welcome_message: str = Field(default="", max_length=2000)
+    system_prompt: str = Field(default="", max_length=8000)
+    answer_language: Literal["auto", "de", "en"] = "auto"
+    teaching_mode: Literal["tutor", "faq", "exam", "custom"] = "tutor"
+    temperature: float = Field(default=0.2, ge=0, le=1.5)
+    max_answer_tokens: int = Field(default=512, ge=64, le=4096)
+    model_key: str = Field(default="", max_length=120)
+    uncovered_behaviour: Literal["refuse", "refuse_suggest_teacher"] = "refuse"
+    paused: bool = False
+    pause_message: str = Field(default="", max_length=1000)
 
 
 class CopyFrom(RequestBody):

@@ -199,3 +199,26 @@ def test_without_consent_the_chat_refuses(app: Flask, client: FlaskClient) -> No
         headers = bearer(make_session(bot, sub="new-student"))
     response = client.post(f"/api/v1/bots/{bot.id}/chat", headers=headers, json={"question": "hi", "client_id": "a"})
     assert response.status_code == 403 and response.get_json()["error"]["code"] == "consent_required"
+
+
+def test_consent_check_fails_closed_when_the_consent_module_cannot_be_imported(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    with app.app_context():
+        bot = make_bot("course-10")
+        headers = bearer(make_session(bot, sub="new-student"))
+    monkeypatch.setitem(sys.modules, "course_bots.services.consent", None)  # any import of it now fails
+    response = client.post(f"/api/v1/bots/{bot.id}/chat", headers=headers, json={"question": "hi", "client_id": "a"})
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "consent_required"
+
+
+@pytest.mark.parametrize("app", BOTH_DATABASES, indirect=True)
+@pytest.mark.parametrize("body", [{"conversation_id": True}, {"conversation_id": 2 ** 64}, {"conversation_id": "1"},
+                                  {"question": ["hi"]}, {"question": "hi\x00"}, {"client_id": 7}])
+def test_malformed_questions_are_refused_with_400(client: FlaskClient, setup: dict[str, Any],
+                                                  body: dict[str, Any]) -> None:
+    sent = {"question": "What is it?", "client_id": "q-9", **body}
+    response = client.post(f"/api/v1/bots/{setup['bot']}/chat", headers=setup["headers"], json=sent)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] in ("invalid_question", "invalid_client_id", "invalid_conversation")

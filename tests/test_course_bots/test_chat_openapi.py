@@ -24,3 +24,32 @@ def test_openapi_matches_the_routes(app: Flask) -> None:
     assert documented - routes == set(), "docs/openapi.yaml describes routes that do not exist"
     error = spec["components"]["schemas"]["Error"]["properties"]["error"]
     assert error["required"] == ["code", "message"]
+
+
+def _resolve(spec: dict, node: dict) -> dict:
+    ref = node.get("$ref", "")
+    return _resolve(spec, spec["components"]["schemas"][ref.rsplit("/", 1)[1]]) if ref else node
+
+
+def test_openapi_request_bodies_are_the_validated_schemas() -> None:
+    """Every JSON request body the API validates is documented as exactly that schema, and no other is documented."""
+    from course_bots.views.schemas import REQUEST_BODIES, openapi_schema
+
+    spec = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    documented = {(path, method): body["content"]["application/json"]["schema"]
+                  for path, item in spec["paths"].items() for method, operation in item.items()
+                  if isinstance(operation, dict) and "application/json" in (body := operation.get(
+                      "requestBody", {})).get("content", {})}
+    assert set(documented) == set(REQUEST_BODIES)
+    for key, model in REQUEST_BODIES.items():
+        in_docs = openapi_schema_of(_resolve(spec, documented[key]))
+        assert in_docs == openapi_schema(model), f"docs/openapi.yaml's body of {key} differs from {model.__name__}"
+
+
+def openapi_schema_of(schema: dict) -> dict:
+    """The documented schema without prose (titles, descriptions, defaults), as the models are compared."""
+    if isinstance(schema, dict):
+        return {k: openapi_schema_of(v) for k, v in schema.items() if k not in ("title", "default", "description")}
+    if isinstance(schema, list):
+        return [openapi_schema_of(v) for v in schema]  # type: ignore[return-value]
+    return schema

