@@ -114,7 +114,8 @@ class Config:
         "JSON list of regular expressions (e.g. matriculation numbers) scrubbed as `[id]` before storing.",
         _parse_patterns)
     # Course materials (course_bots/services/materials.py, ingest_worker.py, course_index.py).
-    max_upload_mb: int = _setting("COURSEBOTS_MAX_UPLOAD_MB", 50, "Largest uploaded material file, in MB.", int)
+    max_upload_mb: int = _setting("COURSEBOTS_MAX_UPLOAD_MB", 50,
+                                  "Largest uploaded material file, in MB (10^6 bytes).", int)
     max_course_mb: int = _setting("COURSEBOTS_MAX_COURSE_MB", 1024, "Total size of one course's materials, in MB.",
                                   int)
     storage: str = _setting("COURSEBOTS_STORAGE", "instance",

@@ -24,7 +24,7 @@ from retrieval.loaders import sniff
 
 log = logging.getLogger(__name__)
 
-MB = 1024 * 1024
+MB = 1_000_000  # decimal megabytes: the one MB of limits, messages and the README
 
 
 class MaterialError(Exception):
