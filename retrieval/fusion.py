@@ -1,11 +1,15 @@
 """Score fusion of lexical and dense results: per-query normalised, language-aware weighting, RRF as baseline."""
 from __future__ import annotations
 
+import random
+import re
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import numpy.typing as npt
+
+from retrieval.types import Embedder, Vector
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -15,14 +19,18 @@ class FusionConfig:
     """How the two rankings become one; the defaults were chosen on squad_en_dev only (see docs/RETRIEVAL.md)."""
 
     mode: str = "hybrid"  # "hybrid", "bm25" or "dense"
-    method: str = "weighted"  # "weighted" (score level) or "rrf" (rank level)
+    method: str = "weighted"  # "weighted" (score level), "rrf" (rank level) or "wrrf" (RRF with dense_weight)
     dense_weight: float = 0.5  # share of the dense score when the embedder covers the query's language
     foreign_dense_factor: float = 1.0  # dense weight multiplier for languages the embedder lacks (0.5 measured worse)
     candidates: int = 20  # top-N of each component that normalisation and fusion look at
     rrf_k: int = 60
+    rrf_share: float = 0.0  # "weighted" only: this share of the fused score is the (scaled) RRF score
     faq_boost: float = 0.1  # relative boost for teacher-written FAQ chunks
     dense_floor: float = 0.15  # cosine at or below which a passage counts as unrelated (calibration)
     dense_ceiling: float = 0.65  # cosine at or above which a passage counts as clearly related
+    clean_query: bool = True  # drop placeholders, greetings and preamble sentences before searching (query.py)
+    typo_tolerance: bool = True  # an unknown query word matches the known word one edit away (lexical)
+    unknown_word_weight: float = 1.0  # IDF share a word the course never uses takes in the coverage score
 
     def describe(self) -> dict[str, Any]:
         """The settings as plain values for reports."""
@@ -94,13 +102,23 @@ def fuse(bm25: FloatArray, dense: FloatArray, rows: npt.NDArray[np.int64], confi
         return minmax(b) if b.max(initial=0.0) > 0 else b
     if config.mode == "dense":
         return d
-    if config.method == "rrf":
-        rank_b = _ranks(b)
-        rank_d = _ranks(d)
-        return (1.0 / (config.rrf_k + rank_b) + 1.0 / (config.rrf_k + rank_d)).astype(np.float32)
+    if config.method in ("rrf", "wrrf"):
+        weight = dense_weight if config.method == "wrrf" else 0.5
+        return rrf(b, d, config.rrf_k, weight)
     nb = minmax(b) if b.max(initial=0.0) > 0 else np.zeros_like(b)
     nd = minmax(d)
-    return ((1.0 - dense_weight) * nb + dense_weight * nd).astype(np.float32)
+    weighted = ((1.0 - dense_weight) * nb + dense_weight * nd).astype(np.float32)
+    if config.rrf_share <= 0:
+        return weighted
+    # Ranks temper one component's outlier scores, which min-max passes on; scaled so the best possible is 1.
+    ranked = rrf(b, d, config.rrf_k, 0.5) * ((config.rrf_k + 1) / 2.0)
+    return ((1.0 - config.rrf_share) * weighted + config.rrf_share * ranked).astype(np.float32)
+
+
+def rrf(bm25: FloatArray, dense: FloatArray, k: int, dense_weight: float = 0.5) -> FloatArray:
+    """Reciprocal-rank fusion of two score vectors; ``dense_weight`` 0.5 is plain RRF (both ranks count alike)."""
+    weights = 2.0 * (1.0 - dense_weight), 2.0 * dense_weight
+    return (weights[0] / (k + _ranks(bm25)) + weights[1] / (k + _ranks(dense))).astype(np.float32)
 
 
 def _ranks(values: FloatArray) -> FloatArray:
@@ -115,3 +133,53 @@ def calibrate_dense(cosine: float, config: FusionConfig) -> float:
     """Map a cosine similarity onto [0, 1] between "unrelated" and "clearly related"."""
     span = max(config.dense_ceiling - config.dense_floor, 1e-6)
     return float(min(1.0, max(0.0, (cosine - config.dense_floor) / span)))
+
+
+AUTO_FLOOR_QUANTILE = 0.5  # of the best cosine a sentence reaches among other courses' passages
+AUTO_CEILING_QUANTILE = 0.5  # of the cosine between a sentence and the rest of its own passage
+_SENTENCE = re.compile(r"(?<=[^\W\d_]{3}[.!?])\s+")
+
+
+def auto_calibrate(embedder: Embedder, passages: Sequence[str], groups: Sequence[str] | None = None, *,
+                   vectors: Vector | None = None, samples: int = 300, pool: int = 3000, seed: int = 0,
+                   base: FusionConfig | None = None) -> FusionConfig:
+    """Fusion settings for an embedding model without a tuned entry, from unlabelled passages of the installation.
+
+    One sentence is cut out of each sampled passage and asked as a query. Its cosine with the rest of its own
+    passage is what "clearly related" looks like to this model; its best cosine among passages of other
+    groups (other courses; ``groups`` gives each passage's course) is what "unrelated" looks like. The dense
+    floor and ceiling are quantiles of those two distributions (``AUTO_*_QUANTILE``, chosen so the procedure
+    reproduces the tuned values of the two tuned models on squad_en_dev); dense weight and candidates stay the
+    ``base`` defaults. ``vectors`` are the passages' stored vectors (saves embedding the pool again).
+    """
+    base = base or FusionConfig()
+    groups = list(groups) if groups is not None else [str(i) for i in range(len(passages))]
+    rng = random.Random(seed)
+    order = list(range(len(passages)))
+    rng.shuffle(order)
+    queries, rests, owners = [], [], []
+    for i in order:
+        sentences = [s for s in _SENTENCE.split(passages[i]) if 5 <= len(s.split()) <= 40]
+        if len(sentences) < 2:
+            continue
+        cut = sentences[rng.randrange(len(sentences))]
+        queries.append(cut)
+        rests.append(passages[i].replace(cut, " "))
+        owners.append(groups[i])
+        if len(queries) == samples:
+            break
+    pool_rows = order[:pool]
+    if len(queries) < 10 or len(set(groups[i] for i in pool_rows)) < 2:
+        return base  # too little text (or one group only) to measure anything: keep the defaults
+    q = embedder.embed_queries(queries)
+    related = np.sum(q * embedder.embed_passages(rests), axis=1)
+    matrix = vectors[pool_rows] if vectors is not None else embedder.embed_passages([passages[i] for i in pool_rows])
+    cosines = q @ matrix.T
+    same = np.array([[groups[j] == owner for j in pool_rows] for owner in owners], dtype=bool)
+    unrelated = np.where(same, -np.inf, cosines).max(axis=1)
+    unrelated = unrelated[np.isfinite(unrelated)]
+    floor = float(np.quantile(unrelated, AUTO_FLOOR_QUANTILE))
+    ceiling = float(np.quantile(related, AUTO_CEILING_QUANTILE))
+    if ceiling <= floor + 0.02:  # a model that cannot tell them apart: a narrow but valid span above the floor
+        ceiling = floor + 0.02
+    return replace(base, dense_floor=round(floor, 3), dense_ceiling=round(ceiling, 3))

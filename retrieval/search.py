@@ -12,6 +12,7 @@ from retrieval.fusion import (FusionConfig, calibrate_dense, candidate_pool, den
                               top_candidates, tuned_fusion)
 from retrieval.language import detect_language
 from retrieval.lexical import BM25Index
+from retrieval.query import clean_query
 from retrieval.types import Chunk, ChunkKind, Embedder, SearchHit, Vector
 
 log = logging.getLogger(__name__)
@@ -117,9 +118,13 @@ class HybridIndex:
     def _search(self, query: str, k: int) -> list[SearchHit]:
         """Score every chunk per component, fuse the candidates, calibrate, optionally rerank."""
         n = len(self._chunks)
+        config = self.config
+        if config.clean_query:
+            query = clean_query(query)
         if n == 0 or not query.strip():
             return []
-        config = self.config
+        self._lexical.typos = config.typo_tolerance
+        self._lexical.unknown_weight = config.unknown_word_weight
         use_dense = config.mode != "bm25" and self.embedder is not None and self._matrix.size > 0
         use_lexical = config.mode != "dense" or not use_dense
         bm25 = self._lexical.scores(query) if use_lexical else np.zeros(n, dtype=np.float32)
