@@ -105,18 +105,18 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _crash_kind(status: int, cpu: float, max_rss_kb: int, stderr_tail: bytes, limits: SandboxLimits) -> str:
-    """Why the child died, from its exit status, the CPU time and memory it used, and its last words."""
+def _crash_kind(status: int, cpu: float, stderr_tail: bytes, limits: SandboxLimits) -> str:
+    """Why the child died, from its exit status, the CPU time it used, and its last words."""
     if status == EXIT_MEMORY:
         return "memory"
     if status == -signal.SIGXCPU or (status == -signal.SIGKILL and cpu >= limits.max_cpu_seconds):
         return "time"
-    if status == -signal.SIGKILL:  # the kernel's OOM killer
+    # SIGKILL without the CPU limit: the kernel's OOM killer. SIGABRT: C++ code (pdfium) whose allocation failed
+    # under RLIMIT_AS aborts, silently. (ru_maxrss cannot tell: Linux carries the parent's peak across exec.)
+    if status in (-signal.SIGKILL, -signal.SIGABRT):
         return "memory"
     words = stderr_tail.lower()
-    if b"alloc" in words or b"memory" in words or max_rss_kb * 1024 >= limits.max_memory_bytes // 2:
-        return "memory"
-    return "crash"
+    return "memory" if b"bad_alloc" in words or b"out of memory" in words else "crash"
 
 
 def _pump(proc: "subprocess.Popen[bytes]", limits: SandboxLimits, on_ocr_page: OcrProgress | None) -> bool:
@@ -146,8 +146,8 @@ def _pump(proc: "subprocess.Popen[bytes]", limits: SandboxLimits, on_ocr_page: O
                         on_ocr_page(int(parts[1]), int(parts[2]))
 
 
-def _reap(proc: "subprocess.Popen[bytes]", wait_seconds: float = 30.0) -> tuple[int, float, int]:
-    """Wait for the child; returns (exit status as Popen reports it, CPU seconds, peak RSS in KiB)."""
+def _reap(proc: "subprocess.Popen[bytes]", wait_seconds: float = 30.0) -> tuple[int, float]:
+    """Wait for the child; returns (exit status as Popen reports it, CPU seconds)."""
     stop = time.monotonic() + wait_seconds
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -158,7 +158,7 @@ def _reap(proc: "subprocess.Popen[bytes]", wait_seconds: float = 30.0) -> tuple[
             stop = time.monotonic() + wait_seconds
         time.sleep(0.02)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def _result(path: Path, limits: SandboxLimits) -> Document:
@@ -205,13 +205,12 @@ def load_document_isolated(data: bytes, filename: str, media_type: str | None = 
         finally:
             if proc.stdout is not None:
                 proc.stdout.close()
-        status, cpu, max_rss = _reap(proc)
+        status, cpu = _reap(proc)
         _kill_group(proc.pid)  # a tesseract the child left behind
         if answered and status == 0 and result.exists():
             return _result(result, sandbox)
-        kind = "time" if not answered else _crash_kind(status, cpu, max_rss, errors.read_bytes()[-2000:], sandbox)
-        log.warning("the parser child stopped (%s): exit status %s, %.1f s CPU, peak %d MB", kind, status, cpu,
-                    max_rss // 1024)
+        kind = "time" if not answered else _crash_kind(status, cpu, errors.read_bytes()[-2000:], sandbox)
+        log.warning("the parser child stopped (%s): exit status %s, %.1f s CPU", kind, status, cpu)
         raise ParserCrashError(kind, sandbox)
 
 
