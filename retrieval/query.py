@@ -13,6 +13,12 @@ import re
 from retrieval.language import ENGLISH_STOPWORDS, GERMAN_STOPWORDS
 
 PLACEHOLDER = re.compile(r"\[(?:email|e-mail|name|phone|iban|url|id)\]", re.IGNORECASE)
+# "Meine Mail ist [email]", "my phone number is [phone]", "ich heiße [name]": the phrase goes with its placeholder,
+# also when the student did not end the question with a full stop first.
+_CONTACT = re.compile(
+    r"(?:\b(?:meine|my)\s+(?:e-?mail|mail|mailadresse|e-mail-adresse|adresse|address|telefonnummer|handynummer|"
+    r"nummer|phone|phone number|number|name|matrikelnummer|student id)|\bich hei(?:ß|ss)e|\bich bin|\bi am|\bi'm)"
+    r"(?:\s+(?:ist|lautet|is))?\s*:?\s*(?=\[(?:email|e-mail|name|phone|iban|url|id)\])", re.IGNORECASE)
 _GREETING = re.compile(
     r"^\s*(?:hallo|hello|hi|hey|moin|servus|grüß gott|guten (?:morgen|tag|abend)|good (?:morning|afternoon|evening)"
     r"|sehr geehrte[rs]?|liebe[rs]?|dear)(?: (?:prof\.|dr\.|[^\W\d_]{1,30})){0,4}\s*[,!:]\s*", re.IGNORECASE)
@@ -28,7 +34,8 @@ META_WORDS = frozenset((
     "komme weiter trotzdem still stuck leider unfortunately verstehe verstanden understand understood "
     "bitte please helfen help hilfe danke dank vielen thanks thank grüße gruß gruss grüßen regards best cheers "
     "viele beste freundlichen kind schöne nice mail email e adresse address erreichbar reach erreichen kontakt "
-    "contact telefon phone nummer number semester studiere studying student studentin studierende "
+    "contact telefon phone nummer number matrikelnummer matrikel "
+    "semester studiere studying student studentin studierende "
     "habe hatte gerne würde wollte möchte want wanted like would ask fragen stellen fragen nachfragen "
     "anbei bescheid let know wissen schreiben write schreibe writing antwort answer voraus advance "
     "name heiße called ich mein meine my i am i'm is".split()))
@@ -48,10 +55,10 @@ def _is_meta(sentence: str) -> bool:
 
 def clean_query(text: str) -> str:
     """The question without placeholders, an opening greeting and sentences of greeting, preamble or sign-off."""
-    stripped = PLACEHOLDER.sub(" ", text)
+    stripped = PLACEHOLDER.sub(" ", _CONTACT.sub(" ", text))
     sentences = [_GREETING.sub("", s, count=1) if i == 0 else s for i, s in enumerate(_sentences(stripped))]
-    content = [s for s in sentences if s.strip() and not _is_meta(s)]
+    content = [s for s in sentences if _WORD.search(s) and not _is_meta(s)]
     if not content:
         return text
-    cleaned = " ".join(s.strip() for s in content)
-    return re.sub(r"\s+", " ", cleaned).strip() or text
+    cleaned = re.sub(r"\s+", " ", " ".join(s.strip() for s in content))
+    return re.sub(r" (?=[.,;:!?])", "", cleaned).strip(" ,;:") or text

@@ -29,7 +29,9 @@ PAGES = [
     ("Hello, I have a question about the lecture. I read the slides and I am still stuck. What is a CSP?",
      "What is a CSP?"),
     ("Liebe Frau Müller, wann ist die Übung? Viele Grüße, [name]", "wann ist die Übung?"),
-    ("Wer hat [phone] angerufen wegen [id]?", "Wer hat angerufen wegen ?"),
+    ("Wer hat [phone] angerufen wegen [id]?", "Wer hat angerufen wegen?"),
+    ("Ich kann CSP erklären Meine Mail ist [email].", "Ich kann CSP erklären."),
+    ("What is X? My e-mail is [email].", "What is X?"),
 ])
 def test_cleaning_removes_what_students_add_around_a_question(text: str, expected: str) -> None:
     assert clean_query(text) == expected
