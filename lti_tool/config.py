@@ -52,6 +52,14 @@ def _parse_patterns(value: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _parse_rate(value: str) -> str:
+    """A rate such as ``30/minute``; empty means no limit."""
+    from lti_tool.ratelimit import parse_rate
+
+    parse_rate(value)
+    return value.strip()
+
+
 def _setting(env: str, default: Any, doc: str, parse: Callable[[str], Any] = str) -> Any:
     """Declare a dataclass field bound to an environment key."""
     if isinstance(default, (list, dict, set)):
@@ -79,7 +87,12 @@ class Config:
                                   "Folder for the SQLite file, generated secrets and uploaded files.")
     registration_allowed_issuers: tuple[str, ...] = _setting(
         "COURSEBOTS_REGISTRATION_ALLOWED_ISSUERS", (),
-        "Comma-separated platform issuers allowed to use Dynamic Registration; empty allows any.", _parse_list)
+        "Comma-separated platform issuers allowed to use Dynamic Registration; empty allows any issuer on a public "
+        "address. Platforms on private addresses (campus 10.x, localhost) can register only when listed.", _parse_list)
+    lti_rate_limit: str = _setting(
+        "COURSEBOTS_LTI_RATE_LIMIT", "60/minute",
+        "Requests per client address to /lti/login, /lti/relaunch and /lti/register (e.g. `60/minute`; one launch "
+        "makes two login requests); empty turns the limit off. Counted in Redis when `REDIS_URL` is set.", _parse_rate)
     session_token_minutes: int = _setting("COURSEBOTS_SESSION_TOKEN_MINUTES", 30,
                                           "Lifetime of a page's session token; pages renew it while open.", int)
     session_max_hours: int = _setting("COURSEBOTS_SESSION_MAX_HOURS", 12,

@@ -38,6 +38,9 @@ DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_setting
 RESOURCE_LINK = "LtiResourceLinkRequest"
 DEEP_LINKING = "LtiDeepLinkingRequest"
 LOGIN_PARAMS = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "lti_deployment_id", "client_id")
+# Longest accepted login parameters: generous for real platforms, small enough that a login stores little.
+LOGIN_PARAM_MAX = {"iss": 255, "client_id": 255, "lti_deployment_id": 255, "login_hint": 1024,
+                   "target_link_uri": 2048, "lti_message_hint": 4096}
 
 
 class LaunchStateStorage(LaunchDataStorage[Any]):
@@ -114,8 +117,8 @@ def start_login(params: Mapping[str, str] | None = None) -> Response:
     data = dict(params) if params is not None else {k: v for k, v in request.values.items()}
     flask_request = FlaskRequest(request_data=data or {"_": ""})
     issuer, client_id = data.get("iss", ""), data.get("client_id") or None
-    if not issuer or not data.get("login_hint"):
-        return rejection_response(LaunchRejected("login_invalid", issuer))
+    if not login_well_formed(data):
+        return rejection_response(LaunchRejected("login_invalid", issuer if len(issuer) <= 255 else ""))
     platform = find_platform(issuer, client_id)
     if platform is None:
         return rejection_response(LaunchRejected("unknown_platform", issuer))
@@ -150,6 +153,16 @@ def start_login(params: Mapping[str, str] | None = None) -> Response:
     logger.info("login issuer=%s deployment=%s", platform.issuer, data.get("lti_deployment_id", ""))
     response: Response = redirect.do_redirect()
     return response
+
+
+def login_well_formed(data: Mapping[str, str]) -> bool:
+    """Required OIDC parameters present, none overlong, and ``target_link_uri`` on this tool's base URL."""
+    if not all(data.get(key) for key in ("iss", "login_hint", "target_link_uri")):
+        return False
+    if any(len(data.get(key) or "") > limit for key, limit in LOGIN_PARAM_MAX.items()):
+        return False
+    base, target = current_config().base_url, data["target_link_uri"]
+    return target == base or target.startswith(base + "/")
 
 
 def relaunch(state: str) -> Response:

@@ -32,7 +32,10 @@ _ADMIN = " Your LMS administrator needs to fix the tool registration."
 
 REASONS: dict[str, Reason] = {r.code: r for r in (
     # OIDC login (step 1)
-    Reason("login_invalid", 400, "The login request is missing its issuer or login hint." + _RELAUNCH),
+    Reason("login_invalid", 400, "The login request lacks a required parameter, has an overlong one or targets "
+                                 "another tool." + _RELAUNCH),
+    Reason("rate_limited", 429, "Too many requests from your network address. Wait a minute, then open the "
+                                "activity again."),
     Reason("unknown_platform", 403, "This LMS (issuer and client id) is not registered with CourseBots." + _ADMIN),
     # id_token format and algorithm
     Reason("id_token_missing", 400, "The launch did not include an id_token." + _RELAUNCH),
@@ -70,8 +73,8 @@ REASONS: dict[str, Reason] = {r.code: r for r in (
            "This address must be opened by the platform's Dynamic Registration (it needs an "
            "openid_configuration URL)."),
     Reason("registration_issuer_not_allowed", 403,
-           "This platform is not on CourseBots' list of platforms allowed to register. Ask the CourseBots "
-           "administrator to add its issuer to COURSEBOTS_REGISTRATION_ALLOWED_ISSUERS."),
+           "CourseBots may not contact this platform for registration. Ask the CourseBots administrator to add "
+           "its issuer to COURSEBOTS_REGISTRATION_ALLOWED_ISSUERS (needed for platforms on private addresses)."),
     Reason("registration_configuration_unreachable", 502,
            "CourseBots could not fetch the platform's OpenID configuration. Check that the platform is "
            "reachable from the CourseBots server."),

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-from flask import Blueprint, render_template, request
+from flask import Blueprint, Response, render_template, request
 from pylti1p3.dynamic_registration import DynamicRegistration
 from sqlalchemy import select
 
-from lti_tool import security
+from lti_tool import ratelimit, safe_fetch, security
 from lti_tool.config import Config
 from lti_tool.extensions import current_config, db
 from lti_tool.reasons import REASONS
@@ -26,7 +25,6 @@ logger = logging.getLogger(__name__)
 
 registration_bp = Blueprint("lti_registration", __name__, url_prefix="/lti")
 
-HTTP_TIMEOUT = (5.0, 15.0)  # (connect, read) seconds for each server-to-server call
 TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
 PLATFORM_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-platform-configuration"
 CLAIMS = ("iss", "sub", "name", "given_name", "family_name", "email", "locale")
@@ -116,23 +114,49 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
 
 
-def _issuer_allowed(config: Config, issuer: str) -> bool:
-    allowed = config.registration_allowed_issuers
-    return not allowed or issuer.rstrip("/") in allowed
-
-
-def fetch_openid_configuration(config: Config, url: str) -> dict[str, Any]:
-    """Fetch and check a platform's OpenID configuration (raises :class:`RegistrationError`)."""
-    if config.registration_allowed_issuers and not any(
-            url == issuer or url.startswith(issuer + "/") for issuer in config.registration_allowed_issuers):
-        # Refuse before fetching anything: with an allow-list, never contact unlisted hosts.
-        raise RegistrationError("registration_issuer_not_allowed")
+def _same_site(url: str, issuer: str) -> bool:
+    """Whether ``url`` is ``issuer`` or lies under it (scheme, host and port compared parsed, not as text)."""
     try:
-        response = requests.get(url, headers={"Accept": "application/json"}, timeout=HTTP_TIMEOUT)
-        response.raise_for_status()
-    except requests.RequestException as exc:
-        logger.warning("registration: configuration fetch failed (%s)", type(exc).__name__)
+        a, b = urlsplit(url), urlsplit(issuer.rstrip("/"))
+        same = (a.scheme, a.hostname, a.port, a.username, a.password) == (b.scheme, b.hostname, b.port, None, None)
+    except ValueError:
+        return False
+    return same and bool(a.hostname) and (a.path == b.path or a.path.startswith(b.path + "/"))
+
+
+def _listed(config: Config, url: str) -> bool:
+    """Whether ``url`` belongs to an issuer on ``COURSEBOTS_REGISTRATION_ALLOWED_ISSUERS``."""
+    return any(_same_site(url, issuer) for issuer in config.registration_allowed_issuers)
+
+
+def _refuse(reason: str) -> RegistrationError:
+    """One answer for every refused target (allow-list, private address, unresolvable, bad URL): no port scanning.
+
+    Only the server log says why, without the URL's path or query (they may carry tokens).
+    """
+    logger.warning("registration refused: %s", reason)
+    return RegistrationError("registration_issuer_not_allowed")
+
+
+def fetch_openid_configuration(config: Config, url: str,
+                               resolver: safe_fetch.Resolver | None = None) -> dict[str, Any]:
+    """Fetch and check a platform's OpenID configuration (raises :class:`RegistrationError`)."""
+    listed = _listed(config, url)
+    if config.registration_allowed_issuers and not listed:
+        # Refuse before fetching anything: with an allow-list, never contact unlisted hosts.
+        raise _refuse("configuration URL not under an allowed issuer")
+    try:
+        # Only an allow-listed platform may live on a private address (e.g. a campus Moodle on 10.x).
+        response = safe_fetch.fetch("GET", url, allow_private=listed, headers={"Accept": "application/json"},
+                                    resolver=resolver)
+    except safe_fetch.FetchRefused as exc:
+        raise _refuse(f"configuration URL: {exc.reason}") from exc
+    except safe_fetch.FetchFailed as exc:
+        logger.warning("registration: configuration fetch failed (%s)", exc.reason)
         raise RegistrationError("registration_configuration_unreachable") from exc
+    if not response.ok:
+        logger.warning("registration: configuration fetch answered HTTP %s", response.status)
+        raise RegistrationError("registration_configuration_unreachable")
     try:
         openid = response.json()
     except ValueError as exc:
@@ -147,23 +171,27 @@ def fetch_openid_configuration(config: Config, url: str) -> dict[str, Any]:
     # LTI-DR 3.5.1: the configuration URL must live under the issuer (no platform speaking for another).
     if not (url == issuer or url.startswith(issuer.rstrip("/") + "/")):
         raise RegistrationError("registration_configuration_invalid")
-    if not _issuer_allowed(config, issuer):
-        raise RegistrationError("registration_issuer_not_allowed")
+    if config.registration_allowed_issuers and issuer.rstrip("/") not in config.registration_allowed_issuers:
+        raise _refuse("issuer not allowed")
     return openid
 
 
-def post_registration(endpoint: str, token: str, payload: dict[str, Any]) -> dict[str, Any]:
+def post_registration(endpoint: str, token: str, payload: dict[str, Any], allow_private: bool = False,
+                      resolver: safe_fetch.Resolver | None = None) -> dict[str, Any]:
     """POST the client registration with the bearer token; return the platform's answer."""
     headers = {"Accept": "application/json"}
     if token:  # optional in LTI-DR; Moodle always sends one
         headers["Authorization"] = f"Bearer {token}"
     try:
-        response = requests.post(endpoint, json=payload, headers=headers, timeout=HTTP_TIMEOUT)
-    except requests.RequestException as exc:
-        logger.warning("registration: endpoint unreachable (%s)", type(exc).__name__)
+        response = safe_fetch.fetch("POST", endpoint, allow_private=allow_private, headers=headers,
+                                    json_body=payload, resolver=resolver)
+    except safe_fetch.FetchRefused as exc:
+        raise _refuse(f"registration endpoint: {exc.reason}") from exc
+    except safe_fetch.FetchFailed as exc:
+        logger.warning("registration: endpoint unreachable (%s)", exc.reason)
         raise RegistrationError("registration_endpoint_unreachable") from exc
     if not response.ok:
-        logger.warning("registration: platform refused with HTTP %s", response.status_code)
+        logger.warning("registration: platform refused with HTTP %s", response.status)
         raise RegistrationError("registration_rejected")
     try:
         answer = response.json()
@@ -208,9 +236,13 @@ def store_registration(openid: dict[str, Any], answer: dict[str, Any]) -> Regist
 
 def register(config: Config, openid_configuration_url: str, registration_token: str) -> RegistrationResult:
     """Run the whole registration against a platform; commits on success."""
-    openid = fetch_openid_configuration(config, openid_configuration_url)
+    resolver = safe_fetch.Resolver()  # one DNS answer per host for the whole registration
+    openid = fetch_openid_configuration(config, openid_configuration_url, resolver)
     payload = CourseBotsRegistration(config).lti_registration_data()
-    answer = post_registration(openid["registration_endpoint"], registration_token, payload)
+    # The endpoint comes from the configuration: as trusted as the issuer (private only when allow-listed).
+    trusted = _listed(config, openid["issuer"])
+    answer = post_registration(openid["registration_endpoint"], registration_token, payload, allow_private=trusted,
+                               resolver=resolver)
     try:
         result = store_registration(openid, answer)
         db.session.commit()
@@ -224,8 +256,11 @@ def register(config: Config, openid_configuration_url: str, registration_token: 
 
 
 @registration_bp.get("/register")
-def register_view() -> tuple[str, int]:
+def register_view() -> tuple[str, int] | Response:
     """Dynamic Registration initiation URL: register with the platform that framed us, then close the frame."""
+    limited = ratelimit.check("register")
+    if limited is not None:
+        return limited
     config = current_config()
     openid_url = request.args.get("openid_configuration", "").strip()
     token = request.args.get("registration_token", "")

@@ -10,19 +10,19 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import requests
 from pylti1p3.deployment import Deployment as LtiDeployment
 from pylti1p3.registration import Registration
 from pylti1p3.tool_config import ToolConfAbstract
 from sqlalchemy import select
 
+from lti_tool import safe_fetch
 from lti_tool.extensions import current_config, db, utcnow
 from lti_tool.models import Deployment, Platform
 from lti_tool.reasons import LaunchRejected
 
 logger = logging.getLogger(__name__)
 
-JWKS_TIMEOUT_SECONDS = 5
+JWKS_READ_SECONDS = 5.0  # a launch waits for this at most once per key rotation
 
 
 def find_platform(issuer: str, client_id: str | None) -> Platform | None:
@@ -53,12 +53,21 @@ def find_deployment(platform: Platform, deployment_id: str) -> Deployment | None
         Deployment.platform_id == platform.id, Deployment.deployment_id == deployment_id)).first()
 
 
+def _may_be_private(platform: Platform) -> bool:
+    """An administrator's manual registration is trusted anywhere; a dynamic one only when its issuer is listed."""
+    config = current_config()
+    return platform.registered_via != "dynamic" or platform.issuer.rstrip("/") in config.registration_allowed_issuers
+
+
 def _fetch_key_set(platform: Platform) -> dict[str, Any]:
     try:
-        response = requests.get(platform.key_set_url, timeout=JWKS_TIMEOUT_SECONDS)
-        response.raise_for_status()
+        # Its URL came from the platform's own configuration in a Dynamic Registration: no SSRF through it.
+        response = safe_fetch.fetch("GET", platform.key_set_url, allow_private=_may_be_private(platform),
+                                    headers={"Accept": "application/json"}, read_seconds=JWKS_READ_SECONDS)
+        if not response.ok:
+            raise safe_fetch.FetchFailed(f"HTTP {response.status}")
         key_set = response.json()
-    except (requests.RequestException, ValueError) as exc:
+    except (safe_fetch.FetchRefused, safe_fetch.FetchFailed, ValueError) as exc:
         logger.warning("platform JWKS unreachable issuer=%s (%s)", platform.issuer, type(exc).__name__)
         raise LaunchRejected("jwks_unreachable", platform.issuer) from exc
     if not isinstance(key_set, dict) or not isinstance(key_set.get("keys"), list):

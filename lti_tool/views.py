@@ -5,7 +5,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, make_response, render_template, request
 
-from lti_tool import deep_linking, launch
+from lti_tool import deep_linking, launch, ratelimit
 from lti_tool.context import LaunchContext, Role
 from lti_tool.health import LAUNCHES
 from lti_tool.keys import jwks as tool_jwks
@@ -18,13 +18,13 @@ logger = logging.getLogger(__name__)
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response:
     """OIDC third-party-initiated login (Moodle POSTs it; other platforms GET it)."""
-    return launch.start_login()
+    return ratelimit.check("login") or launch.start_login()
 
 
 @bp.post("/relaunch")
 def relaunch() -> Response:
     """Restart, in a new top-level window, a login whose launch lost its state cookie."""
-    return launch.relaunch(request.form.get("state", ""))
+    return ratelimit.check("login") or launch.relaunch(request.form.get("state", ""))
 
 
 @bp.post("/launch")

@@ -140,8 +140,11 @@ def tool_server(_sockets: dict[str, tuple[BaseWSGIServer, str]], platform_server
 
     server, base_url = _sockets["tool"]
     folder = tmp_path_factory.mktemp("browser-tool")
+    # The fake platform lives on 127.0.0.1: Dynamic Registration needs it allow-listed (like a campus Moodle on
+    # 10.x); every browser shares 127.0.0.1, so the per-address login limit is off for this harness.
     config = Config(base_url=base_url, secret_key="browser-secret-key-" + "x" * 32,
                     pseudonym_key="browser-pseudonym-key-" + "y" * 32, testing=True,
+                    registration_allowed_issuers=(platform_server.app.extensions["state"].issuer,), lti_rate_limit="",
                     database_url=f"sqlite:///{folder / 'tool.sqlite3'}",
                     instance_path=str(folder / "instance")).resolved(str(folder / "instance"))
     app = create_app(config)

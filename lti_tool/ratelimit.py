@@ -1,0 +1,140 @@
+"""Per-client-address rate limit of the anonymous LTI entry points (login, relaunch, registration).
+
+Issuer and client id are public, so the key is the client address as ProxyFix (``COURSEBOTS_PROXY_HOPS``) sees it;
+IPv6 clients are counted per /64, since one host usually holds a whole /64. Fixed windows: counters live in the
+process (one limit per worker) or, with ``COURSEBOTS_REDIS_URL``, in Redis (one limit for all workers). When Redis
+is unreachable the limit is not enforced rather than refusing every launch.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from flask import Flask, Response, current_app, request
+
+logger = logging.getLogger(__name__)
+
+EXTENSION = "coursebots.rate_limiter"
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most ``count`` requests per ``seconds`` from one client address."""
+
+    count: int
+    seconds: int
+
+
+def parse_rate(text: str) -> Rate | None:
+    """``"30/minute"`` (or ``"30 per minute"``; second, minute, hour, day) -> Rate; empty or ``0/...``: no limit."""
+    if not text.strip():
+        return None
+    match = _RATE.match(text)
+    if match is None:
+        raise ValueError(f"expected e.g. '30/minute', got {text!r}")
+    count = int(match.group(1))
+    return Rate(count, _UNITS[match.group(2).lower()]) if count > 0 else None
+
+
+class MemoryCounters:
+    """Fixed-window counters inside this process; a new window drops the old one's counters."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._window = -1
+        self._counts: dict[str, int] = {}
+
+    def incr(self, key: str, window: int, seconds: int) -> int:
+        """Count one request for ``key`` in ``window``; return the count so far."""
+        with self._lock:
+            if window != self._window:
+                self._window, self._counts = window, {}
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return self._counts[key]
+
+
+class RedisCounters:
+    """Fixed-window counters in Redis, shared by every worker; each key expires with its window."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._client: Any = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+    def incr(self, key: str, window: int, seconds: int) -> int:
+        """Count one request for ``key`` in ``window``; return the count so far."""
+        name = f"coursebots:ratelimit:{window}:{key}"
+        pipe = self._client.pipeline()
+        pipe.incr(name)
+        pipe.expire(name, seconds + 1)
+        count, _ = pipe.execute()
+        return int(count)
+
+
+class RateLimiter:
+    """One rate, counted per (scope, client address)."""
+
+    def __init__(self, rate: Rate, counters: MemoryCounters | RedisCounters,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.rate = rate
+        self.counters = counters
+        self.clock = clock
+
+    def hit(self, scope: str, address: str) -> int | None:
+        """Count a request; None when allowed, else the seconds until the window ends (for ``Retry-After``)."""
+        now = self.clock()
+        window = int(now // self.rate.seconds)
+        try:
+            count = self.counters.incr(f"{scope}:{client_key(address)}", window, self.rate.seconds)
+        except Exception as exc:  # Redis down: let launches through rather than refuse every one
+            logger.warning("rate limit not enforced: counter store unavailable (%s)", type(exc).__name__)
+            return None
+        if count <= self.rate.count:
+            return None
+        return max(1, int((window + 1) * self.rate.seconds - now + 0.999))
+
+
+def client_key(address: str) -> str:
+    """The counted unit of a client address: the address itself, or its /64 for IPv6."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address or "unknown"
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's limiter from ``COURSEBOTS_LTI_RATE_LIMIT`` (Redis counters when Redis is configured)."""
+    config = app.extensions["coursebots.config"]
+    rate = parse_rate(config.lti_rate_limit)
+    if rate is None:
+        app.extensions[EXTENSION] = None
+        return
+    counters = RedisCounters(config.redis_url) if config.redis_url else MemoryCounters()
+    app.extensions[EXTENSION] = RateLimiter(rate, counters)
+
+
+def check(scope: str) -> Response | None:
+    """None when this request is within the limit, else the iframe-safe 429 page to answer with."""
+    limiter: RateLimiter | None = current_app.extensions.get(EXTENSION)
+    if limiter is None:
+        return None
+    retry_after = limiter.hit(scope, request.remote_addr or "")
+    if retry_after is None:
+        return None
+    from lti_tool.reasons import LaunchRejected, rejection_response
+
+    response = rejection_response(LaunchRejected("rate_limited"))
+    response.headers["Retry-After"] = str(retry_after)
+    return response
