@@ -208,7 +208,10 @@ def test_consent_check_fails_closed_when_the_consent_module_cannot_be_imported(
     with app.app_context():
         bot = make_bot("course-10")
         headers = bearer(make_session(bot, sub="new-student"))
+    import course_bots.services
+
     monkeypatch.setitem(sys.modules, "course_bots.services.consent", None)  # any import of it now fails
+    monkeypatch.delattr(course_bots.services, "consent")
     response = client.post(f"/api/v1/bots/{bot.id}/chat", headers=headers, json={"question": "hi", "client_id": "a"})
     assert response.status_code == 403 and response.get_json()["error"]["code"] == "consent_required"
 

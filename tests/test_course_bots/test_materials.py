@@ -215,7 +215,7 @@ def test_upload_limits_and_types(mapp: Flask, make_app) -> None:
         with pytest.raises(svc.MaterialError) as big:
             svc.upload_material(1, "big.txt", b"word " * 300_000)
         assert big.value.code == "too_large" and "limit is 1 MB" in big.value.message
-        svc.upload_material(1, "a.txt", b"alpha " * 170_000)
+        svc.upload_material(1, "a.txt", b"alpha " * 160_000)  # 960,000 bytes: under 1 MB (10^6 bytes)
         svc.upload_material(1, "b.txt", b"beta " * 200_000)
         with pytest.raises(svc.MaterialError) as quota:
             svc.upload_material(1, "c.txt", b"gamma " * 150_000)
