@@ -35,8 +35,10 @@ def _parse_list(value: str) -> tuple[str, ...]:
 
 
 def _parse_patterns(value: str) -> tuple[str, ...]:
-    """A JSON list of regular expressions (or one bare expression); each must compile."""
-    import re
+    """A JSON list of regular expressions (or one bare expression); each must compile on RE2."""
+    # Scrubbing runs them on RE2, which matches in time linear in the text. What RE2 refuses (lookarounds,
+    # backreferences) is what can make a backtracking engine take exponential time on one question.
+    import re2
 
     text = value.strip()
     if not text:
@@ -44,11 +46,15 @@ def _parse_patterns(value: str) -> tuple[str, ...]:
     items = json.loads(text) if text.startswith("[") else [text]
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise ValueError("expected a JSON list of regular expressions")
+    options = re2.Options()
+    options.log_errors = False
     for item in items:
         try:
-            re.compile(item)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {item!r}: {exc}") from exc
+            re2.compile(item, options)
+        except re2.error as exc:
+            reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise ValueError(f"refused regular expression {item!r} (RE2 says: {reason}); patterns run on RE2, in "
+                             "linear time: no lookarounds or backreferences; \\d, \\w and \\b are ASCII-only") from exc
     return tuple(items)
 
 

@@ -6,10 +6,11 @@ import re
 from retrieval.loaders.cleanup import normalise_text
 from retrieval.types import Section
 
-_ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+# Closing hashes and spaces are stripped in code: three optional runs in a row would backtrack cubically.
+_ATX = re.compile(r"^(#{1,6})\s+(.*)")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
 _FENCE = re.compile(r"^\s*(```+|~~~+)")
-_FRONT_MATTER_TITLE = re.compile(r"^title:\s*[\"']?(.*?)[\"']?\s*$", re.MULTILINE)
+_FRONT_MATTER_TITLE = re.compile(r"^title:\s*(.*)$", re.MULTILINE)  # quotes stripped in code (linear)
 _ATTRS = re.compile(r"\s*\{(?:[#.][^}]*|\w+=[^}]*)\}")
 _IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
@@ -57,7 +58,13 @@ def split_front_matter(text: str) -> tuple[str, str | None]:
     block = text[3:end]
     match = _FRONT_MATTER_TITLE.search(block)
     body = text[end + 4:].split("\n", 1)
-    return (body[1] if len(body) > 1 else ""), (match.group(1).strip() if match else None)
+    return (body[1] if len(body) > 1 else ""), (_unquoted(match.group(1)) if match else None)
+
+
+def _unquoted(value: str) -> str:
+    value = value.rstrip()
+    value = value[1:] if value[:1] in ("'", '"') else value
+    return (value[:-1] if value[-1:] in ("'", '"') else value).strip()
 
 
 def load_markdown_sections(text: str) -> tuple[list[Section], str | None]:
@@ -95,7 +102,7 @@ def load_markdown_sections(text: str) -> tuple[list[Section], str | None]:
             continue
         match = None if in_fence else _ATX.match(line)
         if match:
-            open_heading(len(match.group(1)), match.group(2))
+            open_heading(len(match.group(1)), match.group(2).rstrip().rstrip("#").rstrip())
             continue
         setext = None if in_fence else _SETEXT.match(line)
         if setext and buffer and buffer[-1].strip() and not _LIST_MARK.match(buffer[-1]):
