@@ -30,7 +30,7 @@ MIN_COMPOUND = 8  # shortest token tried as a compound
 MIN_PART = 4  # shortest part of a compound
 _LINKS = ("s", "es", "n", "en", "e")  # German linking elements (Fugenelemente) between compound parts
 MIN_TYPO_LENGTH = 5  # shorter unknown words are not matched to a known word one edit away
-_ALPHABET = "abcdefghijklmnopqrstuvwxyzäöüß"
+_VOWELS = "aeiouyäöü"
 
 
 @lru_cache(maxsize=8)
@@ -143,20 +143,24 @@ class Decompounder:
 def near_known_word(word: str, language: str, document_frequency: Mapping[str, int]) -> str | None:
     """The most frequent known stem one edit away from an unknown word (deletion, insertion, substitution, swap).
 
-    A typo changes how a word stems, so the edits are made to the word as written and each is stemmed. Only
-    words of at least ``MIN_TYPO_LENGTH`` letters in a stemmed language; None when the word is known or no
-    known stem is that close.
+    A typo changes how a word stems, so the edits are made to the word as written and each is stemmed. Letters
+    inserted or substituted are the word's own and the vowels (doubled and missing letters, wrong vowels: most
+    typos), which keeps the candidates few. Only words of at least ``MIN_TYPO_LENGTH`` letters in a stemmed
+    language; None when the word is known or no known stem is that close.
     """
     if len(word) < MIN_TYPO_LENGTH or not word.isalpha() or language not in STEMMED_LANGUAGES:
         return None
     stemmer = _stemmer(language)
-    if stemmer.stemWord(word if language == "de" else word.translate(_UMLAUTS)) in document_frequency:
+    if language != "de":
+        word = word.translate(_UMLAUTS)
+    if stemmer.stemWord(word) in document_frequency:
         return None
+    letters = set(word) | set(_VOWELS if language == "de" else _VOWELS[:5])
     splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
     candidates = {a + b[1:] for a, b in splits if b}
     candidates |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
-    candidates |= {a + c + b[1:] for a, b in splits if b for c in _ALPHABET}
-    candidates |= {a + c + b for a, b in splits for c in _ALPHABET}
-    words = [c if language == "de" else c.translate(_UMLAUTS) for c in candidates if len(c) >= MIN_TYPO_LENGTH]
+    candidates |= {a + c + b[1:] for a, b in splits if b for c in letters}
+    candidates |= {a + c + b for a, b in splits for c in letters}
+    words = [c for c in candidates if len(c) >= MIN_TYPO_LENGTH and c != word]
     known = [(document_frequency[s], s) for s in stemmer.stemWords(words) if s in document_frequency]
     return max(known)[1] if known else None

@@ -140,19 +140,10 @@ AUTO_CEILING_QUANTILE = 0.5  # of the cosine between a sentence and the rest of 
 _SENTENCE = re.compile(r"(?<=[^\W\d_]{3}[.!?])\s+")
 
 
-def auto_calibrate(embedder: Embedder, passages: Sequence[str], groups: Sequence[str] | None = None, *,
-                   vectors: Vector | None = None, samples: int = 300, pool: int = 3000, seed: int = 0,
-                   base: FusionConfig | None = None) -> FusionConfig:
-    """Fusion settings for an embedding model without a tuned entry, from unlabelled passages of the installation.
-
-    One sentence is cut out of each sampled passage and asked as a query. Its cosine with the rest of its own
-    passage is what "clearly related" looks like to this model; its best cosine among passages of other
-    groups (other courses; ``groups`` gives each passage's course) is what "unrelated" looks like. The dense
-    floor and ceiling are quantiles of those two distributions (``AUTO_*_QUANTILE``, chosen so the procedure
-    reproduces the tuned values of the two tuned models on squad_en_dev); dense weight and candidates stay the
-    ``base`` defaults. ``vectors`` are the passages' stored vectors (saves embedding the pool again).
-    """
-    base = base or FusionConfig()
+def calibration_samples(embedder: Embedder, passages: Sequence[str], groups: Sequence[str] | None = None, *,
+                        vectors: Vector | None = None, samples: int = 300, pool: int = 3000,
+                        seed: int = 0) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """(related, unrelated) cosines from unlabelled passages: see ``auto_calibrate``; empty when too little text."""
     groups = list(groups) if groups is not None else [str(i) for i in range(len(passages))]
     rng = random.Random(seed)
     order = list(range(len(passages)))
@@ -169,17 +160,35 @@ def auto_calibrate(embedder: Embedder, passages: Sequence[str], groups: Sequence
         if len(queries) == samples:
             break
     pool_rows = order[:pool]
+    empty = np.zeros(0, dtype=np.float32)
     if len(queries) < 10 or len(set(groups[i] for i in pool_rows)) < 2:
-        return base  # too little text (or one group only) to measure anything: keep the defaults
+        return empty, empty
     q = embedder.embed_queries(queries)
     related = np.sum(q * embedder.embed_passages(rests), axis=1)
     matrix = vectors[pool_rows] if vectors is not None else embedder.embed_passages([passages[i] for i in pool_rows])
-    cosines = q @ matrix.T
     same = np.array([[groups[j] == owner for j in pool_rows] for owner in owners], dtype=bool)
-    unrelated = np.where(same, -np.inf, cosines).max(axis=1)
-    unrelated = unrelated[np.isfinite(unrelated)]
+    unrelated = np.where(same, -np.inf, q @ matrix.T).max(axis=1)
+    return related.astype(np.float32), unrelated[np.isfinite(unrelated)].astype(np.float32)
+
+
+def auto_calibrate(embedder: Embedder, passages: Sequence[str], groups: Sequence[str] | None = None, *,
+                   vectors: Vector | None = None, samples: int = 300, pool: int = 3000, seed: int = 0,
+                   base: FusionConfig | None = None) -> FusionConfig:
+    """Fusion settings for an embedding model without a tuned entry, from unlabelled passages of the installation.
+
+    One sentence is cut out of each sampled passage and asked as a query. Its cosine with the rest of its own
+    passage is what "clearly related" looks like to this model; its best cosine among passages of other
+    groups (other courses; ``groups`` gives each passage's course) is what "unrelated" looks like. The dense
+    floor and ceiling are quantiles of those two distributions (``AUTO_*_QUANTILE``, chosen so the procedure
+    reproduces the tuned values of the two tuned models on squad_en_dev); dense weight and candidates stay the
+    ``base`` defaults. ``vectors`` are the passages' stored vectors (saves embedding the pool again). With too
+    little text (fewer than 10 passages of two sentences, or one group only) ``base`` is returned unchanged.
+    """
+    base = base or FusionConfig()
+    related, unrelated = calibration_samples(embedder, passages, groups, vectors=vectors, samples=samples,
+                                             pool=pool, seed=seed)
+    if not related.size or not unrelated.size:
+        return base
     floor = float(np.quantile(unrelated, AUTO_FLOOR_QUANTILE))
-    ceiling = float(np.quantile(related, AUTO_CEILING_QUANTILE))
-    if ceiling <= floor + 0.02:  # a model that cannot tell them apart: a narrow but valid span above the floor
-        ceiling = floor + 0.02
+    ceiling = max(float(np.quantile(related, AUTO_CEILING_QUANTILE)), floor + 0.02)  # never an empty span
     return replace(base, dense_floor=round(floor, 3), dense_ceiling=round(ceiling, 3))
