@@ -274,7 +274,7 @@ class Scrubber:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates (from JSON) cannot be handed to RE2
-            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         text = _replace_urls(text)
         text = _sub(_EMAIL_RE, text, lambda _found: EMAIL)
         for pattern in _compiled(self.extra_patterns):

@@ -103,14 +103,12 @@ def test_labels_and_threshold() -> None:
     assert not logs_open(4, 5) and logs_open(5, 5) and logs_open(1, 0)
 
 
-@pytest.mark.parametrize("blob", ["a" * 20000, "QWxhZGRpbjpvcGVuIHNlc2FtZQ" * 800, "a." * 10000, "1" * 20000,
-                                  "https://x.example/" + "a1" * 10000])
-def test_long_pasted_text_scrubs_in_linear_time(blob: str) -> None:
-    import time
-
-    started = time.perf_counter()
-    scrub(blob + " anna@uni.example", NAMES)
-    assert time.perf_counter() - started < 2.0
+def test_neighbours_share_boundaries_and_odd_input_is_safe() -> None:
+    # Long pasted text and its cost: tests/test_course_bots/test_scrub_cost.py (by input scaling).
+    assert scrub("+49 151 2345678 +49 30 1234567") == "[phone] [phone]"
+    assert scrub("a" * 70 + "@uni.example") == "[email]"  # longer than an address may be: scrubbed whole
+    assert scrub("Ruf 0151 23456789 \ud800") == "Ruf [phone] \ufffd"  # a lone surrogate from JSON
+    assert scrub("Müller0151 23456789", NAMES) == "[name]0151 23456789"  # a digit is no boundary for a phone
 
 
 def test_names_in_scripts_without_spaces_and_other_alphabets() -> None:
