@@ -12,13 +12,14 @@ import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterable, TypeVar, cast
+from typing import Any, Callable, Iterable, TypeVar, Union, cast
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Response, g, jsonify, request
 
+from lti_tool.config import Config
 from lti_tool.extensions import current_config
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -236,5 +237,22 @@ def require_session(teacher: bool = False, administrator: bool = False) -> Calla
             return view(*args, **kwargs)
 
         return cast(F, wrapped)
+
+    return decorator
+
+
+# Request-body limits: a view declares its own with ``max_body``; lti_tool.security refuses larger bodies unread.
+Limit = Union[int, Callable[[Config], int]]
+JSON_BODY_BYTES = 64 * 1024  # a question (4,000 characters), consent, feedback, codes: every small JSON body
+TEXT_BODY_BYTES = 256 * 1024  # a teacher's texts: settings (8,000-character prompt) and FAQ (20,000-character answer)
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def max_body(limit: Limit, message: str | Callable[[Config], str] | None = None) -> Callable[[_View], _View]:
+    """Declare the most bytes a route's request body may have (an int, or computed from the configuration)."""
+    def decorator(view: _View) -> _View:
+        view.max_body_bytes = limit  # type: ignore[attr-defined]
+        view.max_body_message = message  # type: ignore[attr-defined]
+        return view
 
     return decorator

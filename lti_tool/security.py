@@ -3,20 +3,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any, Callable, TypeVar, Union
 
 from flask import Flask, Response, g, request
 from sqlalchemy import select
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from lti_tool.config import Config
+from lti_tool.context import JSON_BODY_BYTES, Limit
 from lti_tool.extensions import current_config, db
 
-F = TypeVar("F", bound=Callable[..., Any])
-Limit = Union[int, Callable[[Config], int]]
 
-JSON_BODY_BYTES = 64 * 1024  # a question (4,000 characters), consent, feedback, codes: every small JSON body
-TEXT_BODY_BYTES = 256 * 1024  # a teacher's texts: settings (8,000-character prompt) and FAQ (20,000-character answer)
 LTI_FORM_BYTES = 256 * 1024  # the platform's form posts (a signed id_token with its claims)
 
 _CACHE_SECONDS = 30.0
@@ -51,16 +46,6 @@ def csp_nonce() -> str:
     if "csp_nonce" not in g:
         g.csp_nonce = secrets.token_urlsafe(16)
     return str(g.csp_nonce)
-
-
-def max_body(limit: Limit, message: str | Callable[[Config], str] | None = None) -> Callable[[F], F]:
-    """Declare the most bytes a route's request body may have (an int, or computed from the configuration)."""
-    def decorator(view: F) -> F:
-        view.max_body_bytes = limit  # type: ignore[attr-defined]
-        view.max_body_message = message  # type: ignore[attr-defined]
-        return view
-
-    return decorator
 
 
 def body_limit(app: Flask, endpoint: str | None) -> tuple[int, str | None]:

@@ -170,6 +170,17 @@ def _growing_layer_class() -> Any:
 _GROWING: list[Any] = []  # the GrowingLayer class, made on first use so that importing stays free of torch
 
 
+def cache_argument(model: Any) -> str:
+    """The name under which the model's forward takes its KV cache: ``cache`` in newer transformers.
+
+    transformers 5.x renamed ``past_key_values`` to ``cache`` and warns on every call with the old name (removed in
+    5.40); older releases know only ``past_key_values``.
+    """
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class KVBatch:
     """The running batch: one left-padded KV cache shared by every active sequence, and its padding mask."""
 
@@ -177,6 +188,7 @@ class KVBatch:
         if not _GROWING:
             _GROWING.append(_growing_layer_class())
         self.model = model
+        self._cache_arg = cache_argument(model)
         self.cache: Any = None
         self.mask: Any = None  # [rows, length] of 0/1: 0 marks left padding
 
@@ -201,8 +213,8 @@ class KVBatch:
         cache = DynamicCache(config=self.model.config)
         cache.layers = [_GROWING[0]() for _ in cache.layers] if _GROWING else cache.layers
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                         use_cache=True, logits_to_keep=1)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                         logits_to_keep=1, **{self._cache_arg: cache})
         self._merge(cache, mask)
         return out.logits[:, -1, :]
 
@@ -214,7 +226,7 @@ class KVBatch:
         positions = self.mask.sum(-1, keepdim=True)  # real tokens so far = position of the fed token
         self.mask = torch.cat([self.mask, ones], dim=-1)
         out = self.model(input_ids=next_tokens.view(-1, 1), attention_mask=self.mask, position_ids=positions,
-                         past_key_values=self.cache, use_cache=True)
+                         use_cache=True, **{self._cache_arg: self.cache})
         return out.logits[:, -1, :]
 
     def keep(self, rows: Sequence[int]) -> None:

@@ -15,9 +15,9 @@ from course_bots.services.bot_settings import (SettingsError, copy_settings, get
 from course_bots.storage import StorageError, current_storage
 from course_bots.views.api_chat import own_bot
 from course_bots.views.schemas import CopyFrom, DeleteBot, SettingsChange, parse_body
-from lti_tool.context import api_error, current_session, issue_token, require_session
+from lti_tool.context import (
+    JSON_BODY_BYTES, TEXT_BODY_BYTES, api_error, current_session, issue_token, max_body, require_session)
 from lti_tool.extensions import current_config, db
-from lti_tool.security import JSON_BODY_BYTES, TEXT_BODY_BYTES, max_body
 
 logger = logging.getLogger(__name__)
 

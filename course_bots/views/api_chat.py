@@ -14,9 +14,8 @@ from course_bots.render import render_markdown
 from course_bots.services import chat, consent, conversations, material_links, materials, quota
 from course_bots.services.conversations import ConversationError
 from course_bots.views.schemas import ChatQuestion, FeedbackBody, parse_body
-from lti_tool.context import SessionToken, api_error, current_session, require_session
+from lti_tool.context import JSON_BODY_BYTES, SessionToken, api_error, current_session, max_body, require_session
 from lti_tool.extensions import db
-from lti_tool.security import JSON_BODY_BYTES, max_body
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ from course_bots.services.material_links import LINK_SECONDS, check_signature, m
 from course_bots.storage import StorageError, current_storage
 from course_bots.views.schemas import FaqBody, MaterialChange, parse_body, query_int
 from lti_tool.config import Config
-from lti_tool.context import api_error, current_session, require_session
+from lti_tool.context import JSON_BODY_BYTES, TEXT_BODY_BYTES, api_error, current_session, max_body, require_session
 from lti_tool.extensions import current_config, db
-from lti_tool.security import JSON_BODY_BYTES, TEXT_BODY_BYTES, max_body
 from retrieval.errors import FileTooLargeError
 
 bp = Blueprint("api_materials", __name__, url_prefix="/api/v1/bots/<int:bot_id>")

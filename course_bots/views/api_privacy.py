@@ -19,9 +19,8 @@ from course_bots.services import consent, privacy_ops, teacher_logs, usage
 from course_bots.services import conversations as conv
 from course_bots.views.schemas import INT_MAX, ConsentAnswer, InvalidRequest, RetentionBody, parse_body, query_choice, \
     query_int
-from lti_tool.context import Role, api_error, current_session, require_session
+from lti_tool.context import JSON_BODY_BYTES, Role, api_error, current_session, max_body, require_session
 from lti_tool.extensions import db
-from lti_tool.security import JSON_BODY_BYTES, max_body
 
 bp = Blueprint("api_privacy", __name__, url_prefix="/api/v1")
 
