@@ -40,7 +40,7 @@ class FusionConfig:
 # Fusion and calibration differ per embedding model (a stronger model earns more weight; cosine scales differ:
 # e5's unrelated passages still score about 0.77). Chosen on squad_en_dev only with bench/retrieval/tune_fusion.py
 # (weight, candidates) and calibration.py (floor, ceiling); keyed by the model's name without path or engine.
-TUNED: dict[str, dict[str, float]] = {
+TUNED: dict[str, dict[str, Any]] = {
     "all-MiniLM-L6-v2": {"dense_weight": 0.5, "candidates": 20, "dense_floor": 0.15, "dense_ceiling": 0.65},
     "multilingual-e5-small": {"dense_weight": 0.6, "candidates": 50, "dense_floor": 0.77, "dense_ceiling": 0.88},
 }
@@ -57,8 +57,7 @@ def tuned_fusion(model_id: str | None, base: FusionConfig | None = None) -> Fusi
     tuned = TUNED.get(model_key(model_id))
     if not tuned:
         return base
-    return replace(base, dense_weight=float(tuned["dense_weight"]), candidates=int(tuned["candidates"]),
-                   dense_floor=float(tuned["dense_floor"]), dense_ceiling=float(tuned["dense_ceiling"]))
+    return replace(base, **tuned)
 
 
 def candidate_pool(config: FusionConfig, k: int, fused: bool) -> int:
@@ -135,8 +134,8 @@ def calibrate_dense(cosine: float, config: FusionConfig) -> float:
     return float(min(1.0, max(0.0, (cosine - config.dense_floor) / span)))
 
 
-AUTO_FLOOR_QUANTILE = 0.5  # of the best cosine a sentence reaches among other courses' passages
-AUTO_CEILING_QUANTILE = 0.5  # of the cosine between a sentence and the rest of its own passage
+AUTO_FLOOR_QUANTILE = 0.5  # of the best cosine a sentence reaches among one other course's passages
+AUTO_CEILING_QUANTILE = 0.8  # of the cosine between a sentence and the rest of its own passage
 _SENTENCE = re.compile(r"(?<=[^\W\d_]{3}[.!?])\s+")
 
 
@@ -166,8 +165,12 @@ def calibration_samples(embedder: Embedder, passages: Sequence[str], groups: Seq
     q = embedder.embed_queries(queries)
     related = np.sum(q * embedder.embed_passages(rests), axis=1)
     matrix = vectors[pool_rows] if vectors is not None else embedder.embed_passages([passages[i] for i in pool_rows])
-    same = np.array([[groups[j] == owner for j in pool_rows] for owner in owners], dtype=bool)
-    unrelated = np.where(same, -np.inf, q @ matrix.T).max(axis=1)
+    # "Unrelated" is the best a sentence scores in one other course: what an off-topic question meets.
+    pool_groups = [groups[j] for j in pool_rows]
+    names = sorted(set(pool_groups))
+    others = [rng.choice([g for g in names if g != owner] or names) for owner in owners]
+    foreign = np.array([[g == other != owner for g in pool_groups] for owner, other in zip(owners, others)], dtype=bool)
+    unrelated = np.where(foreign, q @ matrix.T, -np.inf).max(axis=1)
     return related.astype(np.float32), unrelated[np.isfinite(unrelated)].astype(np.float32)
 
 
@@ -177,8 +180,9 @@ def auto_calibrate(embedder: Embedder, passages: Sequence[str], groups: Sequence
     """Fusion settings for an embedding model without a tuned entry, from unlabelled passages of the installation.
 
     One sentence is cut out of each sampled passage and asked as a query. Its cosine with the rest of its own
-    passage is what "clearly related" looks like to this model; its best cosine among passages of other
-    groups (other courses; ``groups`` gives each passage's course) is what "unrelated" looks like. The dense
+    passage is what "clearly related" looks like to this model; its best cosine among the passages of one other
+    group (another course, drawn at random; ``groups`` gives each passage's course) is what "unrelated" looks
+    like: the best an off-topic question meets in a course. The dense
     floor and ceiling are quantiles of those two distributions (``AUTO_*_QUANTILE``, chosen so the procedure
     reproduces the tuned values of the two tuned models on squad_en_dev); dense weight and candidates stay the
     ``base`` defaults. ``vectors`` are the passages' stored vectors (saves embedding the pool again). With too
