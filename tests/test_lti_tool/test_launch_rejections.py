@@ -207,8 +207,16 @@ def test_rejections_log_no_personal_data(client: FlaskClient, registered_platfor
 
 
 @pytest.mark.parametrize("app", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
-def test_nonce_used_once_across_worker_processes(app: Flask, client: FlaskClient,
-                                                 registered_platform: FakePlatform) -> None:
+def _dispose(application: Flask) -> None:
+    from lti_tool.extensions import db
+
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_nonce_used_once_across_worker_processes(app: Flask, client: FlaskClient, registered_platform: FakePlatform,
+                                                 request: pytest.FixtureRequest) -> None:
     """Two workers (separate apps on one database) receive the same launch at the same moment: one accepts it."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -216,6 +224,7 @@ def test_nonce_used_once_across_worker_processes(app: Flask, client: FlaskClient
 
     other_worker = create_app(app.extensions["coursebots.config"])
     other_worker.extensions["coursebots.launch_handler"] = app.extensions["coursebots.launch_handler"]
+    request.addfinalizer(lambda: _dispose(other_worker))  # its pool would leak a database connection
     preflight = registered_platform.login(client)
     token = registered_platform.id_token(preflight)
     name = f"coursebots-lti-{preflight.state}"

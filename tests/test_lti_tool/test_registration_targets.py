@@ -278,3 +278,27 @@ def test_an_allow_listed_campus_moodle_on_a_private_name_registers(
     # Configuration GET and registration POST both went to the first answer, asked for once per registration.
     assert [r["host"] for r in moodle.requests] == [f"moodle.campus.test:{server.server_port}"] * 2
     assert asked == ["moodle.campus.test"]
+
+
+def test_a_dynamically_registered_key_set_on_a_private_address_needs_the_allow_list(
+        app: Flask, client: FlaskClient, registered_platform: Any) -> None:
+    """A platform's key set URL comes from its own configuration: fetched like the registration, no SSRF."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from lti_tool.extensions import db
+    from lti_tool.models import Platform
+
+    with app.app_context():
+        platform = db.session.scalars(select(Platform)).one()
+        platform.registered_via = "dynamic"
+        db.session.commit()
+    response = registered_platform.launch(client)
+    assert response.status_code == 502 and b"<code>jwks_unreachable</code>" in response.data
+    assert registered_platform.jwks_requests == 0
+
+    config = app.extensions["coursebots.config"]
+    app.extensions["coursebots.config"] = replace(config, registration_allowed_issuers=(registered_platform.issuer,))
+    assert registered_platform.launch(client).status_code == 200
+    assert registered_platform.jwks_requests == 1
