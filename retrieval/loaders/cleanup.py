@@ -4,21 +4,23 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from retrieval.loaders.words import Lexicon, restore_words
+
 _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f]+")
-_HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _EDGE_LINES = 2  # headers and footers live in the first and last lines of a page
 
 
-def normalise_text(text: str) -> str:
-    """Unify line endings and spaces, join words hyphenated across lines, drop control characters."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x0c", "\n").replace("\ufffe", "")
-    text = text.replace("\x02", "").replace("\u00ad", "")
+def normalise_text(text: str, lexicon: Lexicon | None = None) -> str:
+    """Unify line endings and spaces, restore ligatures and hyphenated words (see ``words``), drop soft hyphens.
+
+    ``lexicon`` carries the document's vocabulary and language; without it, the text's language is detected.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x0c", "\n").replace("\u00ad", "")
     text = _SPACES.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
-    text = _HYPHEN_BREAK.sub(lambda m: m.group(1) + m.group(2) if m.group(2).islower()
-                             else m.group(1) + "-" + m.group(2), text)
+    text = restore_words(text, lexicon)
     return _MANY_NEWLINES.sub("\n\n", text).strip()
 
 
@@ -35,32 +37,41 @@ def _page_key(page: str) -> str:
     return "\n".join(line for line in lines if line and not ("#" in _signature(line) and len(line.split()) <= 4))
 
 
-def remove_repeated_lines(pages: list[str], min_pages: int = 3, share: float = 0.6) -> list[str]:
-    """Drop header/footer lines that recur at the top or bottom of most pages.
+def _edges(lines: list[str]) -> set[int]:
+    """Indices of the first and last non-blank lines, where running headers and footers (with numbers) stand."""
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    return set(nonblank[:_EDGE_LINES] + nonblank[-_EDGE_LINES:])
 
+
+def _keys(lines: list[str], edges: set[int]) -> list[set[str]]:
+    """Per line, what it is compared by: its exact text anywhere; at a page's edge also with numbers masked."""
+    return [({line.strip().lower()} | ({_signature(line)} if i in edges else set())) if line.strip() else set()
+            for i, line in enumerate(lines)]
+
+
+def remove_repeated_lines(pages: list[str], min_pages: int = 3, share: float = 0.6) -> list[str]:
+    """Drop page furniture: lines that recur on most pages, wherever they stand (headers, footers, sidebars).
+
+    Beamer navigation (section lists, the talk's title) comes out of pdfium in the middle of a page as often as at
+    its edges, so a line that recurs word for word counts wherever it is; lines that differ only in a number
+    ("Page 3 of 9") count at the edges only, where a template line in the body ("Aufgabe 3") does not stand.
     Pages that repeat word for word (an agenda slide shown again, a file of identical pages) count once: their
     lines recur because the page recurs, not because they are furniture. Clean-up never empties a document.
     """
     # One page per distinct text: the first of each set of repeated pages.
     distinct = list({key: page for page in reversed(pages) if (key := _page_key(page))}.values())
-    if len(distinct) < min_pages:
-        return pages
-    counts: Counter[str] = Counter()
-    for page in distinct:
-        lines = [line for line in page.split("\n") if line.strip()]
-        edges = set(lines[:_EDGE_LINES] + lines[-_EDGE_LINES:])
-        counts.update({_signature(line) for line in edges})
-    needed = max(min_pages, int(share * len(distinct) + 0.999))
-    repeated = {sig for sig, n in counts.items() if n >= needed and sig.strip("# ")}
-    # A lone page number is also a footer, even without other text around it.
-    repeated.add("#")
+    repeated = {"#"}  # a lone page number at a page's edge is a footer, even without other text around it
+    if len(distinct) >= min_pages:
+        counts: Counter[str] = Counter()
+        for page in distinct:
+            lines = page.split("\n")
+            counts.update(set().union(*_keys(lines, _edges(lines))))
+        needed = max(min_pages, int(share * len(distinct) + 0.999))
+        repeated |= {key for key, n in counts.items() if n >= needed and key.strip("# ")}
     cleaned = []
     for page in pages:
         lines = page.split("\n")
-        nonblank = [i for i, line in enumerate(lines) if line.strip()]
-        edge_idx = set(nonblank[:_EDGE_LINES] + nonblank[-_EDGE_LINES:])
-        kept = [line for i, line in enumerate(lines)
-                if not (i in edge_idx and _signature(line) in repeated)]
-        cleaned.append("\n".join(kept).strip())
+        keys = _keys(lines, _edges(lines))
+        cleaned.append("\n".join(line for line, key in zip(lines, keys) if not key & repeated).strip())
     # Lines on every page of a document with little else are its text, not furniture.
     return cleaned if any(cleaned) else pages

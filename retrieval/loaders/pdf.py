@@ -7,16 +7,21 @@ import re
 import shutil
 import subprocess
 import tempfile
+from typing import Any
 
 from retrieval.errors import (CorruptDocumentError, EmptyDocumentError, EncryptedDocumentError,
                               IngestError, NoTextLayerError)
+from retrieval.language import detect_language
 from retrieval.loaders.cleanup import normalise_text, remove_repeated_lines
+from retrieval.loaders.words import Lexicon
 from retrieval.loaders.limits import LoadLimits, OcrProgress
 from retrieval.loaders.unpack import check_pdf_streams
 
 log = logging.getLogger(__name__)
 
 _WORD_CHAR = re.compile(r"\w", re.UNICODE)
+_MARK = "\ufffe"
+_MARKS_AND_SPACES = re.compile(r"[\s\x02\ufffe]+")
 _MIN_WORD_CHARS = 3  # fewer letters/digits than this on every page: the PDF is a scan (a one-word page is text)
 _OCR_PAGE_SECONDS = 120  # one page at 300 dpi takes 1-5 s on a small CPU
 
@@ -51,12 +56,46 @@ def _extract_pdfium(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[st
         for i in range(len(pdf)):
             page = pdf[i]
             textpage = page.get_textpage()
-            pages.append(textpage.get_text_bounded())
+            pages.append(_page_text(textpage))
             textpage.close()
             page.close()
         return pages, meta
     finally:
         pdf.close()
+
+
+def _page_text(textpage: Any) -> str:
+    """A page's text with marks where pdfium lost letters: U+FFFE for an unmapped glyph, U+0002 for a line-end hyphen.
+
+    ``get_text_bounded`` (text inside the page box) silently drops glyphs without a Unicode mapping, often the
+    "fi"/"ff"/"fl" ligatures ("Die Klausur ndet statt"); ``get_text_range`` keeps them as U+FFFE but also returns
+    text outside the page box. The range text is used only when it differs from the bounded text by marks alone.
+    """
+    bounded = textpage.get_text_bounded()
+    full = textpage.get_text_range()
+    if _MARK not in full or _MARKS_AND_SPACES.sub("", full) != _MARKS_AND_SPACES.sub("", bounded):
+        return str(bounded)
+    return _classify_marks(textpage, full)
+
+
+def _classify_marks(textpage: Any, text: str) -> str:
+    """Turn each U+FFFE that pdfium knows is a hyphen it removed at a line end into U+0002 (see ``words``)."""
+    import pypdfium2.raw as raw
+
+    count = textpage.count_chars()
+    chars = list(text)
+    offset = 0  # pdfium counts some characters that its text leaves out: find each mark's character index
+    for j, char in enumerate(text):
+        if char != _MARK:
+            continue
+        for k in range(j + offset, min(count, j + offset + 8)):
+            if raw.FPDFText_GetUnicode(textpage, k) in (0, 2, 0xFFFE) and (
+                    j + 1 >= len(text) or raw.FPDFText_GetUnicode(textpage, k + 1) == ord(text[j + 1])):
+                offset = k - j
+                if raw.FPDFText_IsHyphen(textpage, k) == 1:
+                    chars[j] = "\x02"
+                break
+    return "".join(chars)
 
 
 def _extract_pypdf(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[str, str]]:
@@ -163,5 +202,7 @@ def load_pdf_pages(data: bytes, limits: LoadLimits, on_ocr_page: OcrProgress | N
         if not can_ocr:
             raise NoTextLayerError()
         raise NoTextLayerError("This PDF contains no text, and text recognition (OCR) found none either.")
-    cleaned = remove_repeated_lines([normalise_text(p) for p in pages])
+    # The document's own words and language decide what a lost ligature or a line-end hyphen was.
+    lexicon = Lexicon.from_texts(pages, detect_language(" ".join(pages[:50])))
+    cleaned = remove_repeated_lines([normalise_text(p, lexicon) for p in pages])
     return cleaned, meta, recognised > 0
