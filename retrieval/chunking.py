@@ -1,15 +1,18 @@
 """Structure-aware chunking: sections are packed into token-budgeted chunks that respect headings and pages."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
+from itertools import groupby
 
 from retrieval.language import detect_language
-from retrieval.types import Chunk, ChunkKind, Document, Section
+from retrieval.types import Chunk, ChunkKind, Document, Locator, Section
 
 _TOKEN = re.compile(r"\S+")
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+(?=[\"'(\[A-ZÄÖÜ0-9])")
+_TITLE_TOKENS = 12  # a page or slide this short is a title ("Kapitel 3: Vererbung"), not a passage
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,37 @@ def _boundary(a: Section, b: Section) -> bool:
     return a.position != b.position or a.heading_path != b.heading_path
 
 
+def carry_titles(sections: tuple[Section, ...]) -> list[Section]:
+    """A title-only page or slide becomes the heading of the next one instead of a chunk of its own.
+
+    Merged into the next page's chunk, it would make that chunk start on the title's page, and the citation would
+    send the student to a page that shows nothing but the title; as a heading it still gives the next page its
+    context (headings are indexed with every chunk), and the citation names the page where the text stands.
+    """
+    pages = [list(group) for _, group in groupby(sections, key=lambda s: s.position)]
+    result: list[Section] = []
+    carried: tuple[str, ...] = ()
+    for number, page in enumerate(pages):
+        if carried:
+            page = [dataclasses.replace(s, heading_path=_merge_path(carried, s.heading_path)) for s in page]
+            carried = ()
+        tokens = sum(count_tokens(s.text) for s in page)
+        if page[0].position is not None and 0 < tokens <= _TITLE_TOKENS and number + 1 < len(pages) \
+                and pages[number + 1][0].position is not None:
+            title = " ".join(" ".join(s.text.split()) for s in page)
+            carried = _merge_path(page[0].heading_path, (title,))
+            continue
+        result.extend(page)
+    return result
+
+
+def _merge_path(outer: tuple[str, ...], inner: tuple[str, ...]) -> tuple[str, ...]:
+    """``outer`` followed by ``inner``, without repeating a heading that ends one and starts the other."""
+    if outer and inner and outer[-1] == inner[0]:
+        return outer + inner[1:]
+    return outer + inner
+
+
 def chunk_document(document: Document, config: ChunkingConfig | None = None,
                    kind: ChunkKind = ChunkKind.MATERIAL) -> list[Chunk]:
     """Cut a document into chunks of at most ``max_tokens`` tokens with positions and heading paths."""
@@ -87,7 +121,8 @@ def chunk_document(document: Document, config: ChunkingConfig | None = None,
     groups: list[list[_Unit]] = []
     current: list[_Unit] = []
     size = 0
-    for section in document.sections:
+    paged = document.locator in (Locator.PAGE, Locator.SLIDE)
+    for section in (carry_titles(document.sections) if paged else document.sections):
         units = _units(section, config.max_tokens)
         if not units:
             continue

@@ -23,12 +23,23 @@ def test_long_section_is_cut_within_budget_with_overlap() -> None:
 def test_pages_are_boundaries_unless_the_chunk_is_tiny() -> None:
     doc = Document("d2", "Slides.pdf", (
         Section(_sentences("One", 3), position=1), Section(_sentences("Two", 3), position=2),
-        Section("Tiny.", position=3), Section(_sentences("Four", 3), position=4)), locator=Locator.PAGE)
+        Section(_sentences("Short", 1, words=15), position=3), Section(_sentences("Four", 3), position=4)),
+        locator=Locator.PAGE)
     chunks = chunk_document(doc, ChunkingConfig(max_tokens=100, overlap_tokens=0, min_tokens=20))
     assert [(c.position, c.position_end) for c in chunks] == [(1, 1), (2, 2), (3, 4)]
-    assert chunks[2].text.startswith("Tiny.\n\nFour")
+    assert chunks[2].text.startswith("Short sentence 0")
     assert chunks[0].citation_label == "Slides.pdf, page 1"
     assert chunks[2].citation_label == "Slides.pdf, pages 3–4"
+
+
+def test_a_title_only_page_heads_the_next_page_and_the_citation_names_the_text_page() -> None:
+    doc = Document("d2", "Slides.pdf", (
+        Section(_sentences("One", 3), position=1), Section("Kapitel 3: Vererbung", position=2),
+        Section(_sentences("Four", 3), position=3)), locator=Locator.PAGE)
+    chunks = chunk_document(doc, ChunkingConfig(max_tokens=100, overlap_tokens=0, min_tokens=20))
+    assert [(c.position, c.position_end) for c in chunks] == [(1, 1), (3, 3)]
+    assert chunks[1].heading_path == ("Kapitel 3: Vererbung",) and chunks[1].text.startswith("Four")
+    assert chunks[1].citation_label == "Slides.pdf, page 3"
 
 
 def test_headings_are_boundaries_and_paths_are_kept() -> None:
