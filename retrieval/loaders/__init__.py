@@ -89,6 +89,8 @@ def load_document(data: bytes, filename: str, media_type: str | None = None,
                 sections, html_title = load_html_sections(text)
                 if html_title:
                     metadata["html_title"] = html_title
+                if any(s.position is not None for s in sections):  # a slide deck (remark, reveal.js)
+                    locator = Locator.SLIDE
             elif kind == sniff.MARKDOWN:
                 from retrieval.loaders.markup import load_markdown_sections
 

@@ -55,9 +55,18 @@ class _Walker:
                 self.heading_has_text = False
             return
         if node.name == "table":
-            rows = [[cell.get_text(" ") for cell in tr.find_all(["td", "th"])] for tr in node.find_all("tr")]
-            self.buffer.append("\n" + table_rows(rows) + "\n")
+            trs = node.find_all("tr")
+            rows = [[cell.get_text(" ") for cell in tr.find_all(["td", "th"])] for tr in trs]
+            # A header is marked up as such (<th> cells, <thead>); a table without one gets no labels.
+            header = bool(trs) and (trs[0].find_parent("thead") is not None
+                                    or all(c.name == "th" for c in trs[0].find_all(["td", "th"])))
+            self.buffer.append("\n" + table_rows(rows, header=header) + "\n")
             self.heading_has_text = self.heading_has_text or bool(rows)
+            return
+        if node.name in ("img", "area"):  # a picture's alternative text says what it shows
+            alt = " ".join(str(node.get("alt") or node.get("title") or "").split())
+            if alt:
+                self.buffer.append(f"\n{alt}\n")
             return
         block = node.name in _BLOCKS
         if block:
@@ -68,13 +77,26 @@ class _Walker:
             self.buffer.append("\n")
 
 
+def walk_sections(node: Any) -> list[Section]:
+    """The sections of one HTML element (or a whole page), cut at its headings."""
+    walker = _Walker()
+    walker.walk(node)
+    walker.flush()
+    return walker.sections
+
+
 def load_html_sections(text: str) -> tuple[list[Section], str | None]:
-    """Return sections cut at headings and the page's <title>."""
+    """Return sections cut at headings (one per slide, numbered, for remark and reveal.js decks) and the <title>."""
     from bs4 import BeautifulSoup
+
+    from retrieval.loaders.html_slides import deck_sections
 
     soup = BeautifulSoup(text, "html.parser")
     title_tag = soup.find("title")
     title = " ".join(title_tag.get_text().split()) if title_tag else None
+    slides = deck_sections(soup)
+    if slides:
+        return slides, title or None
     walker = _Walker()
     walker.walk(soup.body if soup.body is not None else soup)
     walker.flush()

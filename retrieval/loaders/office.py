@@ -11,35 +11,109 @@ from retrieval.types import Section
 
 log = logging.getLogger(__name__)
 
-_W_T = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}t"
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_W_T = _W + "t"
+_WP = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}"
+_NUMBER = re.compile(r"[-+]?[\d.,]+\s*%?")
+_P_CNVPR = "{http://schemas.openxmlformats.org/presentationml/2006/main}cNvPr"
 _HEADING_STYLE = re.compile(r"^(?:heading|überschrift)\s*(\d+)$", re.IGNORECASE)
 
 
-def table_rows(rows: list[list[str]]) -> str:
-    """Render a table as one line per row, cells separated by " | " (readable by people and BM25)."""
+def _looks_like_header(cells: list[str]) -> bool:
+    """A first row of short labels (not numbers) is the table's header."""
+    filled = [c for c in cells if c]
+    return len(filled) >= 2 and len(filled) == len(cells) and all(len(c.split()) <= 8 for c in filled) \
+        and not all(_NUMBER.fullmatch(c) for c in filled)
+
+
+def table_rows(rows: list[list[str]], header: bool | None = None) -> str:
+    """Render a table as one line per row, cells separated by " | " (readable by people and BM25).
+
+    With a header row (``header``, or a first row of short labels when None), every later row names each cell's
+    column ("Colour: green"), so a row cut off from the header by chunking still says what its values are.
+    """
+    cleaned = [[" ".join(c.split()) for c in row] for row in rows]
+    cleaned = [row for row in cleaned if any(row)]
+    labels: list[str] = []
+    if len(cleaned) >= 2 and (header if header is not None else _looks_like_header(cleaned[0])):
+        labels = cleaned[0]
     lines = []
     previous: list[str] | None = None
-    for row in rows:
-        cells = [" ".join(c.split()) for c in row]
+    for number, cells in enumerate(cleaned):
+        if labels and number > 0:
+            cells = [f"{labels[i]}: {c}" if i < len(labels) and labels[i] and c and labels[i] != c else c
+                     for i, c in enumerate(cells)]
         # Merged cells repeat their text in python-docx; show each merged cell once.
-        deduped = [c for i, c in enumerate(cells) if i == 0 or c != cells[i - 1]]
-        if any(deduped) and deduped != previous:
+        deduped = [c for i, c in enumerate(cells) if c and (i == 0 or c != cells[i - 1])]
+        if deduped and deduped != previous:
             lines.append(" | ".join(deduped))
         previous = deduped
     return "\n".join(lines)
 
 
-def _docx_blocks(document: Any) -> Iterator[Any]:
-    """Yield paragraphs and tables of the body in reading order."""
-    from docx.table import Table
+def _local(element: Any) -> str:
+    """An element's tag without namespace; "" for comments and processing instructions (their tag is no string)."""
+    tag = element.tag
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _docx_blocks(document: Any, parent: Any = None) -> Iterator[Any]:
+    """Yield paragraphs and table elements of the body in reading order, also inside content controls."""
     from docx.text.paragraph import Paragraph
 
-    for child in document.element.body.iterchildren():
-        tag = child.tag.rsplit("}", 1)[-1]
+    for child in (parent if parent is not None else document.element.body).iterchildren():
+        tag = _local(child)
         if tag == "p":
             yield Paragraph(child, document)
         elif tag == "tbl":
-            yield Table(child, document)
+            yield child
+        elif tag in ("sdt", "sdtContent", "customXml", "ins", "smartTag"):
+            yield from _docx_blocks(document, child)
+
+
+def _cell_text(cell: Any) -> str:
+    """The text of a table cell: its paragraphs, one per line (nested tables included)."""
+    return "\n".join(t for t in ("".join(r.text or "" for r in p.iter(_W_T)) for p in cell.iter(_W + "p")) if t)
+
+
+def docx_table_rows(table: Any) -> list[list[str]]:
+    """A DOCX table's cells by grid column, read from the XML: merged cells (gridSpan, vMerge) repeat their text.
+
+    python-docx's ``row.cells`` raises on some valid merges ("no tc element at grid_offset") that Word opens.
+    """
+    rows: list[list[str]] = []
+    above: dict[int, str] = {}
+    for tr in table.iter(_W + "tr"):
+        if next((a for a in tr.iterancestors(_W + "tbl")), None) is not table:
+            continue  # a row of a nested table: part of its cell's text
+        row: list[str] = []
+        for tc in tr.iter(_W + "tc"):
+            if next(tc.iterancestors(_W + "tr"), None) is not tr:
+                continue
+            span, merge = 1, None
+            props = tc.find(_W + "tcPr")
+            if props is not None:
+                grid = props.find(_W + "gridSpan")
+                value = grid.get(_W + "val", "1") if grid is not None else "1"
+                span = int(value) if value.isdigit() and 0 < int(value) < 64 else 1
+                vmerge = props.find(_W + "vMerge")
+                merge = (vmerge.get(_W + "val") or "continue") if vmerge is not None else None
+            text = above.get(len(row), "") if merge == "continue" else _cell_text(tc)
+            for column in range(len(row), len(row) + span):
+                above[column] = text
+            row.extend([text] * span)
+        rows.append(row)
+    return rows
+
+
+def _picture_descriptions(paragraph: Any) -> list[str]:
+    """Alternative texts (and titles) of the pictures anchored in a paragraph."""
+    texts = []
+    for prop in paragraph._p.iter(_WP + "docPr"):
+        text = " ".join((prop.get("descr") or prop.get("title") or "").split())
+        if text:
+            texts.append(text)
+    return texts
 
 
 def _heading_level(paragraph: Any) -> int | None:
@@ -57,6 +131,7 @@ def _heading_level(paragraph: Any) -> int | None:
 def load_docx_sections(data: bytes) -> tuple[list[Section], str | None]:
     """Return the sections of a DOCX (one per heading body, one per table) and its core title."""
     import docx
+    from docx.text.paragraph import Paragraph
 
     document = docx.Document(io.BytesIO(data))
     sections: list[Section] = []
@@ -75,20 +150,21 @@ def load_docx_sections(data: bytes) -> tuple[list[Section], str | None]:
         buffer.clear()
 
     for block in _docx_blocks(document):
-        if block.__class__.__name__ == "Table":
+        if not isinstance(block, Paragraph):  # a table element
             flush()
-            rows = [[cell.text for cell in row.cells] for row in block.rows]
-            text = table_rows(rows)
+            text = table_rows(docx_table_rows(block))
             if text:
                 sections.append(Section(text=text, heading_path=tuple(t for _, t in path), kind="table"))
                 has_text[0] = True
             continue
+        pictures = _picture_descriptions(block)
         text = block.text.strip()
         if not text:
+            buffer.extend(pictures)
             continue
         level = _heading_level(block)
         if level is None:
-            buffer.append(text)
+            buffer.extend([text, *pictures])
             continue
         flush()
         has_text[0] = False
@@ -116,9 +192,14 @@ def _shape_texts(shapes: Any, skip: Any) -> Iterator[str]:
         if shape_type is not None and shape_type == 6:  # MSO_SHAPE_TYPE.GROUP
             yield from _shape_texts(shape.shapes, None)
         elif getattr(shape, "has_table", False) and shape.has_table:
-            yield table_rows([[cell.text for cell in row.cells] for row in shape.table.rows])
+            table = shape.table
+            yield table_rows([[cell.text for cell in row.cells] for row in table.rows], header=table.first_row)
         elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
             yield shape.text_frame.text
+        elif shape_type is not None and shape_type == 13:  # MSO_SHAPE_TYPE.PICTURE: its alternative text
+            prop = shape._element.find(".//" + _P_CNVPR)
+            if prop is not None and (prop.get("descr") or "").strip():
+                yield " ".join(prop.get("descr").split())
 
 
 def load_pptx_sections(data: bytes) -> tuple[list[Section], str | None]:

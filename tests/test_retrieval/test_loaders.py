@@ -54,7 +54,8 @@ def test_docx_headings_become_paths_and_tables_rows(docx_bytes: bytes) -> None:
     assert ("Introduction", "Details") in paths
     assert ("Summary",) in paths
     table = next(s for s in doc.sections if s.kind == "table")
-    assert table.text.splitlines() == ["Pigment | Colour | Peak", "Chlorophyll a | green | 430 nm"]
+    assert table.text.splitlines() == ["Pigment | Colour | Peak",
+                                       "Pigment: Chlorophyll a | Colour: green | Peak: 430 nm"]
     assert table.heading_path == ("Introduction", "Details")
 
 
@@ -75,7 +76,7 @@ def test_html_sections_follow_headings_and_skip_scripts() -> None:
     assert doc.metadata["html_title"] == "Course page"
     assert [s.heading_path for s in doc.sections] == [("Week 1",), ("Week 1", "Exercise")]
     assert "var x" not in doc.text
-    assert "a | b\n1 | 2" in doc.sections[1].text
+    assert "a | b\na: 1 | b: 2" in doc.sections[1].text
 
 
 def test_markdown_front_matter_headings_and_markup() -> None:
