@@ -125,17 +125,23 @@ def _table(document: object, rows: list[list[str]]) -> object:
 
 
 def test_word_table_with_merged_and_missing_cells_loads_with_headers() -> None:
+    from docx.oxml.ns import qn
+
     def build(document: object) -> None:
         table = _table(document, [["Termin", "Raum", "Dauer"], ["Klausur", "H 3", "90 Minuten"],
                                   ["Nachklausur", "H 5", ""]])
         row = table._tbl.tr_lst[2]  # type: ignore[attr-defined]
         row.remove(row.tc_lst[-1])  # Word opens a row with fewer cells; python-docx's row.cells raises on it
         table.cell(0, 0).merge(table.cell(0, 1)).text = "Termin und Raum"  # type: ignore[attr-defined]
+        # A cell continuing a vertical merge where the row above has no cell of its own ("no tc element at
+        # grid_offset" in python-docx): Word shows it as part of the merged cell above.
+        cell = table._tbl.tr_lst[1].tc_lst[1]  # type: ignore[attr-defined]
+        cell.get_or_add_tcPr().append(cell.makeelement(qn("w:vMerge"), {}))
 
     doc = load_document(_docx(build), "termine.docx")
     table = next(s for s in doc.sections if s.kind == "table")
     assert table.text.splitlines() == ["Termin und Raum | Dauer",
-                                       "Termin und Raum: Klausur | Termin und Raum: H 3 | Dauer: 90 Minuten",
+                                       "Termin und Raum: Klausur | Termin und Raum | Dauer: 90 Minuten",
                                        "Termin und Raum: Nachklausur | Termin und Raum: H 5"]
 
 
