@@ -49,7 +49,7 @@ def _keys(lines: list[str], edges: set[int]) -> list[set[str]]:
             for i, line in enumerate(lines)]
 
 
-def remove_repeated_lines(pages: list[str], min_pages: int = 3, share: float = 0.6) -> list[str]:
+def remove_repeated_lines(pages: list[str], min_pages: int = 3, share: float = 0.5) -> list[str]:
     """Drop page furniture: lines that recur on most pages, wherever they stand (headers, footers, sidebars).
 
     Beamer navigation (section lists, the talk's title) comes out of pdfium in the middle of a page as often as at
