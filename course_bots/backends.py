@@ -8,14 +8,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from course_bots.llm.base import ChatBackend
-from course_bots.llm.catalogue import Catalogue
+from course_bots.llm.catalogue import Catalogue, CatalogueError, load_catalogue
 from course_bots.llm.cli_support import build_backend
 from course_bots.llm.extractive import FallbackBackend
 from lti_tool.config import Config, named_secret
+from lti_tool.extensions import current_config
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,6 @@ def catalogue(config: Config, issuer: str | None = None) -> tuple[ModelEntry, ..
     The file is read and validated by :mod:`course_bots.llm.catalogue`; an unreadable catalogue leaves only the
     default model (logged, never fatal: teachers keep answering).
     """
-    from course_bots.llm.catalogue import CatalogueError
-
     path = (config.model_catalogue or "").strip()
     if not path:
         return ()
@@ -82,8 +81,6 @@ def catalogue(config: Config, issuer: str | None = None) -> tuple[ModelEntry, ..
 
 def _load_catalogue(path: str) -> Catalogue:
     """The parsed catalogue file, re-read only when it changes (every question and consent check asks)."""
-    from course_bots.llm.catalogue import load_catalogue
-
     stamp = os.stat(path).st_mtime_ns
     with _lock:
         cached = _catalogues.get(path)
@@ -93,6 +90,13 @@ def _load_catalogue(path: str) -> Catalogue:
     with _lock:
         _catalogues[path] = (stamp, loaded)
     return loaded
+
+
+def catalogue_rows(config: Config, issuer: str | None) -> list[dict[str, Any]]:
+    """The default model and the catalogue entries allowed for ``issuer`` — public fields only, never URLs or keys."""
+    rows = [{**default_entry(config).public(), "default": True}]
+    rows += [{**entry.public(), "default": False} for entry in catalogue(config, issuer)]
+    return rows
 
 
 def entry_for(config: Config, key: str) -> ModelEntry:
@@ -129,10 +133,6 @@ def _build(entry: ModelEntry) -> ChatBackend:
 
 def model_state() -> dict[str, Any]:
     """What ``/readyz`` reports of the default model: cheap, never loads or calls anything."""
-    from dataclasses import asdict
-
-    from lti_tool.extensions import current_config
-
     entry = default_entry(current_config())
     state: dict[str, Any] = {"backend": entry.backend or "extractive", "model": entry.model or None}
     with _lock:
@@ -151,13 +151,3 @@ def forget_backends() -> None:
     with _lock:
         _cache.clear()
         _catalogues.clear()
-
-
-def external_model_name(bot_id: int) -> str | None:
-    """The model's label when the bot's answers come from outside the institution (consent asks again)."""
-    from course_bots.services.bot_settings import get_settings
-    from lti_tool.extensions import current_config
-
-    config = current_config()
-    entry = entry_for(config, get_settings(bot_id).model_key)
-    return entry.label if entry.external else None

@@ -1,11 +1,17 @@
 """Course bot identity: one bot per (platform issuer, deployment id, context id), created on first launch."""
 from __future__ import annotations
 
+from functools import wraps
+from typing import Any, Callable, TypeVar, cast
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from course_bots.models import CourseBot
+from lti_tool.context import api_error, current_session
 from lti_tool.extensions import db, utcnow
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def get_or_create_bot(issuer: str, deployment_id: str, context_id: str, title: str) -> tuple[CourseBot, bool]:
@@ -32,3 +38,15 @@ def get_or_create_bot(issuer: str, deployment_id: str, context_id: str, title: s
 def get_bot(bot_id: int) -> CourseBot | None:
     """The bot with this id, or None."""
     return db.session.get(CourseBot, bot_id)
+
+
+def own_bot(view: F) -> F:
+    """Reject a request whose session belongs to another bot than the route's ``bot_id`` (403)."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_session().bot_id != kwargs.get("bot_id"):
+            return api_error("forbidden", "This session belongs to another course.", 403)
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)

@@ -5,8 +5,8 @@ import logging
 
 from flask import Response, make_response, render_template
 
-from course_bots.privacy import anonymous_pseudonym, pseudonym
-from course_bots.services.bots import get_or_create_bot
+from course_bots.privacy_rules import anonymous_pseudonym, pseudonym
+from course_bots.bots import get_or_create_bot
 from lti_tool.context import LaunchContext, issue_token, new_session
 from lti_tool.extensions import current_config, db
 

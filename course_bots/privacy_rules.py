@@ -1,16 +1,22 @@
-"""PII scrubbing: what is stored has placeholders (``[email]``, ``[name]``...) instead of personal data.
+"""Privacy rules every feature uses: per-course pseudonyms (the frozen contract), labels, the small-course threshold,
+retention arithmetic, and PII scrubbing.
 
-The model may see the original question; only the stored copy is scrubbed. Patterns err on the side of privacy:
-a false ``[phone]`` in a stored log costs little, a leaked phone number costs a lot.
+Scrubbing: what is stored has placeholders (``[email]``, ``[name]``...) instead of personal data. Patterns err on the
+side of privacy: a false ``[phone]`` in a stored log costs little, a leaked phone number costs a lot.
 
 Every pattern here reads untrusted text (questions, feedback, material quoted in answers), so all of them run on
 RE2, whose matching time is linear in the text: a backtracking engine took 12-16 s for a 42-digit question. RE2 has
 no lookarounds; a pattern that needs a boundary consumes the boundary character around its core group instead,
 and :func:`_cores` restarts each search on the previous core's last character so neighbours share boundaries.
+Operations on stored data live in :mod:`course_bots.privacy.operations`.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
+import secrets
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -298,3 +304,65 @@ class Scrubber:
 def scrub(text: str, names: Iterable[str] = (), extra_patterns: Iterable[str] = ()) -> str:
     """Scrub one text with the given launch names and extra patterns (see :class:`Scrubber`)."""
     return Scrubber(tuple(names), tuple(extra_patterns)).scrub(text)
+
+
+def pseudonym(key: str, issuer: str, sub: str, bot_id: int) -> str:
+    """HMAC-SHA256(key, json.dumps([issuer, sub, bot_id])) as hex: stable per course, unlinkable across courses."""
+    message = json.dumps([issuer, sub, bot_id]).encode("utf-8")
+    return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def anonymous_pseudonym() -> str:
+    """A per-session pseudonym for launches without ``sub`` (never linkable to anything)."""
+    return "anon-" + secrets.token_hex(28)
+
+
+# Words of the labels teachers see ("Student 17"); the UI may translate them by ``label_role``.
+ROLE_LABELS = {
+    "learner": "Student",
+    "instructor": "Instructor",
+    "teaching_assistant": "Teaching assistant",
+    "content_developer": "Content developer",
+    "administrator": "Administrator",
+}
+
+
+def label(role: str, number: int | None) -> str:
+    """The label a teacher sees for a participant, e.g. "Student 17"; anonymized ones have no number."""
+    word = ROLE_LABELS.get(role, "Student")
+    return f"{word} {number}" if number else f"{word} (anonymized)"
+
+
+def logs_open(distinct_students: int, min_students: int) -> bool:
+    """Small-course protection: logs open only once at least ``min_students`` distinct students used the bot."""
+    return distinct_students >= max(min_students, 1)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Effective retention of one bot, in days (0 = never)."""
+
+    anonymize_days: int
+    delete_days: int
+
+
+def stricter(base: Retention, override: Retention | None) -> Retention:
+    """Combine a platform rule with a bot override: the override may only shorten periods."""
+    if override is None:
+        return base
+    return Retention(_shorter(base.anonymize_days, override.anonymize_days),
+                     _shorter(base.delete_days, override.delete_days))
+
+
+def is_stricter_or_equal(base: Retention, candidate: Retention) -> bool:
+    """Whether ``candidate`` keeps nothing longer than ``base`` (a bot may only tighten its platform's rule)."""
+    return stricter(base, candidate) == candidate
+
+
+def _shorter(a: int, b: int) -> int:
+    # 0 means "never", i.e. infinitely long.
+    if a <= 0:
+        return max(b, 0)
+    if b <= 0:
+        return a
+    return min(a, b)

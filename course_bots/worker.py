@@ -12,6 +12,11 @@ import time
 
 from flask import Flask
 
+from course_bots.materials.jobs import recover_stale, reindex_for_current_model, worker_id
+from course_bots.materials.pipeline import process_material
+from lti_tool import create_app
+from lti_tool.extensions import current_config, db
+
 log = logging.getLogger(__name__)
 
 _app: Flask | None = None
@@ -24,21 +29,15 @@ def get_app() -> Flask:
     global _app
     with _lock:
         if _app is None:
-            from lti_tool import create_app
-
             _app = create_app()
         return _app
 
 
 def _maybe_recover() -> None:
     global _last_recovery
-    from course_bots.services.ingest_worker import recover_stale
-    from lti_tool.extensions import current_config
 
     every = max(1.0, current_config().ingest_stale_seconds / 2)
     if _last_recovery == 0.0:
-        from course_bots.services.ingest_worker import reindex_for_current_model
-
         reindex_for_current_model()  # the first job of a worker started after a model change re-queues
     if time.monotonic() - _last_recovery > every or _last_recovery == 0.0:
         _last_recovery = time.monotonic()
@@ -47,10 +46,6 @@ def _maybe_recover() -> None:
 
 def ingest_job(material_id: int) -> str:
     """Ingest one material (an RQ job); returns its final status."""
-    from course_bots.services.ingest_pipeline import process_material
-    from course_bots.services.ingest_worker import worker_id
-    from lti_tool.extensions import db
-
     app = get_app()
     with app.app_context():
         try:

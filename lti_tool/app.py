@@ -85,6 +85,9 @@ def create_app(config: Config | None = None) -> Flask:
 
     # What the product may read of the protocol's records (it never imports lti_tool.models).
     app.extensions["coursebots.registrations"] = list_registrations
+    # Commands that need a fresh app (an evaluation in a throw-away database) take the factory from here, so the
+    # product never imports the shell's app module (that would close an import cycle).
+    app.extensions["coursebots.app_factory"] = create_app
     # The product plugs in last: lti_tool imports course_bots only here (the dependency rule).
     import course_bots.models  # noqa: F401  (tables known to migrations)
     from course_bots import plugin

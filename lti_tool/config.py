@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -58,10 +59,31 @@ def _parse_patterns(value: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most ``count`` requests per ``seconds`` from one client address."""
+
+    count: int
+    seconds: int
+
+
+def parse_rate(text: str) -> Rate | None:
+    """``"30/minute"`` (or ``"30 per minute"``; second, minute, hour, day) -> Rate; empty or ``0/...``: no limit."""
+    if not text.strip():
+        return None
+    match = _RATE.match(text)
+    if match is None:
+        raise ValueError(f"expected e.g. '30/minute', got {text!r}")
+    count = int(match.group(1))
+    return Rate(count, _UNITS[match.group(2).lower()]) if count > 0 else None
+
+
 def _parse_rate(value: str) -> str:
     """A rate such as ``30/minute``; empty means no limit."""
-    from lti_tool.ratelimit import parse_rate
-
     parse_rate(value)
     return value.strip()
 
@@ -132,7 +154,7 @@ class Config:
         "COURSEBOTS_PII_EXTRA_PATTERNS", (),
         "JSON list of regular expressions (e.g. matriculation numbers) scrubbed as `[id]` before storing.",
         _parse_patterns)
-    # Course materials (course_bots/services/materials.py, ingest_worker.py, course_index.py).
+    # Course materials (course_bots/materials/: operations.py, jobs.py, course_index.py).
     max_upload_mb: int = _setting("COURSEBOTS_MAX_UPLOAD_MB", 50,
                                   "Largest uploaded material file, in MB (10^6 bytes).", int)
     max_course_mb: int = _setting("COURSEBOTS_MAX_COURSE_MB", 1024, "Total size of one course's materials, in MB.",

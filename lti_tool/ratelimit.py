@@ -9,38 +9,18 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from flask import Flask, Response, current_app, request
 
+from lti_tool.config import Rate, parse_rate  # noqa: F401  (Rate: re-exported for callers of this module)
+from lti_tool.reasons import LaunchRejected, rejection_response
+
 logger = logging.getLogger(__name__)
 
 EXTENSION = "coursebots.rate_limiter"
-_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Rate:
-    """At most ``count`` requests per ``seconds`` from one client address."""
-
-    count: int
-    seconds: int
-
-
-def parse_rate(text: str) -> Rate | None:
-    """``"30/minute"`` (or ``"30 per minute"``; second, minute, hour, day) -> Rate; empty or ``0/...``: no limit."""
-    if not text.strip():
-        return None
-    match = _RATE.match(text)
-    if match is None:
-        raise ValueError(f"expected e.g. '30/minute', got {text!r}")
-    count = int(match.group(1))
-    return Rate(count, _UNITS[match.group(2).lower()]) if count > 0 else None
 
 
 class MemoryCounters:
@@ -133,7 +113,6 @@ def check(scope: str) -> Response | None:
     retry_after = limiter.hit(scope, request.remote_addr or "")
     if retry_after is None:
         return None
-    from lti_tool.reasons import LaunchRejected, rejection_response
 
     response = rejection_response(LaunchRejected("rate_limited"))
     response.headers["Retry-After"] = str(retry_after)

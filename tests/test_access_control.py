@@ -73,7 +73,7 @@ class World:
 
 
 def _conversation(world: World) -> int:
-    from course_bots.models import ChatSession
+    from course_bots.chat.models import ChatSession
 
     session = ChatSession(bot_id=world.bots["A"], pseudonym="A-learner".ljust(64, "0"), role="learner",
                           title="Question about lecture 3")
@@ -83,7 +83,7 @@ def _conversation(world: World) -> int:
 
 
 def _message(world: World) -> int:
-    from course_bots.models import Message
+    from course_bots.chat.models import Message
 
     message = Message(session_id=world.ids.get("conversation_id") or _conversation(world), role="assistant",
                       text="An answer.", citations=[])
@@ -93,7 +93,7 @@ def _message(world: World) -> int:
 
 
 def _material(world: World) -> int:
-    from course_bots.models_materials import Material
+    from course_bots.materials.models import Material
 
     material = Material(bot_id=world.bots["A"], filename="lecture.pdf", storage_key="none/lecture.pdf", sha256="0" * 64,
                         students_may_open=True)
@@ -103,7 +103,7 @@ def _material(world: World) -> int:
 
 
 def _faq(world: World) -> int:
-    from course_bots.models_materials import FaqEntry
+    from course_bots.materials.models import FaqEntry
 
     entry = FaqEntry(bot_id=world.bots["A"], question="When is the exam?", answer="In July.")
     db.session.add(entry)

@@ -5,8 +5,9 @@ import pytest
 
 from course_bots.llm.sources import parse_source_blocks
 from course_bots.llm.tokens import estimate_messages
-from course_bots.prompting import (GROUNDING_RULES, Assembly, PromptSettings, PromptTooLong, assemble, cited_numbers,
-                                   not_covered_message, resolve_citations)
+from course_bots.chat.prompting import (
+    GROUNDING_RULES, Assembly, PromptSettings, PromptTooLong, assemble, cited_numbers, not_covered_message,
+    resolve_citations)
 from retrieval.types import Chunk, Locator, SearchHit
 
 

@@ -1,7 +1,7 @@
 """Administrator API under ``/api/v1/admin``: the launching platform's registrations, model catalogue and settings.
 
 Read-only and scoped to the token's ``issuer``: an administrator of one platform never sees another platform's
-registrations. Retention and usage live in :mod:`course_bots.views.api_privacy` (``/admin/retention``,
+registrations. Retention and usage live in :mod:`course_bots.privacy.api` (``/admin/retention``,
 ``/admin/usage``). Nothing here returns secrets: no URLs or keys of models, no platform key sets.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import func, select
 
 from course_bots.models import CourseBot
-from course_bots.services import backends
+from course_bots import backends
 from lti_tool.config import Config
 from lti_tool.context import current_session, require_session
 from lti_tool.extensions import current_config, db
@@ -40,13 +40,6 @@ def platform_rows(issuer: str) -> list[dict[str, Any]]:
             for r in registrations]
 
 
-def catalogue_rows(config: Config, issuer: str | None) -> list[dict[str, Any]]:
-    """The default model and the catalogue entries allowed for ``issuer`` — public fields only, never URLs or keys."""
-    rows = [{**backends.default_entry(config).public(), "default": True}]
-    rows += [{**entry.public(), "default": False} for entry in backends.catalogue(config, issuer)]
-    return rows
-
-
 def settings_rows(config: Config) -> list[dict[str, Any]]:
     """The thresholds in force, each with the ``COURSEBOTS_*`` key the operator sets it with."""
     env = {f.name: f.metadata.get("env", "") for f in fields(Config)}
@@ -70,7 +63,7 @@ def platforms() -> Response:
 def models() -> Response:
     """The models teachers of this platform may pick: the default and the allowed catalogue entries."""
     issuer = current_session().issuer
-    return jsonify({"issuer": issuer, "models": catalogue_rows(current_config(), issuer),
+    return jsonify({"issuer": issuer, "models": backends.catalogue_rows(current_config(), issuer),
                     "set_by": "operator", "configured_with": "COURSEBOTS_MODEL_CATALOGUE"})
 
 

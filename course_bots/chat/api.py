@@ -3,34 +3,25 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import wraps
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from flask import Blueprint, Response, jsonify, stream_with_context
 from sqlalchemy import select
 
-from course_bots.models import ChatSession, Message
+from course_bots.bots import own_bot
+from course_bots.chat.models import ChatSession, Message
 from course_bots.render import render_markdown
-from course_bots.services import chat, consent, conversations, material_links, materials, quota
-from course_bots.services.conversations import ConversationError
-from course_bots.views.schemas import ChatQuestion, FeedbackBody, parse_body
+from course_bots.chat import operations as chat, conversations, quota
+from course_bots.privacy import operations as privacy
+from course_bots.materials import operations as materials
+from course_bots.chat.conversations import ConversationError
+from course_bots.schemas import ChatQuestion, FeedbackBody, parse_body
 from lti_tool.context import JSON_BODY_BYTES, SessionToken, api_error, current_session, max_body, require_session
 from lti_tool.extensions import db
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("api_chat", __name__, url_prefix="/api/v1/bots/<int:bot_id>")
-
-
-def own_bot(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Reject a request whose session belongs to another bot (403)."""
-    @wraps(view)
-    def wrapped(bot_id: int, *args: Any, **kwargs: Any) -> Any:
-        if current_session().bot_id != bot_id:
-            return api_error("forbidden", "This session belongs to another course.", 403)
-        return view(bot_id, *args, **kwargs)
-
-    return wrapped
 
 
 def conversation_error(exc: ConversationError) -> Response:
@@ -120,7 +111,7 @@ def delete_all(bot_id: int) -> Response:
 
 def _consented(session: SessionToken) -> bool:
     """Whether the participant accepted the privacy notice (a privacy check: it fails closed, never open)."""
-    return bool(consent.has_consent(session))
+    return bool(privacy.has_consent(session))
 
 
 def sse(name: str, data: dict[str, Any]) -> str:
@@ -214,5 +205,5 @@ def file_url(bot_id: int, citation: dict[str, Any]) -> str | None:
     if material is None or not (material.students_may_open or current_session().is_teacher):
         return None
     page = citation.get("position") if citation.get("locator") == "page" else None
-    return material_links.material_file_url(bot_id, material.id, page if isinstance(page, int) else None,
-                                            absolute=False)
+    return materials.material_file_url(bot_id, material.id, page if isinstance(page, int) else None,
+                                       absolute=False)

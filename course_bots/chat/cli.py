@@ -1,11 +1,14 @@
 """``flask --app lti_tool llm ...``: run our model server, and check any backend from the terminal."""
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 from flask.cli import AppGroup
 
+from course_bots import backends
+from course_bots.chat import usage
 from course_bots.llm.cli_support import BACKEND_KINDS, build_backend, stream_to
 from lti_tool.extensions import current_config
 
@@ -62,9 +65,7 @@ def models_command(issuer: str | None, as_json: bool) -> None:
     """List the model catalogue as administrators see it (the default first; never URLs or keys)."""
     import json
 
-    from course_bots.views.api_admin import catalogue_rows
-
-    rows = catalogue_rows(current_config(), issuer)
+    rows = backends.catalogue_rows(current_config(), issuer)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -72,3 +73,12 @@ def models_command(issuer: str | None, as_json: bool) -> None:
         where = "external" if row["external"] else "local"
         click.echo(f"{row['key'] or '(default)':<20} {row['label']}  {where}  context {row['context_window']}  "
                    f"answer {row['max_answer_tokens']}{'  [default]' if row['default'] else ''}")
+
+
+@click.command("usage")
+@click.option("--issuer", default=None, help="Only this platform.")
+@click.option("--by", type=click.Choice(["course", "platform"]), default="course")
+def usage_command(issuer: str | None, by: str) -> None:
+    """Usage counts per course or platform (questions, answers, errors, tokens) — never content."""
+    rows = usage.usage_by_platform() if by == "platform" else usage.usage_by_course(issuer)
+    click.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))

@@ -1,6 +1,6 @@
 """The only way chat data is stored: scrubbed questions, answers, failures and feedback, by pseudonym and role.
 
-Every text passes through the session's :class:`~course_bots.privacy_scrub.Scrubber` (the launch's names from
+Every text passes through the session's :class:`~course_bots.privacy_rules.Scrubber` (the launch's names from
 the token plus the institution's patterns) before it reaches the database. Services only ``flush()``; the
 view commits once.
 """
@@ -12,9 +12,11 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from course_bots.models import ChatSession, CourseBot, Feedback, Message, ParticipantLabel
-from course_bots.privacy_scrub import Scrubber
-from course_bots.services.usage import add_usage
+from course_bots.chat.models import ChatSession, Feedback, Message
+from course_bots.models import CourseBot
+from course_bots.privacy.models import ParticipantLabel
+from course_bots.privacy_rules import Scrubber
+from course_bots.chat.usage import add_usage
 from lti_tool.context import SessionToken
 from lti_tool.extensions import current_config, db, utcnow
 

@@ -17,13 +17,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import select
 
-from course_bots import prompting
+from course_bots.chat import prompting
+from course_bots.materials import operations as materials
 from course_bots.llm.base import (ChatBackend, DoneEvent, ErrorEvent, GenerationParams, StatusEvent, TokenEvent)
 from course_bots.llm.echo_guard import EchoGuard
 from course_bots.llm.extractive import guess_language
-from course_bots.models_bot_settings import BotSettings
+from course_bots.settings.models import BotSettings
 from course_bots.render import render_markdown
-from course_bots.services import backends
+from course_bots import backends
 from lti_tool.context import SessionToken
 from lti_tool.extensions import current_config, db
 from retrieval.types import SearchHit
@@ -55,25 +56,20 @@ class Question:
 
 
 def default_search(bot_id: int, query: str, k: int) -> Sequence[SearchHit]:
-    """The materials engineer's course search; no hits while it is not installed."""
-    try:
-        from course_bots.services import course_index
-    except ImportError:
-        logger.warning("Course search is not available; answering without sources")
-        return []
-    return list(course_index.search_course(bot_id, query, k))
+    """The course's hybrid search over its materials and FAQ."""
+    return list(materials.search_course(bot_id, query, k))
 
 
 def _conversations() -> Any:
     """The privacy issue's conversations service: the only way chat data is stored."""
-    from course_bots.services import conversations
+    from course_bots.chat import conversations
 
     return conversations
 
 
 def stored_answer(question_id: int) -> Any:
     """The successful stored answer to a question, if any (a retry of an answered question gets it back)."""
-    from course_bots.models import Message
+    from course_bots.chat.models import Message
 
     return db.session.scalars(select(Message).where(Message.reply_to_id == question_id, Message.status == "ok")
                               .order_by(Message.id.desc())).first()
@@ -81,7 +77,7 @@ def stored_answer(question_id: int) -> Any:
 
 def history(conversation_id: int, before_id: int, limit: int = 20) -> list[dict[str, str]]:
     """Earlier turns of a conversation (stored, scrubbed texts), oldest first."""
-    from course_bots.models import Message
+    from course_bots.chat.models import Message
 
     query = (select(Message).where(Message.session_id == conversation_id, Message.id < before_id,
                                    Message.status == "ok").order_by(Message.id.desc()).limit(limit))
@@ -98,7 +94,7 @@ def done_payload(answer: Any, conversation_id: int) -> dict[str, Any]:
 
 def settings_for(bot_id: int) -> BotSettings:
     """The bot's settings (created with defaults when missing)."""
-    from course_bots.services.bot_settings import get_settings
+    from course_bots.settings.operations import get_settings
 
     return get_settings(bot_id)
 
@@ -116,7 +112,7 @@ def answer(session: SessionToken, question: Question, *, search: Search | None =
     ``stored_question_id`` is the id :func:`record` returned when the view stored the question itself (a
     streamed response outlives the view's database session, so objects are re-read here by id).
     """
-    from course_bots.models import Message
+    from course_bots.chat.models import Message
 
     commit = commit or db.session.commit
     search = search or default_search

@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from course_bots.models import ChatSession, Feedback, Message, ParticipantLabel
-from course_bots.privacy import label, logs_open
-from course_bots.services.usage import daily_usage
+from course_bots.chat.models import ChatSession, Feedback, Message
+from course_bots.privacy.models import ParticipantLabel
+from course_bots.privacy_rules import label, logs_open
+from course_bots.chat.usage import daily_usage
 from lti_tool.extensions import current_config, db
 
 EXPORT_FIELDS = ("conversation_id", "participant", "role", "asked_at", "question", "answer", "status",

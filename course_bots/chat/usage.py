@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from course_bots.models import ChatSession, CourseBot, UsageEvent
+from course_bots.chat.models import ChatSession, UsageEvent
+from course_bots.models import CourseBot
 from lti_tool.extensions import db, utcnow
 
 COUNTERS = ("questions", "answers", "errors", "prompt_tokens", "completion_tokens")

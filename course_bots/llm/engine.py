@@ -1,11 +1,8 @@
 """Continuous-batching scheduler for one local model: a bounded queue, one shared decode step, idle unload.
 
-One thread owns the model. Every loop it admits waiting requests into the running batch (prefill), then runs a
-single forward step for *all* active sequences, streams each one's new text to its sink, and lets finished
-sequences leave. New requests therefore join between steps instead of waiting for the batch to drain.
-We use our own scheduler rather than transformers' ``ContinuousBatchingManager`` (see docs/LLM.md): that API is
-experimental and changed between the 5.x releases we run (5.17 on GPU hosts, 5.23 in CI), blocks for 10 s and
-drops the request when its queue is full, and has no stop strings, deadlines or per-step observability.
+One thread owns the model. Every loop it admits waiting requests into the running batch (prefill), then runs one
+forward step for *all* active sequences, streams each one's new text to its sink, and lets finished sequences leave,
+so new requests join between steps. Why not transformers' ``ContinuousBatchingManager``: see docs/LLM.md.
 """
 from __future__ import annotations
 

@@ -1,19 +1,19 @@
 """``/api/v1/bots/<bot_id>/materials`` and ``/faq``: the teacher's materials and FAQ, and signed file links."""
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, TypeVar, cast
+from typing import Any, Callable, TypeVar
 from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from course_bots.models_materials import MaterialStatus
-from course_bots.services import ingest_worker
-from course_bots.services import materials as svc
-from course_bots.services.material_links import LINK_SECONDS, check_signature, material_file_url
-from course_bots.storage import StorageError, current_storage
-from course_bots.views.schemas import FaqBody, MaterialChange, parse_body, query_int
+from course_bots.bots import own_bot
+from course_bots.materials.models import MaterialStatus
+from course_bots.materials import jobs as ingest_worker
+from course_bots.materials import operations as svc
+from course_bots.materials.links import LINK_SECONDS, check_signature, material_file_url
+from course_bots.materials.storage import StorageError, current_storage
+from course_bots.schemas import FaqBody, MaterialChange, parse_body, query_int
 from lti_tool.config import Config
 from lti_tool.context import JSON_BODY_BYTES, TEXT_BODY_BYTES, api_error, current_session, max_body, require_session
 from lti_tool.extensions import current_config, db
@@ -37,21 +37,9 @@ def upload_too_large(config: Config) -> str:
     return f"Upload at most {FILES_PER_UPLOAD} files of at most {config.max_upload_mb} MB each at once."
 
 
-def _own_bot(view: F) -> F:
-    """Only sessions of this very bot (a teacher of another course gets 403)."""
-
-    @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if current_session().bot_id != kwargs.get("bot_id"):
-            return api_error("forbidden", "This session belongs to another course.", 403)
-        return view(*args, **kwargs)
-
-    return cast(F, wrapped)
-
-
 def teacher_only(view: F) -> F:
     """Teacher session of this bot."""
-    return require_session(teacher=True)(_own_bot(view))
+    return require_session(teacher=True)(own_bot(view))
 
 
 def _not_found() -> Response:
@@ -176,7 +164,7 @@ def reindex_all(bot_id: int) -> tuple[Response, int]:
 
 @bp.get("/materials/<int:material_id>/link")
 @require_session()
-@_own_bot
+@own_bot
 def file_link(bot_id: int, material_id: int) -> Response:
     """A signed URL (valid minutes) to the original file at ``?page=N``; students only when the teacher allows."""
     material = svc.get_material(bot_id, material_id)

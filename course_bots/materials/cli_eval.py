@@ -2,7 +2,7 @@
 
 Each BEIR ``course_id`` becomes a course bot in a temporary SQLite database (never the configured one); every
 document is uploaded, ingested by the worker pipeline (parse, chunk, embed, store), and every query goes
-through :func:`course_bots.services.course_index.search_course` — exactly what the chat does.
+through :func:`course_bots.materials.course_index.search_course` — exactly what the chat does.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from lti_tool.extensions import current_config, db
@@ -26,8 +26,8 @@ SHOWN_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "latency
 def _ingest(app: Flask, data: Any) -> tuple[dict[str, int], dict[int, str], int]:
     """Upload and ingest every document; returns bot per course, BEIR id per material, failures."""
     from course_bots.models import CourseBot
-    from course_bots.services.ingest_worker import run_pending
-    from course_bots.services.materials import MaterialError, upload_material
+    from course_bots.materials.jobs import run_pending
+    from course_bots.materials.operations import MaterialError, upload_material
     from retrieval.evaluate import filename_for
 
     bots: dict[str, int] = {}
@@ -49,7 +49,7 @@ def _ingest(app: Flask, data: Any) -> tuple[dict[str, int], dict[int, str], int]
         doc_of.setdefault(result.material.id, doc_id)
     db.session.commit()
     run_pending(kind="eval")
-    from course_bots.models_materials import Material
+    from course_bots.materials.models import Material
 
     failed += db.session.query(Material).filter(Material.status == "failed").count()
     return bots, doc_of, failed
@@ -70,7 +70,7 @@ def _no_fsync(engine: Any) -> None:
 
 def _query_all(data: Any, bots: dict[str, int], doc_of: dict[int, str]) -> dict[str, Any]:
     """Run every judged query through ``search_course`` (what the chat calls), scored like the library's eval."""
-    from course_bots.services.course_index import material_id_of, search_course
+    from course_bots.materials.course_index import material_id_of, search_course
     from retrieval.evaluate import score_queries
     from retrieval.types import Chunk, SearchHit
 
@@ -86,13 +86,13 @@ def _query_all(data: Any, bots: dict[str, int], doc_of: dict[int, str]) -> dict[
 
 def run_eval(directory: str, modes: list[str], model: str | None) -> dict[str, dict[str, Any]]:
     """Ingest DIR once into a throw-away database, then evaluate each search mode; metrics per mode."""
-    from course_bots.services.course_index import get_cache, get_embedder
-    from lti_tool import create_app
+    from course_bots.materials.course_index import get_cache, get_embedder
     from retrieval.chunking import ChunkingConfig
     from retrieval.evaluate import load_beir
     from retrieval.fusion import tuned_fusion
 
     base = current_config()
+    create_app = current_app.extensions["coursebots.app_factory"]
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="coursebots-eval-") as tmp:
         config = replace(base, database_url=f"sqlite:///{Path(tmp) / 'eval.sqlite3'}", instance_path=tmp,

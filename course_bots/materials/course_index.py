@@ -17,8 +17,8 @@ import numpy as np
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from course_bots.models_materials import FaqEntry, Material, MaterialChunk, MaterialStatus, vector_from_bytes
-from course_bots.services.materials import index_version
+from course_bots.materials.models import (
+    CourseIndexVersion, FaqEntry, Material, MaterialChunk, MaterialStatus, vector_from_bytes)
 from lti_tool.config import Config
 from lti_tool.extensions import current_config, db
 from retrieval.chunking import chunk_faq
@@ -48,6 +48,13 @@ def _embedder_for(config: Config) -> Embedder:
                                      num_threads=config.embedding_threads or None)
             _EMBEDDERS[key] = embedder
         return embedder
+
+
+def index_version(bot_id: int) -> int:
+    """The current index version of a course (0 before any change)."""
+    value = db.session.execute(select(CourseIndexVersion.version)
+                               .where(CourseIndexVersion.bot_id == bot_id)).scalar()
+    return int(value or 0)
 
 
 def get_embedder(app: Flask | None = None) -> Embedder:

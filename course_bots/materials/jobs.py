@@ -5,7 +5,7 @@ duplicate deliveries (a re-enqueued RQ job, two in-process workers) are harmless
 works; :func:`recover_stale` (run when a worker starts and periodically) re-queues materials whose worker went
 silent, up to :data:`MAX_ATTEMPTS` (:data:`MAX_PARSE_ATTEMPTS` when it went silent while reading the file), then
 marks them failed — a job is never stuck, and a file that kills its reader is not read a third time. Files are
-read in limited child processes (:mod:`course_bots.services.parse_sandbox`), so a hostile file kills a child,
+read in limited child processes (:mod:`course_bots.materials.parse_sandbox`), so a hostile file kills a child,
 not this worker.
 
 With ``COURSEBOTS_REDIS_URL`` set, run job workers with::
@@ -24,12 +24,12 @@ import threading
 import time
 import weakref
 from datetime import timedelta
-from typing import Iterable
+from typing import Any, Iterable
 
 from flask import Flask, current_app
 from sqlalchemy import or_, select, update
 
-from course_bots.models_materials import Material, MaterialStatus
+from course_bots.materials.models import Material, MaterialStatus
 from lti_tool.extensions import current_config, db, utcnow
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,8 @@ def recover_stale(bot_id: int | None = None) -> tuple[list[int], list[int]]:
 
 def reindex_for_current_model() -> list[int]:
     """Queue every ready material embedded with another model than the configured one (once per worker start)."""
-    from course_bots.services.course_index import get_embedder
-    from course_bots.services.materials import reindex_outdated
+    from course_bots.materials.course_index import get_embedder
+    from course_bots.materials.operations import reindex_outdated
 
     ids = reindex_outdated(get_embedder().model_id)
     db.session.commit()
@@ -116,7 +116,7 @@ def next_queued() -> int | None:
 
 def run_pending(limit: int | None = None, kind: str = "inline") -> int:
     """Process queued materials in this thread until none is left (or ``limit``); returns how many ran."""
-    from course_bots.services.ingest_pipeline import process_material
+    from course_bots.materials.pipeline import process_material
 
     done = 0
     me = worker_id(kind)
@@ -157,7 +157,7 @@ def wake_local() -> None:
         ensure_worker(current_app._get_current_object()).wake()  # type: ignore[attr-defined]
 
 
-def rq_queue(redis_url: str):  # type: ignore[no-untyped-def]
+def rq_queue(redis_url: str) -> Any:
     """The RQ queue jobs go to (``rq`` and ``redis`` are imported only when Redis is configured)."""
     from redis import Redis
     from rq import Queue

@@ -1,8 +1,8 @@
 """Course materials: upload with limits and content-hash idempotence, delete everywhere, re-index, FAQ, listing.
 
 Services only ``flush()``; the view (or CLI command) commits. Ingestion itself runs in a worker
-(:mod:`course_bots.services.ingest_worker`): a view calls :func:`upload_material`, commits, then
-:func:`course_bots.services.ingest_worker.dispatch`.
+(:mod:`course_bots.materials.jobs`): a view calls :func:`upload_material`, commits, then
+:func:`course_bots.materials.jobs.dispatch`.
 """
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from course_bots.models_materials import CourseIndexVersion, FaqEntry, Material, MaterialChunk, MaterialStatus
-from course_bots.storage import StorageError, current_storage
+from course_bots.materials.models import CourseIndexVersion, FaqEntry, Material, MaterialChunk, MaterialStatus
+from course_bots.materials.course_index import search_course  # noqa: F401  (the feature's face: chat searches)
+from course_bots.materials.links import material_file_url  # noqa: F401  (the feature's face: citations link)
+from course_bots.materials.storage import StorageError, current_storage
 from lti_tool.extensions import current_config, db, utcnow
 from retrieval.errors import EmptyDocumentError, FileTooLargeError, IngestError
 from retrieval.loaders import sniff
@@ -69,13 +71,6 @@ def bump_index_version(bot_id: int) -> None:
         except IntegrityError:  # another process created it meanwhile
             bump_index_version(bot_id)
     db.session.flush()
-
-
-def index_version(bot_id: int) -> int:
-    """The current index version of a course (0 before any change)."""
-    value = db.session.execute(select(CourseIndexVersion.version)
-                               .where(CourseIndexVersion.bot_id == bot_id)).scalar()
-    return int(value or 0)
 
 
 def course_bytes(bot_id: int) -> int:

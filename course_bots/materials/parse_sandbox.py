@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from course_bots.services.materials import MB
+from course_bots.materials.operations import MB
 from lti_tool.config import Config
 from lti_tool.extensions import current_config
 from retrieval.loaders import LoadLimits, OcrProgress

@@ -2,7 +2,7 @@
 
 A worker owns this unit of work, so it commits (progress must be visible to the teacher page while it runs).
 Typed loader errors become the material's teacher-readable failure; a bad file never stops the others. The file
-is read in a limited child process (:mod:`course_bots.services.parse_sandbox`); chunking and embedding run here.
+is read in a limited child process (:mod:`course_bots.materials.parse_sandbox`); chunking and embedding run here.
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm.exc import ObjectDeletedError
 
-from course_bots.models_materials import Material, MaterialChunk, MaterialStatus, vector_from_bytes
-from course_bots.models_materials import vector_to_bytes
-from course_bots.services.materials import bump_index_version, delete_material
-from course_bots.services.parse_sandbox import parse_material
-from course_bots.storage import StorageError, current_storage
+from course_bots.materials.models import Material, MaterialChunk, MaterialStatus, vector_from_bytes
+from course_bots.materials.models import vector_to_bytes
+from course_bots.materials.operations import bump_index_version, delete_material
+from course_bots.materials.parse_sandbox import parse_material
+from course_bots.materials.storage import StorageError, current_storage
 from lti_tool.extensions import current_config, db, utcnow
 from retrieval.chunking import chunk_document
 from retrieval.errors import IngestError
@@ -182,7 +182,7 @@ def _store(material: Material, chunks: list[Chunk], hashes: list[str], vectors: 
 def process_material(material_id: int, worker_id: str, embedder: Embedder | None = None,
                      on_progress: Progress | None = None) -> str:
     """Run one queued material through the pipeline; returns its final status (or ``skipped``)."""
-    from course_bots.services.course_index import get_embedder
+    from course_bots.materials.course_index import get_embedder
 
     if not claim(material_id, worker_id):
         return "skipped"

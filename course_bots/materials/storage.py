@@ -93,7 +93,7 @@ class DatabaseStorage:
 
     def put(self, key: str, data: bytes) -> None:
         """Insert or replace the blob."""
-        from course_bots.models_materials import MaterialBlob
+        from course_bots.materials.models import MaterialBlob
         from lti_tool.extensions import db
 
         blob = db.session.get(MaterialBlob, _check_key(key))
@@ -105,7 +105,7 @@ class DatabaseStorage:
 
     def get(self, key: str) -> bytes:
         """Read the blob."""
-        from course_bots.models_materials import MaterialBlob
+        from course_bots.materials.models import MaterialBlob
         from lti_tool.extensions import db
 
         blob = db.session.get(MaterialBlob, _check_key(key))
@@ -115,7 +115,7 @@ class DatabaseStorage:
 
     def delete(self, key: str) -> None:
         """Delete the blob row if present."""
-        from course_bots.models_materials import MaterialBlob
+        from course_bots.materials.models import MaterialBlob
         from lti_tool.extensions import db
 
         blob = db.session.get(MaterialBlob, _check_key(key))

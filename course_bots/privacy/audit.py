@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from course_bots.models import AuditEvent
-from course_bots.services.privacy_ops import audit, audit_session
+from course_bots.privacy.models import AuditEvent
+from course_bots.privacy.operations import audit, audit_session
 from lti_tool.context import SessionToken
 
 __all__ = ["audit", "record"]

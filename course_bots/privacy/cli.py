@@ -12,7 +12,7 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
-from course_bots.services import consent, privacy_ops, usage
+from course_bots.privacy import consent, operations as privacy_ops
 from lti_tool.extensions import db
 
 logger = logging.getLogger(__name__)
@@ -87,11 +87,3 @@ def consent_set_command(issuer: str, language: str, path: Path) -> None:
                       target_id=notice.id, details={"language": notice.language, "version": notice.version})
     db.session.commit()
     _emit({"issuer": issuer, "language": notice.language, "version": notice.version})
-
-
-@privacy_cli.command("usage")
-@click.option("--issuer", default=None, help="Only this platform.")
-@click.option("--by", type=click.Choice(["course", "platform"]), default="course")
-def usage_command(issuer: str | None, by: str) -> None:
-    """Usage counts per course or platform (questions, answers, errors, tokens) — never content."""
-    _emit(usage.usage_by_platform() if by == "platform" else usage.usage_by_course(issuer))

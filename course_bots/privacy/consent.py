@@ -13,7 +13,8 @@ from typing import Any, Callable
 from flask import current_app
 from sqlalchemy import func, select
 
-from course_bots.models import ConsentNotice, ConsentRecord
+from course_bots.privacy.models import ConsentNotice, ConsentRecord
+from course_bots.privacy.retention import effective_retention
 from lti_tool.context import SessionToken
 from lti_tool.extensions import current_config, db, utcnow
 
@@ -89,8 +90,6 @@ def current_notice(issuer: str, locale: str) -> Notice:
 
 def render_notice(notice: Notice, bot_id: int) -> str:
     """The notice text with retention, threshold and model filled in (placeholders are optional in stored texts)."""
-    from course_bots.services.privacy_ops import effective_retention
-
     retention = effective_retention(bot_id)
     name = external_model(bot_id)
     language = notice.language if notice.language in LOCAL_MODEL else "en"

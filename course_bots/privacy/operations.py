@@ -12,9 +12,14 @@ from typing import Any, Callable
 from flask import current_app
 from sqlalchemy import delete, select, update
 
-from course_bots.models import (AuditEvent, ChatSession, ConsentRecord, CourseBot, Feedback, Message,
-                                ParticipantLabel, RetentionPolicy)
-from course_bots.privacy import Retention, is_stricter_or_equal, pseudonym, stricter
+from course_bots.privacy.models import AuditEvent, ConsentRecord, ParticipantLabel, RetentionPolicy
+from course_bots.chat.models import ChatSession, Feedback, Message
+from course_bots.models import CourseBot
+# The feature's face: what chat asks of privacy (consent before answering) lives in consent.py.
+from course_bots.privacy.consent import (  # noqa: F401
+    ConsentError, consent_status, has_consent, language_of, record_consent)
+from course_bots.privacy.retention import effective_retention, platform_retention  # noqa: F401  (the feature's face)
+from course_bots.privacy_rules import Retention, is_stricter_or_equal, pseudonym
 from lti_tool.context import SessionToken
 from lti_tool.extensions import current_config, db, utcnow
 
@@ -164,27 +169,6 @@ def erase_user(issuer: str, user_id: str) -> dict[str, Any]:
 
 
 # --- retention -------------------------------------------------------------------------------------------------
-
-def platform_retention(issuer: str) -> Retention:
-    """The platform's rule (or the configured defaults)."""
-    config = current_config()
-    row = db.session.scalars(select(RetentionPolicy).where(RetentionPolicy.issuer == issuer,
-                                                           RetentionPolicy.bot_id.is_(None))).first()
-    if row is None:
-        return Retention(config.retention_anonymize_days, config.retention_delete_days)
-    return Retention(row.anonymize_days, row.delete_days)
-
-
-def effective_retention(bot_id: int) -> Retention:
-    """The bot's retention: its platform's rule, tightened by the bot's override if any."""
-    bot = db.session.get(CourseBot, bot_id)
-    if bot is None:
-        config = current_config()
-        return Retention(config.retention_anonymize_days, config.retention_delete_days)
-    override = db.session.scalars(select(RetentionPolicy).where(RetentionPolicy.bot_id == bot_id)).first()
-    base = platform_retention(bot.issuer)
-    return stricter(base, Retention(override.anonymize_days, override.delete_days) if override else None)
-
 
 def set_retention(issuer: str, anonymize_days: int, delete_days: int, bot_id: int | None = None,
                   actor_role: str = "admin_cli", actor_pseudonym: str | None = None) -> RetentionPolicy:

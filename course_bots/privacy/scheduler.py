@@ -42,7 +42,7 @@ def init_purge_scheduler(app: Flask) -> None:
 
 def run_purge_once(app: Flask) -> dict[str, int] | None:
     """One purge with commit; None when another process holds the PostgreSQL lock."""
-    from course_bots.services.privacy_ops import purge
+    from course_bots.privacy.operations import purge
 
     with app.app_context():
         try:

@@ -6,15 +6,16 @@ from dataclasses import replace
 
 from flask import Blueprint, Response, jsonify
 
+from course_bots.bots import own_bot
 from course_bots.models import CourseBot
-from course_bots.models_bot_settings import MODE_PROMPTS
-from course_bots.services import backends, ingest_worker, materials, privacy_ops
-from course_bots.services.bot_settings import (SettingsError, copy_settings, get_settings, issue_copy_code,
-                                               prompt_versions, redeem_copy_code, settings_dict,
-                                               settings_for_update, update_settings)
-from course_bots.storage import StorageError, current_storage
-from course_bots.views.api_chat import own_bot
-from course_bots.views.schemas import CopyFrom, DeleteBot, SettingsChange, parse_body
+from course_bots.settings.models import MODE_PROMPTS
+from course_bots import backends
+from course_bots.materials import jobs as ingest_worker, operations as materials
+from course_bots.privacy import operations as privacy_ops
+from course_bots.settings.operations import (
+    SettingsError, copy_settings, get_settings, issue_copy_code, prompt_versions, redeem_copy_code, settings_dict,
+    settings_for_update, update_settings)
+from course_bots.schemas import CopyFrom, DeleteBot, SettingsChange, parse_body
 from lti_tool.context import (
     JSON_BODY_BYTES, TEXT_BODY_BYTES, api_error, current_session, issue_token, max_body, require_session)
 from lti_tool.extensions import current_config, db
@@ -115,7 +116,7 @@ def _copy_materials(source: int, target: int) -> tuple[int, list[int]]:
     """Copy the source bot's materials and FAQ entries; returns how many, and the materials to ingest."""
     queued: list[int] = []
     copied = 0
-    storage = current_storage()
+    storage = materials.current_storage()
     for material in materials.list_materials(source):
         if material.replaces_id is not None and material.status != "ready":
             continue
@@ -123,7 +124,7 @@ def _copy_materials(source: int, target: int) -> tuple[int, list[int]]:
             data = storage.get(material.storage_key)
             result = materials.upload_material(target, material.filename, data, material.media_type,
                                                material.title)
-        except (StorageError, materials.MaterialError) as exc:
+        except (materials.StorageError, materials.MaterialError) as exc:
             logger.warning("material %s not copied: %s", material.id, type(exc).__name__)
             continue
         result.material.students_may_open = material.students_may_open

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from course_bots.models_bot_settings import (ANSWER_LANGUAGES, TEACHING_MODES, UNCOVERED_BEHAVIOURS, BotSettings,
-                                             CopyCode, PromptVersion, mode_prompt)
+from course_bots import backends
+from course_bots.settings.models import (
+    ANSWER_LANGUAGES, TEACHING_MODES, UNCOVERED_BEHAVIOURS, BotSettings, CopyCode, PromptVersion, mode_prompt)
 from lti_tool.extensions import current_config, db, utcnow
 
 logger = logging.getLogger(__name__)
@@ -176,3 +177,10 @@ def copy_settings(source_bot_id: int, target_bot_id: int, role: str) -> None:
     data = settings_dict(source)
     data.pop("updated_at")
     update_settings(target, data, role, allowed_models=(source.model_key,) if source.model_key else ())
+
+
+def external_model_name(bot_id: int) -> str | None:
+    """The model's label when the bot's answers come from outside the institution (consent asks again)."""
+    config = current_config()
+    entry = backends.entry_for(config, get_settings(bot_id).model_key)
+    return entry.label if entry.external else None

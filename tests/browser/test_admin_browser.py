@@ -96,7 +96,7 @@ def test_administrator_sees_the_administration_tab(launch: Callable[..., Any], t
     frame.locator("#a-retention button[type=submit]").click()
     expect(frame.locator("#cb-teacher-status")).to_have_text("Aufbewahrung gespeichert.")
     with tool_server.app.app_context():
-        from course_bots.services import privacy_ops
+        from course_bots.privacy import operations as privacy_ops
 
         rule = privacy_ops.platform_retention(state.issuer)
         assert (rule.anonymize_days, rule.delete_days) == (30, 200)

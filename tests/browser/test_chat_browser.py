@@ -37,7 +37,7 @@ QUESTION = "Where does photosynthesis take place and what does it convert?"
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The tool (running in this process) answers through a slow fake OpenAI-compatible server."""
-    from course_bots.services import backends
+    from course_bots import backends
 
     server = helpers.FakeModelServer(ANSWER)
     entry = backends.ModelEntry(key="", label="Fake model", backend="openai", model="fake",
@@ -196,8 +196,8 @@ def test_axe_student_page_has_no_violations(launch: Callable[..., Any], tool_fra
 
 def test_busy_position_then_stop_keeps_the_question(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
                                                     tool_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_bots.models import Message
-    from course_bots.services import backends
+    from course_bots.chat.models import Message
+    from course_bots import backends
     from lti_tool.extensions import db
 
     server = helpers.FakeModelServer("slowly " * 100, delay_s=0.2, status={"state": "queued", "position": 3},

@@ -34,7 +34,7 @@ XSS_TEXT = " ".join(helpers.XSS_PAYLOADS)
 
 def model_with(monkeypatch: pytest.MonkeyPatch, answer: str) -> Any:
     """Answer through a fake OpenAI-compatible server with this scripted text."""
-    from course_bots.services import backends
+    from course_bots import backends
 
     server = helpers.FakeModelServer(answer, delay_s=0.01)
     entry = backends.ModelEntry(key="", label="Fake model", backend="openai", model="fake", base_url=server.base_url)
@@ -46,7 +46,7 @@ def model_with(monkeypatch: pytest.MonkeyPatch, answer: str) -> Any:
 @pytest.fixture
 def xss_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A model whose answer is the whole XSS corpus (and a citation)."""
-    from course_bots.services import backends
+    from course_bots import backends
 
     server = model_with(monkeypatch, "Photosynthesis [1]. " + XSS_TEXT)
     yield server
@@ -98,8 +98,8 @@ def test_teaching_mode_fills_prompt_and_history_restores(launch: Callable[..., A
 
 def test_preview_chats_as_a_student_without_counting(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
                                                      tool_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_bots.models import ChatSession
-    from course_bots.services import backends
+    from course_bots.chat.models import ChatSession
+    from course_bots import backends
     from lti_tool.extensions import db
 
     server = model_with(monkeypatch, "Light energy becomes chemical energy [1].")
@@ -129,7 +129,7 @@ def install_detector(frame: Any) -> None:
 def seed_students(tool_server: Any, count: int = 5) -> None:
     """Open the logs (small-course threshold) with conversations of ``count`` other students."""
     from course_bots.models import CourseBot
-    from course_bots.services import conversations
+    from course_bots.chat import conversations
     from lti_tool.context import SessionToken
     from lti_tool.extensions import db
 
@@ -206,8 +206,8 @@ def test_xss_corpus_never_runs(launch: Callable[..., Any], tool_frame: Callable[
 
 def test_control_detector_fires_without_sanitizing(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
                                                    xss_model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_bots.services import chat
-    from course_bots.views import api_chat
+    from course_bots.chat import operations as chat
+    from course_bots.chat import api as api_chat
 
     def unsafe(text: str, citations: Any = None) -> str:
         return text  # sanitizing switched off: model text goes out as HTML

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from course_bots.models import CourseBot
-from course_bots.privacy import pseudonym
+from course_bots.privacy_rules import pseudonym
 from lti_tool.context import SessionToken, issue_token
 from lti_tool.extensions import current_config, db
 

@@ -33,7 +33,7 @@ def _resolve(spec: dict, node: dict) -> dict:
 
 def test_openapi_request_bodies_are_the_validated_schemas() -> None:
     """Every JSON request body the API validates is documented as exactly that schema, and no other is documented."""
-    from course_bots.views.schemas import REQUEST_BODIES, openapi_schema
+    from course_bots.schemas import REQUEST_BODIES, openapi_schema
 
     spec = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
     documented = {(path, method): body["content"]["application/json"]["schema"]

@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from course_bots.models import CourseBot
-from course_bots.privacy import pseudonym
+from course_bots.privacy_rules import pseudonym
 from lti_tool.context import LaunchContext, Role, decode_token, map_roles
 from lti_tool.extensions import current_config, db
 

@@ -12,9 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
-from course_bots.services import conversations as conv
-from course_bots.services import materials
-from course_bots.views.schemas import REQUEST_BODIES
+from course_bots.chat import conversations as conv
+from course_bots.materials import operations as materials
+from course_bots.schemas import REQUEST_BODIES
 from lti_tool.security import body_limit
 
 from .conftest import BOTH_DATABASES, bearer, make_bot, make_session

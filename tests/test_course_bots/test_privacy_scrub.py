@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from course_bots.privacy import label, logs_open
-from course_bots.privacy_scrub import Scrubber, fold, name_variants, scrub
+from course_bots.privacy_rules import label, logs_open
+from course_bots.privacy_rules import Scrubber, fold, name_variants, scrub
 
 NAMES = ("Anna-Lena Müller", "Anna-Lena", "Müller")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from course_bots.privacy_scrub import Scrubber
+from course_bots.privacy_rules import Scrubber
 
 NAMES = ("Anna-Lena Müller", "Иванов", "王小明")
 QUESTION = "0" * 41 + "x"  # 42 characters: the question that froze the service

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from lti_tool.extensions import db
-from .conftest import ISSUER, bearer, make_bot, make_session
+from tests.test_course_bots.conftest import ISSUER, bearer, make_bot, make_session
 
 OTHER = "https://other.example"
 CATALOGUE = ('[[models]]\nkey = "qwen"\nlabel = "Qwen 7B (local)"\nkind = "local"\nmodel = "qwen"\n'
@@ -128,7 +128,7 @@ def test_settings_are_the_thresholds_in_force(ctx: Flask, world: dict[str, dict[
 
 
 def test_reads_write_no_audit_events(ctx: Flask, world: dict[str, dict[str, str]]) -> None:
-    from course_bots.models import AuditEvent
+    from course_bots.privacy.models import AuditEvent
     from sqlalchemy import func, select
 
     client = ctx.test_client()

@@ -10,10 +10,11 @@ from flask.testing import FlaskClient
 
 from course_bots.llm.base import DoneEvent, ErrorEvent, Event, GenerationParams, Message, StatusEvent, TokenEvent
 from course_bots.llm.extractive import ExtractiveBackend
-from course_bots.services import backends, chat
+from course_bots import backends
+from course_bots.chat import operations as chat
 from retrieval.types import Chunk, Locator, SearchHit
 
-from .conftest import BOTH_DATABASES, bearer, make_bot, make_session
+from tests.test_course_bots.conftest import BOTH_DATABASES, bearer, make_bot, make_session
 
 PASSAGE = ("Gradient descent updates the weights in the direction of the negative gradient. "
            "The learning rate controls the step size.")
@@ -64,7 +65,7 @@ def setup(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any
     with app.app_context():
         bot = make_bot()
         student = make_session(bot)
-        from course_bots.services import consent
+        from course_bots.privacy import consent
 
         consent.record_consent(student, True, consent.current_notice(student.issuer, student.locale).version)
         from lti_tool.extensions import db
@@ -169,7 +170,7 @@ def test_invalid_requests_use_the_error_shape(client: FlaskClient, setup: dict[s
 
 def test_quota_hook_refuses_with_its_message(client: FlaskClient, setup: dict[str, Any],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_bots.services import quota
+    from course_bots.chat import quota
 
     monkeypatch.setattr(quota, "_questions_left", lambda session, bot_id: 0)
     response = client.post(f"/api/v1/bots/{setup['bot']}/chat", headers=setup["headers"],
@@ -208,10 +209,10 @@ def test_consent_check_fails_closed_when_the_consent_module_cannot_be_imported(
     with app.app_context():
         bot = make_bot("course-10")
         headers = bearer(make_session(bot, sub="new-student"))
-    import course_bots.services
+    import course_bots.privacy
 
-    monkeypatch.setitem(sys.modules, "course_bots.services.consent", None)  # any import of it now fails
-    monkeypatch.delattr(course_bots.services, "consent")
+    monkeypatch.setitem(sys.modules, "course_bots.privacy.consent", None)  # any import of it now fails
+    monkeypatch.delattr(course_bots.privacy, "consent")
     response = client.post(f"/api/v1/bots/{bot.id}/chat", headers=headers, json={"question": "hi", "client_id": "a"})
     assert response.status_code == 403 and response.get_json()["error"]["code"] == "consent_required"
 

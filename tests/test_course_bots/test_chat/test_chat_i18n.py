@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "course_bots"
+PACKAGE = Path(__file__).resolve().parents[3] / "course_bots"
 CATALOGUES = {lang: json.loads((PACKAGE / "static" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
               for lang in ("de", "en")}
 TEMPLATES = sorted((PACKAGE / "templates" / "course_bots").glob("*.html"))

@@ -5,11 +5,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from course_bots.models import ChatSession, Feedback, Message, ParticipantLabel, UsageEvent
-from course_bots.services import conversations as conv
+from course_bots.chat.models import ChatSession, Feedback, Message, UsageEvent
+from course_bots.privacy.models import ParticipantLabel
+from course_bots.chat import conversations as conv
 from lti_tool.extensions import db
 
-from .conftest import BOTH_DATABASES, make_bot, make_session
+from tests.test_course_bots.conftest import BOTH_DATABASES, make_bot, make_session
 
 pytestmark = pytest.mark.parametrize("app", BOTH_DATABASES, indirect=True)
 

@@ -15,16 +15,15 @@ from flask import Flask
 from flask_migrate import upgrade
 
 from course_bots.models import CourseBot
-from course_bots.models_materials import Material
-from course_bots.services import materials as svc
-from course_bots.services.course_index import (CourseIndexCache, get_cache, get_embedder, material_id_of,
-                                               search_course)
-from course_bots.services.ingest_worker import run_pending
+from course_bots.materials.models import Material
+from course_bots.materials import operations as svc
+from course_bots.materials.course_index import CourseIndexCache, get_cache, get_embedder, material_id_of, search_course
+from course_bots.materials.jobs import run_pending
 from lti_tool.extensions import db
 from retrieval.embedders import HashingEmbedder
 from retrieval.types import ChunkKind
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PAGES = [
     "Photosynthesis converts light energy into chemical energy in the chloroplasts of plant cells.",
     "The Krebs cycle oxidises acetyl-CoA to carbon dioxide inside the mitochondria of the cell.",
@@ -115,7 +114,7 @@ def test_change_in_another_process_invalidates_this_process(capp: Flask) -> None
     script = textwrap.dedent("""
         from lti_tool import create_app
         from lti_tool.extensions import db
-        from course_bots.services import materials as svc
+        from course_bots.materials import operations as svc
 
         app = create_app()
         with app.app_context():
@@ -178,7 +177,7 @@ def test_default_model_finds_the_page(make_app, tmp_path: Path) -> None:
 
 
 def test_embedding_settings_reach_the_shared_embedder(tmp_path: Path) -> None:
-    from course_bots.services.course_index import _embedder_for
+    from course_bots.materials.course_index import _embedder_for
     from tests.conftest import make_config
 
     config = make_config(tmp_path, embedding_threads=1, embedding_query_prefix="query: ")

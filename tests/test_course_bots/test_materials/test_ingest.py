@@ -16,15 +16,15 @@ from flask_migrate import upgrade
 from sqlalchemy import select, text, update
 
 from course_bots.models import CourseBot
-from course_bots.models_materials import Material
-from course_bots.services import ingest_pipeline, ingest_worker
-from course_bots.services import materials as svc
+from course_bots.materials.models import Material
+from course_bots.materials import pipeline as ingest_pipeline, jobs as ingest_worker
+from course_bots.materials import operations as svc
 from lti_tool.extensions import db, utcnow
 from retrieval.embedders import HashingEmbedder
 from retrieval.types import Vector
 from tests.conftest import need_tesseract, scanned_pdf
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TEXT = "\n\n".join(f"## Part {i}\n\n" + f"Topic {i} explains osmosis and diffusion across membranes. " * 20
                    for i in range(6))
 
@@ -133,7 +133,7 @@ def test_crashed_worker_job_is_retried_then_ingested(iapp: Flask, tmp_path: Path
     script = textwrap.dedent(f"""
         import os
         from lti_tool import create_app
-        from course_bots.services.ingest_pipeline import process_material
+        from course_bots.materials.pipeline import process_material
         from retrieval.embedders import HashingEmbedder
 
         class Crash(HashingEmbedder):

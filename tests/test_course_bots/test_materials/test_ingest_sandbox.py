@@ -13,9 +13,9 @@ from flask import Flask
 from flask_migrate import upgrade
 
 from course_bots.models import CourseBot
-from course_bots.models_materials import Material
-from course_bots.services import ingest_worker, parse_sandbox
-from course_bots.services import materials as svc
+from course_bots.materials.models import Material
+from course_bots.materials import jobs as ingest_worker, parse_sandbox
+from course_bots.materials import operations as svc
 from lti_tool.context import SessionToken, issue_token
 from lti_tool.extensions import db, utcnow
 from tests.test_retrieval.hostile_files import MIB, bomb_pdf

@@ -12,10 +12,11 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from course_bots.models import CourseBot
-from course_bots.models_materials import Material, MaterialBlob, MaterialChunk
-from course_bots.services import materials as svc
-from course_bots.services.ingest_worker import run_pending
-from course_bots.storage import DatabaseStorage, InstanceStorage, S3Storage, StorageError
+from course_bots.materials.models import Material, MaterialBlob, MaterialChunk
+from course_bots.materials import course_index
+from course_bots.materials import operations as svc
+from course_bots.materials.jobs import run_pending
+from course_bots.materials.storage import DatabaseStorage, InstanceStorage, S3Storage, StorageError
 from lti_tool.extensions import db
 from retrieval.embedders import HashingEmbedder
 from retrieval.types import Vector
@@ -236,11 +237,11 @@ def test_delete_removes_chunks_and_file(mapp: Flask) -> None:
     assert stored.exists()
     with mapp.app_context():
         run_pending()
-        version = svc.index_version(1)
+        version = course_index.index_version(1)
         svc.delete_material(_get(Material, result.material.id))
         db.session.commit()
         assert db.session.scalar(select(func.count()).select_from(MaterialChunk)) == 0
-        assert svc.index_version(1) == version + 1
+        assert course_index.index_version(1) == version + 1
     assert not stored.exists()
 
 
@@ -354,7 +355,7 @@ def test_s3_storage_round_trip_against_a_local_s3_endpoint() -> None:
 
 
 def test_deleting_a_bot_removes_its_stored_files(mapp: Flask) -> None:
-    from course_bots.services.privacy_ops import delete_bot
+    from course_bots.privacy.operations import delete_bot
 
     result = upload(mapp, "Lecture.pdf", make_pdf(PAGES))
     stored = Path(mapp.instance_path) / "materials" / result.material.storage_key

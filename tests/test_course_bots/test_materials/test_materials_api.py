@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from course_bots.models import CourseBot
-from course_bots.services.ingest_worker import run_pending
-from course_bots.services.material_links import check_signature
+from course_bots.materials.jobs import run_pending
+from course_bots.materials.links import check_signature
 from lti_tool.context import SessionToken, issue_token
 from lti_tool.extensions import db
 

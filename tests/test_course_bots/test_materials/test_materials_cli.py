@@ -11,7 +11,7 @@ from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 from course_bots.models import CourseBot
-from course_bots.models_materials import Material
+from course_bots.materials.models import Material
 from lti_tool.extensions import db
 
 

@@ -7,14 +7,16 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from course_bots.models import (AuditEvent, ChatSession, ConsentRecord, CourseBot, Feedback, Message,
-                                ParticipantLabel, RetentionPolicy, UsageEvent)
-from course_bots.privacy import Retention, pseudonym
-from course_bots.services import consent, privacy_ops, teacher_logs
-from course_bots.services import conversations as conv
+from course_bots.privacy.models import AuditEvent, ConsentRecord, ParticipantLabel, RetentionPolicy
+from course_bots.chat.models import ChatSession, Feedback, Message, UsageEvent
+from course_bots.models import CourseBot
+from course_bots.privacy_rules import Retention, pseudonym
+from course_bots.privacy import consent, operations as privacy_ops
+from course_bots.chat import teacher_logs
+from course_bots.chat import conversations as conv
 from lti_tool.extensions import current_config, db, utcnow
 
-from .conftest import BOTH_DATABASES, ISSUER, make_bot, make_session
+from tests.test_course_bots.conftest import BOTH_DATABASES, ISSUER, make_bot, make_session
 
 pytestmark = pytest.mark.parametrize("app", BOTH_DATABASES, indirect=True)
 

@@ -17,9 +17,9 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import MetaData, select, text
 
-from course_bots.privacy_scrub import Scrubber
-from course_bots.services import consent
-from course_bots.services import conversations as conv
+from course_bots.privacy_rules import Scrubber
+from course_bots.privacy import consent
+from course_bots.chat import conversations as conv
 from lti_tool.context import LaunchContext, decode_token, map_roles
 from lti_tool.extensions import current_config, db
 
@@ -108,7 +108,8 @@ class EchoingModel:
 @pytest.fixture
 def real_chat(monkeypatch: pytest.MonkeyPatch) -> None:
     """The chat API with a fake retrieval hit (quoting an e-mail) and the echoing model."""
-    from course_bots.services import backends, chat
+    from course_bots import backends
+    from course_bots.chat import operations as chat
     from retrieval.types import Chunk, Locator, SearchHit
 
     passage = f"Sprechstunde: {GIVEN} {FAMILY}, {EMAIL}. Gradienten zeigen bergauf."
@@ -241,7 +242,7 @@ def test_complete_run_leaves_no_personal_data(scan_app: Flask, tmp_path: Path, c
     simulate_run(scan_app, outputs)
     assert _scan(scan_app, tmp_path, caplog, outputs) == {}
     with scan_app.app_context():
-        from course_bots.models import Feedback, Message
+        from course_bots.chat.models import Feedback, Message
 
         questions = db.session.scalars(select(Message).where(Message.role == "user")).all()
         assert len(questions) == len(QUESTIONS) + 1 + 2  # service run + failed one + two via the chat API, no doubles

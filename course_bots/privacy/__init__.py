@@ -1,0 +1,1 @@
+"""Privacy: consent, retention, export and erasure, the audit trail and the retention scheduler."""
