@@ -8,15 +8,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from typing import Any
 
+from course_bots.llm import catalogue as catalogue_file
 from course_bots.llm.base import ChatBackend
-from course_bots.llm.catalogue import Catalogue, CatalogueError, load_catalogue
-from course_bots.llm.cli_support import build_backend
-from course_bots.llm.extractive import FallbackBackend
+from course_bots.llm.catalogue import Catalogue, CatalogueError, ModelEntry
+from course_bots.llm.cli_support import backend_for_entry
 from lti_tool.config import Config, named_secret
 from lti_tool.extensions import current_config
+
+__all__ = ["ModelEntry", "backend_for", "catalogue", "catalogue_rows", "default_entry", "entry_for",
+           "forget_backends", "model_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,35 +28,11 @@ _catalogues: dict[str, tuple[int, Catalogue]] = {}  # path -> (mtime, parsed fil
 _lock = threading.Lock()
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model the admin offers: how to reach it and its limits."""
-
-    key: str
-    label: str
-    backend: str  # "extractive" | "openai" | "local"
-    model: str = ""
-    base_url: str = ""
-    api_key: str = ""
-    external: bool = False  # answers leave the institution (consent asks again)
-    context_window: int = 4096
-    max_answer_tokens: int = 1024
-    timeout_s: float = 60.0
-    tokenizer: str = ""  # local tokenizer path for exact token counts
-
-    def public(self) -> dict[str, Any]:
-        """What teachers see of the entry (never the URL or key)."""
-        extractive = self.backend not in ("openai", "local") or not self.model
-        return {"key": self.key, "label": self.label, "external": self.external, "extractive": extractive,
-                "context_window": self.context_window, "max_answer_tokens": self.max_answer_tokens}
-
-
 def default_entry(config: Config) -> ModelEntry:
     """The installation's default model from the ``COURSEBOTS_LLM_*`` settings."""
-    backend = config.llm_backend or ("openai" if config.llm_base_url else "extractive")
-    label = config.llm_model or ("Extractive (no language model)" if backend == "extractive" else backend)
-    return ModelEntry(key="", label=label, backend=backend, model=config.llm_model, base_url=config.llm_base_url,
-                      api_key=config.llm_api_key, context_window=config.llm_context_window)
+    return catalogue_file.default_entry(backend=config.llm_backend, model=config.llm_model,
+                                        base_url=config.llm_base_url, api_key=config.llm_api_key,
+                                        context_window=config.llm_context_window)
 
 
 def catalogue(config: Config, issuer: str | None = None) -> tuple[ModelEntry, ...]:
@@ -71,12 +50,7 @@ def catalogue(config: Config, issuer: str | None = None) -> tuple[ModelEntry, ..
         logger.error("The model catalogue could not be read (%s); only the default model is offered",
                      type(exc).__name__)
         return ()
-    return tuple(ModelEntry(key=e.key, label=e.label, backend="openai" if e.base_url else "local", model=e.model,
-                            base_url=e.base_url or "", external=e.kind == "external",
-                            api_key=(named_secret(e.api_key_env) or "") if e.api_key_env else "",
-                            context_window=e.context_window, max_answer_tokens=e.max_new_tokens,
-                            timeout_s=e.timeout_s, tokenizer=e.tokenizer or "")
-                 for e in loaded.allowed_for(issuer))
+    return tuple(loaded.allowed_for(issuer))
 
 
 def _load_catalogue(path: str) -> Catalogue:
@@ -86,7 +60,7 @@ def _load_catalogue(path: str) -> Catalogue:
         cached = _catalogues.get(path)
     if cached is not None and cached[0] == stamp:
         return cached[1]
-    loaded = load_catalogue(path)
+    loaded = catalogue_file.load_catalogue(path)
     with _lock:
         _catalogues[path] = (stamp, loaded)
     return loaded
@@ -108,27 +82,21 @@ def entry_for(config: Config, key: str) -> ModelEntry:
 
 
 def backend_for(entry: ModelEntry) -> ChatBackend:
-    """A (cached) backend for a catalogue entry."""
+    """A (cached) backend for a catalogue entry, with the extractive fallback."""
     cache_key = (entry.backend, entry.base_url, entry.model)
     with _lock:
         backend = _cache.get(cache_key)
         if backend is None:
-            backend = _build(entry)
+            backend = backend_for_entry(_with_key(entry))
             _cache[cache_key] = backend
     return backend
 
 
-def _build(entry: ModelEntry) -> ChatBackend:
-    """Construct the backend an entry describes (extractive when it names nothing usable)."""
-    if entry.backend == "openai" and entry.base_url and entry.model:
-        return build_backend("openai", entry.model, entry.base_url, entry.api_key or None, fallback=True,
-                             timeout_s=entry.timeout_s, tokenizer=entry.tokenizer or None)
-    if entry.backend == "local" and entry.model:
-        logger.info("Loading an in-process model for quick-start answers")
-        return FallbackBackend(build_backend("local", entry.model, max_context=entry.context_window))
-    if entry.backend not in ("extractive", ""):
-        logger.warning("Model entry %r is incomplete; answering extractively", entry.key)
-    return build_backend("extractive")
+def _with_key(entry: ModelEntry) -> ModelEntry:
+    """The entry carrying the API key its ``api_key_env`` names (read only when a backend is built)."""
+    if entry.api_key or not entry.api_key_env:
+        return entry
+    return replace(entry, api_key=named_secret(entry.api_key_env) or "")
 
 
 def model_state() -> dict[str, Any]:

@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .catalogue import load_catalogue
 
     for entry in load_catalogue(args.path).allowed_for(args.platform):
-        print(f"{entry.key}\t{entry.kind}\t{entry.model}\t{entry.context_window}\t{entry.base_url or '-'}")
+        kind = "external" if entry.external else "local"
+        print(f"{entry.key}\t{kind}\t{entry.model}\t{entry.context_window}\t{entry.base_url or '-'}")
     return 0
 
 

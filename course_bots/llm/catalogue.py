@@ -1,13 +1,16 @@
-"""The admin's model catalogue: which models exist, where they run, their limits and which platforms may use them.
+"""The model catalogue: which models exist, where they run, their limits and which platforms may use them.
 
-Pure data and a loader (TOML or JSON); the database and the teacher pages only store an entry's ``key``.
+One entry type, :class:`ModelEntry`, for the installation's default model and the admin's catalogue file alike,
+built only here: :func:`default_entry` from plain configuration values, :func:`entry_from_file` from one
+``[[models]]`` item of a TOML or JSON file. Pure data (no Flask, no database); the database and the teacher pages
+only store an entry's ``key``.
 """
 from __future__ import annotations
 
 import json
 import logging
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -17,6 +20,12 @@ from .tokens import estimate_messages
 logger = logging.getLogger(__name__)
 
 KINDS = ("local", "external")
+BACKENDS = ("extractive", "openai", "local")
+# The fields a catalogue file's ``[[models]]`` item (or its ``[defaults]``) may set.
+FILE_FIELDS = frozenset({"key", "label", "kind", "model", "context_window", "base_url", "tokenizer", "max_new_tokens",
+                         "timeout_s", "requests_per_minute", "platforms", "api_key_env"})
+FILE_MAX_NEW_TOKENS = 512  # a file entry's answer budget when it names none
+DEFAULT_MAX_ANSWER_TOKENS = 1024  # the default model's answer budget
 
 
 class CatalogueError(ValueError):
@@ -25,29 +34,47 @@ class CatalogueError(ValueError):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model an admin offers: ``local`` runs on the institution's hardware, ``external`` leaves it."""
+    """One model teachers may pick: how to reach it, its limits, and who may use it.
+
+    ``backend`` is ``extractive`` (no model), ``openai`` (an OpenAI-compatible server at ``base_url``) or ``local``
+    (a model loaded in-process). ``external`` models send questions out of the institution. The key is either
+    ``api_key`` (the default model's, from configuration) or the ``COURSEBOTS_*`` variable ``api_key_env`` names,
+    resolved by the caller when it builds the backend; :meth:`public` shows neither, nor the URL.
+    """
 
     key: str
     label: str
-    kind: str
-    model: str  # the served model name, or a model id/path for the in-process quick-start
-    context_window: int
-    base_url: str | None = None  # OpenAI-compatible /v1 URL; None for a local model run in-process
-    tokenizer: str | None = None  # local tokenizer path for exact counting; else a conservative estimate
-    max_new_tokens: int = 512
+    backend: str
+    model: str = ""  # the served model name, or a model id/path for the in-process quick-start
+    base_url: str = ""  # OpenAI-compatible /v1 URL; empty for extractive or in-process
+    api_key: str = field(default="", repr=False)
+    external: bool = False  # answers leave the institution (consent asks again)
+    context_window: int = 4096
+    max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS
     timeout_s: float = 60.0
+    tokenizer: str = ""  # local tokenizer path for exact counting; else a conservative estimate
     requests_per_minute: int | None = None  # per course; None: no limit
     platforms: tuple[str, ...] = ()  # platform issuers allowed to use it; empty: every platform
-    api_key_env: str | None = None  # name of the environment variable holding the key (never the key itself)
+    api_key_env: str = ""  # name of the environment variable holding the key (never the key itself)
 
     @property
     def in_process(self) -> bool:
-        """Whether the model is loaded inside the web process (quick-start) rather than reached over HTTP."""
-        return self.base_url is None
+        """Whether the model is loaded inside the process (quick-start) rather than reached over HTTP."""
+        return self.backend == "local"
+
+    @property
+    def extractive(self) -> bool:
+        """Whether this entry answers by quoting passages (no usable model named)."""
+        return self.backend not in ("openai", "local") or not self.model
 
     def allowed_for(self, platform: str | None) -> bool:
         """Whether teachers of this platform may pick this model."""
         return not self.platforms or "*" in self.platforms or platform in self.platforms
+
+    def public(self) -> dict[str, Any]:
+        """What teachers and administrators see of the entry (never the URL or key)."""
+        return {"key": self.key, "label": self.label, "external": self.external, "extractive": self.extractive,
+                "context_window": self.context_window, "max_answer_tokens": self.max_answer_tokens}
 
     def token_counter(self) -> Callable[[Sequence[Message]], int]:
         """Exact counting with the configured tokenizer, else the estimate with a safety margin."""
@@ -56,6 +83,53 @@ class ModelEntry:
 
             return tokenizer_counter(self.tokenizer)
         return estimate_messages
+
+
+def default_entry(*, backend: str = "", model: str = "", base_url: str = "", api_key: str = "",
+                  context_window: int = 4096) -> ModelEntry:
+    """The installation's default model (key ``""``) from its configured backend, model, URL, key and window."""
+    backend = backend or ("openai" if base_url else "extractive")
+    label = model or ("Extractive (no language model)" if backend == "extractive" else backend)
+    return ModelEntry(key="", label=label, backend=backend, model=model, base_url=base_url, api_key=api_key,
+                      context_window=context_window)
+
+
+def entry_from_file(item: Mapping[str, Any], defaults: Mapping[str, Any] | None = None,
+                    name: str = "") -> ModelEntry:
+    """Validate one ``[[models]]`` item of a catalogue file (over its ``[defaults]``) into an entry."""
+    values = {**{k: v for k, v in (defaults or {}).items() if k in FILE_FIELDS}, **item}
+    name = str(values.get("key") or name or "models[?]")
+    if "api_key" in item:
+        raise CatalogueError(f"{name}: unknown field api_key: put the key in an environment variable and name it "
+                             "in api_key_env")
+    unknown = set(item) - FILE_FIELDS
+    if unknown:
+        raise CatalogueError(f"{name}: unknown field(s) {', '.join(sorted(unknown))}")
+    for required in ("key", "label", "kind", "model", "context_window"):
+        if not values.get(required):
+            raise CatalogueError(f"{name}: '{required}' is required")
+    if values["kind"] not in KINDS:
+        raise CatalogueError(f"{name}: kind must be one of {', '.join(KINDS)}")
+    if values.get("api_key_env") and not str(values["api_key_env"]).startswith("COURSEBOTS_"):
+        raise CatalogueError(f"{name}: api_key_env must name a COURSEBOTS_* environment variable")
+    if values["kind"] == "external" and not values.get("base_url"):
+        raise CatalogueError(f"{name}: an external model needs a base_url")
+    try:
+        rpm = values.get("requests_per_minute")
+        entry = ModelEntry(
+            key=str(values["key"]), label=str(values["label"]), backend="openai" if values.get("base_url") else "local",
+            model=str(values["model"]), base_url=str(values.get("base_url") or ""),
+            external=values["kind"] == "external", context_window=int(values["context_window"]),
+            max_answer_tokens=int(values.get("max_new_tokens", FILE_MAX_NEW_TOKENS)),
+            timeout_s=float(values.get("timeout_s", 60.0)), tokenizer=str(values.get("tokenizer") or ""),
+            requests_per_minute=None if rpm is None else int(rpm),
+            platforms=tuple(str(p) for p in values.get("platforms", ())),
+            api_key_env=str(values.get("api_key_env") or ""))
+    except (TypeError, ValueError) as exc:
+        raise CatalogueError(f"{name}: {exc}") from exc
+    if entry.max_answer_tokens >= entry.context_window:
+        raise CatalogueError(f"{name}: max_new_tokens must be smaller than context_window")
+    return entry
 
 
 @dataclass(frozen=True)
@@ -95,36 +169,11 @@ def load_catalogue(path: str | Path) -> Catalogue:
 def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
     """Validate a catalogue mapping: ``{"defaults": {...}, "models": [{...}, ...]}``."""
     defaults = dict(data.get("defaults", {}))
-    known = {f.name for f in fields(ModelEntry)}
     entries: list[ModelEntry] = []
     for index, item in enumerate(data.get("models", [])):
-        values = {**{k: v for k, v in defaults.items() if k in known}, **item}
-        name = values.get("key") or f"models[{index}]"
-        unknown = set(item) - known
-        if unknown:
-            raise CatalogueError(f"{name}: unknown field(s) {', '.join(sorted(unknown))}")
-        for required in ("key", "label", "kind", "model", "context_window"):
-            if not values.get(required):
-                raise CatalogueError(f"{name}: '{required}' is required")
-        if values["kind"] not in KINDS:
-            raise CatalogueError(f"{name}: kind must be one of {', '.join(KINDS)}")
-        if values.get("api_key_env") and not str(values["api_key_env"]).startswith("COURSEBOTS_"):
-            raise CatalogueError(f"{name}: api_key_env must name a COURSEBOTS_* environment variable")
-        if values["kind"] == "external" and not values.get("base_url"):
-            raise CatalogueError(f"{name}: an external model needs a base_url")
-        if "api_key" in item:
-            raise CatalogueError(f"{name}: put the key in an environment variable and name it in api_key_env")
-        try:
-            entry = ModelEntry(**{**values, "platforms": tuple(values.get("platforms", ())),
-                                  "context_window": int(values["context_window"]),
-                                  "max_new_tokens": int(values.get("max_new_tokens", 512)),
-                                  "timeout_s": float(values.get("timeout_s", 60.0))})
-        except (TypeError, ValueError) as exc:
-            raise CatalogueError(f"{name}: {exc}") from exc
-        if entry.max_new_tokens >= entry.context_window:
-            raise CatalogueError(f"{name}: max_new_tokens must be smaller than context_window")
+        entry = entry_from_file(item, defaults, name=f"models[{index}]")
         if any(e.key == entry.key for e in entries):
-            raise CatalogueError(f"{name}: duplicate key")
+            raise CatalogueError(f"{entry.key}: duplicate key")
         entries.append(entry)
     logger.info("Model catalogue with %d entries", len(entries))
     return Catalogue(tuple(entries))

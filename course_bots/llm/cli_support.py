@@ -8,6 +8,7 @@ import logging
 from typing import Any, TextIO
 
 from .base import (ChatBackend, DoneEvent, ErrorEvent, GenerationParams, Passage, StatusEvent, TokenEvent)
+from .catalogue import ModelEntry
 from .circuit import CircuitBreaker
 
 logger = logging.getLogger(__name__)
@@ -85,9 +86,24 @@ def stream_to(backend: ChatBackend, prompt: str, out: TextIO, *, system: str | N
     return 1
 
 
-def backend_for_entry(entry: Any, fallback: bool = True, api_key: str | None = None) -> ChatBackend:
-    """The backend for a catalogue ``ModelEntry``; the caller resolves the key its ``api_key_env`` names."""
-    if entry.in_process:
-        return build_backend("local", entry.model, max_context=entry.context_window)
-    return build_backend("openai", entry.model, entry.base_url, api_key, timeout_s=entry.timeout_s,
-                         tokenizer=entry.tokenizer, fallback=fallback)
+def backend_for_entry(entry: ModelEntry, fallback: bool = True, api_key: str | None = None) -> ChatBackend:
+    """The backend a catalogue entry describes (extractive when it names nothing usable).
+
+    ``fallback`` answers extractively while the model is unavailable; ``api_key`` overrides the entry's own key
+    (the caller resolves the variable its ``api_key_env`` names).
+    """
+    backend: ChatBackend
+    if entry.backend == "openai" and entry.base_url and entry.model:
+        return build_backend("openai", entry.model, entry.base_url, api_key or entry.api_key or None,
+                             timeout_s=entry.timeout_s, tokenizer=entry.tokenizer or None, fallback=fallback)
+    if entry.backend == "local" and entry.model:
+        logger.info("Loading an in-process model for quick-start answers")
+        backend = build_backend("local", entry.model, max_context=entry.context_window)
+        if fallback:
+            from .extractive import FallbackBackend
+
+            backend = FallbackBackend(backend)
+        return backend
+    if entry.backend not in ("extractive", ""):
+        logger.warning("Model entry %r is incomplete; answering extractively", entry.key)
+    return build_backend("extractive")

@@ -50,7 +50,8 @@ def test_catalogue_loads_toml_and_json(tmp_path: Path) -> None:
     catalogue = load_catalogue(toml_file)
     assert [e.key for e in catalogue.entries] == ["qwen-local", "gateway"] and catalogue.default
     local = catalogue.get("qwen-local")
-    assert local.kind == "local" and local.max_new_tokens == 256 and not local.in_process
+    assert not local.external and local.max_answer_tokens == 256 and not local.in_process
+    assert local.backend == "openai" and catalogue.get("gateway").external
     assert [e.key for e in catalogue.allowed_for("https://moodle.uni.example")] == ["qwen-local", "gateway"]
     assert [e.key for e in catalogue.allowed_for("https://other.example")] == ["gateway"]
     assert local.token_counter() is estimate_messages
@@ -58,6 +59,24 @@ def test_catalogue_loads_toml_and_json(tmp_path: Path) -> None:
     json_file.write_text(json.dumps({"models": [{"key": "k", "label": "L", "kind": "local", "model": "/m",
                                                  "context_window": 2048}]}))
     assert load_catalogue(json_file).get("k").in_process
+
+
+def test_one_entry_type_for_the_default_model_and_the_file() -> None:
+    from course_bots.llm.catalogue import ModelEntry, default_entry, entry_from_file
+
+    plain = default_entry()
+    assert isinstance(plain, ModelEntry) and plain.backend == "extractive" and plain.extractive and plain.key == ""
+    served = default_entry(model="qwen", base_url="http://gpu:8001/v1", api_key="sk-secret", context_window=8192)
+    assert served.backend == "openai" and served.label == "qwen" and not served.extractive
+    filed = entry_from_file({"key": "g", "label": "G", "kind": "external", "model": "m", "context_window": 4096,
+                             "base_url": "https://gw.example/v1", "api_key_env": "COURSEBOTS_GW_KEY"})
+    assert isinstance(filed, ModelEntry) and filed.external and filed.max_answer_tokens == 512
+    for entry in (served, filed):
+        text = json.dumps(entry.public())
+        assert set(entry.public()) == {"key", "label", "external", "extractive", "context_window",
+                                       "max_answer_tokens"}
+        assert "http" not in text and "sk-secret" not in text and "COURSEBOTS_" not in text
+    assert "sk-secret" not in repr(served)
 
 
 @pytest.mark.parametrize("entry, message", [
