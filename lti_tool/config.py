@@ -59,6 +59,14 @@ def _parse_patterns(value: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _parse_address(value: str) -> str:
+    """``sie`` (formal) or ``du`` (informal): how the German texts address users."""
+    address = value.strip().lower()
+    if address not in ("sie", "du"):
+        raise ValueError(f"expected 'sie' or 'du', got {value!r}")
+    return address
+
+
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
 
@@ -218,6 +226,10 @@ class Config:
     answer_score_threshold: float = _setting(
         "COURSEBOTS_ANSWER_SCORE_THRESHOLD", 0.3,
         "Below this best retrieval score the bot says the materials do not cover the question.", float)
+    german_address: str = _setting(
+        "COURSEBOTS_GERMAN_ADDRESS", "sie",
+        "How the German texts address users: `sie` (formal, the default for a university) or `du` (informal).",
+        _parse_address)
     testing: bool = field(default=False, metadata={"doc": "Set by the test suite; not from the environment."})
 
     @classmethod
