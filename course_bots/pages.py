@@ -19,4 +19,4 @@ def init_app(app: Flask) -> None:
     app.extensions["coursebots.launch_handler"] = handle_launch
     app.register_blueprint(bp)
     app.register_blueprint(session_api.bp)
-    app.jinja_env.globals["catalogue"] = i18n.catalogue
+    app.jinja_env.globals["catalogue"] = i18n.messages  # German in the configured form of address
