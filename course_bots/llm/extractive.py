@@ -6,6 +6,8 @@ import re
 import uuid
 from typing import Iterator, Sequence
 
+from retrieval.language import detect_language
+
 from .base import (ChatBackend, DoneEvent, ErrorEvent, Event, GenerationParams, Health, Message, Passage, StatusEvent,
                    TokenEvent, Usage)
 from .sources import parse_source_blocks
@@ -23,17 +25,13 @@ NOTHING = {
     "en": "No language model is answering right now, and no passage of the course materials matches the question.",
     "de": "Gerade antwortet kein Sprachmodell, und keine Stelle der Kursmaterialien passt zur Frage.",
 }
-_GERMAN = {"der", "die", "das", "und", "ist", "nicht", "wie", "was", "warum", "ich", "ein", "eine", "zu", "mit",
-           "für", "wird", "werden", "den", "dem", "auf", "bei", "welche", "wann", "kann", "gibt", "es"}
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def guess_language(text: str) -> str:
-    """``"de"`` when the text looks German (umlauts or common function words), else ``"en"``."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    german = sum(w in _GERMAN for w in words) + 2 * sum(ch in "äöüßÄÖÜ" for ch in text)
-    return "de" if german >= max(1, len(words) // 8) else "en"
+def fixed_text_language(text: str) -> str:
+    """The language of our fixed texts for ``text``: ``"de"`` when retrieval's detector says German, else ``"en"``."""
+    return "de" if detect_language(text) == "de" else "en"
 
 
 class ExtractiveBackend:
@@ -50,7 +48,7 @@ class ExtractiveBackend:
         """Yield the quoted answer word by word, like a model would stream it."""
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         passages = list(params.sources) or parse_source_blocks(question)
-        language = params.language or guess_language(_strip_blocks(question))
+        language = params.language or fixed_text_language(_strip_blocks(question))
         text = self.answer(_strip_blocks(question), passages, language)
         pieces = re.findall(r"\S+\s*|\s+", text)
         for piece in pieces:

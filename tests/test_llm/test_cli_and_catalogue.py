@@ -13,7 +13,7 @@ import pytest
 from course_bots.llm.base import ChatBackend, DoneEvent, GenerationParams, Passage, TokenEvent, collect
 from course_bots.llm.catalogue import CatalogueError, load_catalogue, parse_catalogue
 from course_bots.llm.cli_support import backend_for_entry, build_backend, stream_to
-from course_bots.llm.extractive import ExtractiveBackend, guess_language
+from course_bots.llm.extractive import ExtractiveBackend, fixed_text_language
 from course_bots.llm.openai_backend import OpenAIBackend
 from course_bots.llm.server import BackgroundServer
 from course_bots.llm.sources import format_source_block
@@ -134,7 +134,10 @@ def test_extractive_quotes_passages_in_german_and_english() -> None:
     text = collect(english).text
     assert text.startswith("No language model is answering") and "[2]" in text
     assert "no passage" in collect(backend.stream([{"role": "user", "content": "Why?"}], GenerationParams())).text
-    assert guess_language("Wie funktioniert das?") == "de" and guess_language("How does it work?") == "en"
+    assert fixed_text_language("Wie funktioniert das?") == "de" and fixed_text_language("How does it work?") == "en"
+    # One detector (retrieval's): other scripts and thin evidence get the English fixed texts.
+    assert fixed_text_language("什么是特征值？") == "en" and fixed_text_language("Eigenwert?") == "en"
+    assert fixed_text_language("Wann ist die Klausur über Eigenwerte?") == "de"
 
 
 def test_llm_package_runs_without_flask_sqlalchemy_or_eager_torch() -> None:
