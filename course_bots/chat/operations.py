@@ -21,7 +21,7 @@ from course_bots.chat import prompting
 from course_bots.materials import operations as materials
 from course_bots.llm.base import (ChatBackend, DoneEvent, ErrorEvent, GenerationParams, StatusEvent, TokenEvent)
 from course_bots.llm.echo_guard import EchoGuard
-from course_bots.llm.extractive import guess_language
+from course_bots.llm.extractive import fixed_text_language as guess_language
 from course_bots.settings.models import BotSettings
 from course_bots.render import render_markdown
 from course_bots import backends

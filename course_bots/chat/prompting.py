@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from course_bots.llm.base import Message, Passage
-from course_bots.llm.extractive import guess_language
+from course_bots.llm.extractive import fixed_text_language as guess_language
 from course_bots.llm.sources import format_source_block, neutralise
 from course_bots.llm.tokens import estimate_messages
 from retrieval.types import SearchHit
