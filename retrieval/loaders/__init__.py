@@ -84,7 +84,7 @@ def load_document(data: bytes, filename: str, media_type: str | None = None,
         else:
             text = decode_text(data)
             if kind == sniff.HTML:
-                from retrieval.loaders.html import load_html_sections
+                from retrieval.loaders.html_slides import load_html_sections
 
                 sections, html_title = load_html_sections(text)
                 if html_title:

@@ -83,21 +83,3 @@ def walk_sections(node: Any) -> list[Section]:
     walker.walk(node)
     walker.flush()
     return walker.sections
-
-
-def load_html_sections(text: str) -> tuple[list[Section], str | None]:
-    """Return sections cut at headings (one per slide, numbered, for remark and reveal.js decks) and the <title>."""
-    from bs4 import BeautifulSoup
-
-    from retrieval.loaders.html_slides import deck_sections
-
-    soup = BeautifulSoup(text, "html.parser")
-    title_tag = soup.find("title")
-    title = " ".join(title_tag.get_text().split()) if title_tag else None
-    slides = deck_sections(soup)
-    if slides:
-        return slides, title or None
-    walker = _Walker()
-    walker.walk(soup.body if soup.body is not None else soup)
-    walker.flush()
-    return walker.sections, title or None

@@ -11,7 +11,10 @@ import html
 import re
 from typing import Any
 
+import re2
+
 from retrieval.loaders.cleanup import normalise_text
+from retrieval.loaders.html import walk_sections
 from retrieval.loaders.markup import strip_inline_markdown
 from retrieval.types import Section
 
@@ -23,7 +26,10 @@ _CLASS_OPEN = re.compile(r"\.[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*\[")
 _BLOCK = re.compile(r"<(style|script)\b[^>]*>.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _IMG_ALT = re.compile(r"<img\b[^>]*?\balt=[\"']([^\"']+)[\"'][^>]*>", re.IGNORECASE)
-_HEADING = re.compile(r"^[ \t]*(#{1,6})[ \t]+(.*?)[ \t#]*$", re.MULTILINE)
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+_SEPARATOR = re2.compile(r"(?m)^\r?\n?---\r?\n?$", _RE2_OPTIONS)  # reveal.js's default slide separator
+_HEADING = re.compile(r"^[ \t]*(#{1,6})[ \t]+([^\n]*)$", re.MULTILINE)  # closing #s: stripped in code
 _FENCE = re.compile(r"^[ \t]*(```+|~~~+).*$", re.MULTILINE)
 _TEMPLATE = re.compile(r"\{\{\s*content\s*\}\}")
 _MD_NOTES = re.compile(r"^[ \t]*Notes?:", re.MULTILINE)
@@ -63,14 +69,19 @@ def strip_remark_classes(text: str) -> str:
     return "".join(out)
 
 
+def _heading_text(match: re.Match[str]) -> str:
+    """A Markdown heading's text without its closing ``#`` marks."""
+    return match.group(2).rstrip(" \t#")
+
+
 def markdown_slide(markdown: str) -> tuple[str, str]:
     """The visible text of one Markdown slide and its title (its first heading, or "")."""
     text = _HTML_COMMENT.sub(" ", _BLOCK.sub(" ", html.unescape(markdown)))
     text = _IMG_ALT.sub(lambda m: "\n" + m.group(1) + "\n", text)
     text = _TEMPLATE.sub("", _FENCE.sub("", strip_remark_classes(text)))
     heading = _HEADING.search(text)
-    title = normalise_text(strip_inline_markdown(heading.group(2))) if heading else ""
-    body = normalise_text(strip_inline_markdown(_HEADING.sub(r"\2", text)))
+    title = normalise_text(strip_inline_markdown(_heading_text(heading))) if heading else ""
+    body = normalise_text(strip_inline_markdown(_HEADING.sub(_heading_text, text)))
     return body, title
 
 
@@ -125,20 +136,29 @@ def _markdown_source(slide: Any) -> str | None:
     return template.get_text() if template is not None else slide.get_text()
 
 
+def _separator(pattern: str | None) -> Any:
+    """The deck's own slide separator, compiled on RE2: the file is untrusted, so its pattern must run in linear
+    time (a pattern RE2 refuses falls back to the default separator)."""
+    if not pattern:
+        return None
+    try:
+        return re2.compile("(?m)" + pattern, _RE2_OPTIONS)
+    except re2.error:
+        return None
+
+
 def reveal_sections(container: Any) -> list[Section]:
     """Sections of a reveal.js deck: one per slide, vertical slides counted in reading order."""
-    from retrieval.loaders.html import walk_sections
-
     sections: list[Section] = []
     number = 0
     for slide in _reveal_slides(container):
         markdown = _markdown_source(slide)
         if markdown is not None:
-            separator = slide.get("data-separator") or r"^\r?\n?---\r?\n?$"
-            vertical = slide.get("data-separator-vertical")
-            parts = re.split(separator, markdown, flags=re.MULTILINE)
-            if vertical:
-                parts = [p for part in parts for p in re.split(vertical, part, flags=re.MULTILINE)]
+            separator = _separator(slide.get("data-separator")) or _SEPARATOR
+            vertical = _separator(slide.get("data-separator-vertical"))
+            parts = separator.split(markdown)
+            if vertical is not None:
+                parts = [p for part in parts for p in vertical.split(part)]
             for part in parts:
                 body, notes = _split_notes(_MD_NOTES, part)
                 number += 1
@@ -157,3 +177,16 @@ def reveal_sections(container: Any) -> list[Section]:
             lines.append(part.text)
         _slide(sections, number, normalise_text("\n".join(lines)), title, normalise_text(notes))
     return sections
+
+
+def load_html_sections(text: str) -> tuple[list[Section], str | None]:
+    """Return sections cut at headings (one per slide, numbered, for remark and reveal.js decks) and the <title>."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(text, "html.parser")
+    title_tag = soup.find("title")
+    title = " ".join(title_tag.get_text().split()) if title_tag else None
+    slides = deck_sections(soup)
+    if slides:
+        return slides, title or None
+    return walk_sections(soup.body if soup.body is not None else soup), title or None
