@@ -171,7 +171,9 @@ class Config:
                             "Where original files live: `instance` (folder), `database` or `s3`.")
     s3_endpoint: str = _setting("COURSEBOTS_S3_ENDPOINT", "", "S3-compatible endpoint URL (with `STORAGE=s3`).")
     s3_bucket: str = _setting("COURSEBOTS_S3_BUCKET", "", "S3 bucket for original files.")
-    s3_access_key: str = _setting("COURSEBOTS_S3_ACCESS_KEY", "", "S3 access key id.")
+    s3_access_key: str = _setting("COURSEBOTS_S3_ACCESS_KEY", "",
+                                  "S3 access key id (empty: boto3's usual sources, e.g. `AWS_*` variables or an "
+                                  "instance role).")
     s3_secret_key: str = _setting("COURSEBOTS_S3_SECRET_KEY", "", "S3 secret access key.")
     s3_region: str = _setting("COURSEBOTS_S3_REGION", "us-east-1", "S3 region used in request signatures.")
     s3_prefix: str = _setting("COURSEBOTS_S3_PREFIX", "", "Key prefix inside the S3 bucket.")

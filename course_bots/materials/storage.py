@@ -2,27 +2,25 @@
 
 ``COURSEBOTS_STORAGE`` picks the backend. ``instance`` (default) suits one machine; ``database`` keeps the bytes
 in the ``material_blob`` table so every web and job worker sees them without a shared folder; ``s3`` talks to an
-S3-compatible store (AWS, MinIO, Ceph) with plain SigV4-signed requests (no boto3 needed).
+S3-compatible store (AWS, MinIO, Ceph) through boto3, with path-style addressing, timeouts and bounded retries.
 """
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import hmac
+import functools
 import logging
 import os
 import re
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Protocol
-from urllib.parse import quote, urlsplit
+from typing import Any, Protocol
 
+from course_bots.materials.models import MaterialBlob
 from lti_tool.config import Config
+from lti_tool.extensions import current_config, db
 
 log = logging.getLogger(__name__)
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+_MISSING = {"NoSuchKey", "NotFound", "404"}
 
 
 class StorageError(RuntimeError):
@@ -93,9 +91,6 @@ class DatabaseStorage:
 
     def put(self, key: str, data: bytes) -> None:
         """Insert or replace the blob."""
-        from course_bots.materials.models import MaterialBlob
-        from lti_tool.extensions import db
-
         blob = db.session.get(MaterialBlob, _check_key(key))
         if blob is None:
             db.session.add(MaterialBlob(key=key, data=data))
@@ -105,9 +100,6 @@ class DatabaseStorage:
 
     def get(self, key: str) -> bytes:
         """Read the blob."""
-        from course_bots.materials.models import MaterialBlob
-        from lti_tool.extensions import db
-
         blob = db.session.get(MaterialBlob, _check_key(key))
         if blob is None:
             raise StorageError(f"no stored file for {key}")
@@ -115,89 +107,106 @@ class DatabaseStorage:
 
     def delete(self, key: str) -> None:
         """Delete the blob row if present."""
-        from course_bots.materials.models import MaterialBlob
-        from lti_tool.extensions import db
-
         blob = db.session.get(MaterialBlob, _check_key(key))
         if blob is not None:
             db.session.delete(blob)
             db.session.flush()
 
 
+@functools.lru_cache(maxsize=8)
+def _s3_client(endpoint: str, region: str, access_key: str, secret_key: str, timeout: float, attempts: int) -> Any:
+    """One boto3 client per configuration (clients are thread-safe; building one loads its service model)."""
+    # Imported here, not at module top: boto3 and botocore are heavy (service models, ~0.3 s and tens of MB) and
+    # only a deployment with COURSEBOTS_STORAGE=s3 needs them.
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    settings = BotoConfig(
+        region_name=region,
+        signature_version="s3v4",
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        # total tries of one operation (botocore's "max_attempts" would count the retries only)
+        retries={"total_max_attempts": attempts, "mode": "standard"},
+        # MinIO and Ceph serve buckets under the endpoint's path, not as sub-domains
+        s3={"addressing_style": "path"},
+        # checksums only where S3 demands them: several S3-compatible stores refuse boto3's default
+        # streamed CRC trailers on uploads
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    credentials = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key} if access_key else {}
+    return boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=settings, **credentials)
+
+
 class S3Storage:
-    """An S3-compatible bucket via path-style URLs and AWS Signature Version 4 (stdlib only)."""
+    """An S3-compatible bucket through boto3 (path-style addressing, SigV4, timeouts, bounded retries)."""
 
     name = "s3"
 
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str, region: str = "us-east-1",
-                 prefix: str = "", timeout: float = 30.0) -> None:
-        """Remember where and how to sign; nothing is contacted until the first call."""
+                 prefix: str = "", timeout: float = 30.0, attempts: int = 3) -> None:
+        """Remember where and how to connect; nothing is contacted until the first call.
+
+        Empty keys leave the credentials to boto3's usual sources (``AWS_*`` variables, an instance role).
+        ``attempts`` bounds the tries of one operation (1 = no retry); ``timeout`` is per connect and per read.
+        """
         self.endpoint = endpoint.rstrip("/")
         self.bucket = bucket
-        self.access_key = access_key
-        self.secret_key = secret_key
-        self.region = region
+        self.region = region or "us-east-1"
         self.prefix = prefix.strip("/")
-        self.timeout = timeout
+        self._client_args = (self.endpoint, self.region, access_key, secret_key, float(timeout), max(1, attempts))
 
-    def _url_path(self, key: str) -> str:
-        full = f"{self.prefix}/{_check_key(key)}" if self.prefix else _check_key(key)
-        return "/" + quote(self.bucket) + "/" + quote(full, safe="/")
+    def __repr__(self) -> str:
+        """Where the files go, never the keys."""
+        return f"S3Storage(endpoint={self.endpoint!r}, bucket={self.bucket!r}, prefix={self.prefix!r})"
 
-    def _signed_request(self, method: str, key: str, body: bytes = b"",
-                        now: dt.datetime | None = None) -> urllib.request.Request:
-        """Build a SigV4-signed request (exposed for tests: the signature is deterministic given ``now``)."""
-        now = now or dt.datetime.now(dt.timezone.utc)
-        amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-        day = now.strftime("%Y%m%d")
-        host = urlsplit(self.endpoint).netloc
-        path = self._url_path(key)
-        payload_hash = hashlib.sha256(body).hexdigest()
-        headers = {"host": host, "x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
-        signed = ";".join(sorted(headers))
-        canonical = "\n".join([method, path, "", *(f"{k}:{headers[k]}" for k in sorted(headers)), "", signed,
-                               payload_hash])
-        scope = f"{day}/{self.region}/s3/aws4_request"
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
-                             hashlib.sha256(canonical.encode()).hexdigest()])
-        key_bytes = ("AWS4" + self.secret_key).encode()
-        for part in (day, self.region, "s3", "aws4_request"):
-            key_bytes = hmac.new(key_bytes, part.encode(), hashlib.sha256).digest()
-        signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
-        request = urllib.request.Request(self.endpoint + path, data=body if method == "PUT" else None,
-                                         method=method)
-        for name, value in headers.items():
-            if name != "host":
-                request.add_header(name, value)
-        request.add_header("Authorization", f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
-                                            f"SignedHeaders={signed}, Signature={signature}")
-        return request
+    def object_key(self, key: str) -> str:
+        """The object's key inside the bucket (the prefix, then our key)."""
+        return f"{self.prefix}/{_check_key(key)}" if self.prefix else _check_key(key)
 
-    def _send(self, request: urllib.request.Request) -> bytes:
+    def _call(self, operation: str, key: str, **params: Any) -> Any:
+        """Run one client operation, turning boto3's errors into :class:`StorageError` without credentials."""
+        # botocore is importable here: building the client below (or an earlier call) has imported it
+        client = _s3_client(*self._client_args)
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (our endpoint)
-                return bytes(response.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                raise StorageError("no stored file") from exc
-            raise StorageError(f"S3 store answered HTTP {exc.code}") from exc
-        except OSError as exc:
-            raise StorageError(f"S3 store unreachable: {type(exc).__name__}") from exc
+            response = getattr(client, operation)(Bucket=self.bucket, Key=self.object_key(key), **params)
+            if operation == "get_object":
+                with response["Body"] as body:
+                    return bytes(body.read())
+            return response
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "unknown"))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+            if code in _MISSING:
+                raise StorageError(f"no stored file for {key}") from None
+            if code == "NoSuchBucket":
+                raise StorageError(f"S3 bucket {self.bucket!r} does not exist at {self.endpoint}") from None
+            raise StorageError(f"S3 store refused {operation} of {key}: HTTP {status} {code}") from None
+        except NoCredentialsError:
+            raise StorageError("no S3 credentials: set COURSEBOTS_S3_ACCESS_KEY and COURSEBOTS_S3_SECRET_KEY") \
+                from None
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 store at {self.endpoint} unreachable: {type(exc).__name__}") from None
 
     def put(self, key: str, data: bytes) -> None:
         """Upload the object."""
-        self._send(self._signed_request("PUT", key, data))
+        self._call("put_object", key, Body=data)
 
     def get(self, key: str) -> bytes:
         """Download the object."""
-        return self._send(self._signed_request("GET", key))
+        data: bytes = self._call("get_object", key)
+        return data
 
     def delete(self, key: str) -> None:
         """Delete the object (S3 answers 204 also when it was missing)."""
         try:
-            self._send(self._signed_request("DELETE", key))
+            self._call("delete_object", key)
         except StorageError as exc:
-            if "no stored file" not in str(exc):
+            if not str(exc).startswith("no stored file"):
                 raise
 
 
@@ -218,6 +227,4 @@ def storage_for(config: Config) -> Storage:
 
 def current_storage() -> Storage:
     """The storage of the running app."""
-    from lti_tool.extensions import current_config
-
     return storage_for(current_config())

@@ -16,7 +16,7 @@ from course_bots.materials.models import Material, MaterialBlob, MaterialChunk
 from course_bots.materials import course_index
 from course_bots.materials import operations as svc
 from course_bots.materials.jobs import run_pending
-from course_bots.materials.storage import DatabaseStorage, InstanceStorage, S3Storage, StorageError
+from course_bots.materials.storage import DatabaseStorage, InstanceStorage, StorageError
 from lti_tool.extensions import db
 from retrieval.embedders import HashingEmbedder
 from retrieval.types import Vector
@@ -285,73 +285,6 @@ def test_database_storage_keeps_originals_in_the_database(mapp: Flask, make_app)
         db.session.commit()
         assert db.session.get(MaterialBlob, result.material.storage_key) is None
     assert DatabaseStorage.name == "database"
-
-
-def test_s3_requests_are_sigv4_signed() -> None:
-    import datetime as dt
-
-    storage = S3Storage("http://minio.local:9000", "course-files", "AKIDEXAMPLE", "secret", prefix="cb")
-    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
-    request = storage._signed_request("PUT", "1/abc", b"hello", now=when)
-    assert request.full_url == "http://minio.local:9000/course-files/cb/1/abc"
-    auth = request.get_header("Authorization") or ""
-    assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260102/us-east-1/s3/aws4_request")
-    assert "SignedHeaders=host;x-amz-content-sha256;x-amz-date" in auth
-    again = storage._signed_request("PUT", "1/abc", b"hello", now=when)
-    assert again.get_header("Authorization") == auth
-    with pytest.raises(StorageError):
-        storage.get("1/abc")  # nothing listens there
-
-
-def test_s3_storage_round_trip_against_a_local_s3_endpoint() -> None:
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    objects: dict[str, bytes] = {}
-
-    class FakeS3(BaseHTTPRequestHandler):
-        def _authorised(self) -> bool:
-            if not self.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 Credential=AK/"):
-                self.send_response(403)
-                self.end_headers()
-                return False
-            return True
-
-        def do_PUT(self) -> None:  # noqa: N802
-            if self._authorised():
-                objects[self.path] = self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(200)
-                self.end_headers()
-
-        def do_GET(self) -> None:  # noqa: N802
-            if self._authorised():
-                body = objects.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-        def do_DELETE(self) -> None:  # noqa: N802
-            if self._authorised():
-                objects.pop(self.path, None)
-                self.send_response(204)
-                self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), FakeS3)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        storage = S3Storage(f"http://127.0.0.1:{server.server_port}", "bucket", "AK", "SK")
-        storage.put("7/abc", b"original bytes")
-        assert objects == {"/bucket/7/abc": b"original bytes"}
-        assert storage.get("7/abc") == b"original bytes"
-        storage.delete("7/abc")
-        storage.delete("7/abc")
-        with pytest.raises(StorageError):
-            storage.get("7/abc")
-    finally:
-        server.shutdown()
 
 
 def test_deleting_a_bot_removes_its_stored_files(mapp: Flask) -> None:
