@@ -1,7 +1,6 @@
 """Code-quality gates a reviewer would otherwise check by hand: types, style, the layout's dependency rule."""
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
