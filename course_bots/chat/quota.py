@@ -3,12 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from course_bots import i18n
 from lti_tool.context import SessionToken
-
-QUOTA_MESSAGES = {
-    "en": "You have reached the number of questions allowed for now. Please try again later.",
-    "de": "Du hast die zurzeit erlaubte Anzahl an Fragen erreicht. Bitte versuche es später noch einmal.",
-}
 
 
 @dataclass(frozen=True)
@@ -28,7 +24,7 @@ def check_quota(session: SessionToken, bot_id: int, language: str = "en") -> Quo
     left = _questions_left(session, bot_id)
     if left is None or left > 0:
         return QuotaDecision(True)
-    return QuotaDecision(False, "quota_exceeded", QUOTA_MESSAGES.get(language, QUOTA_MESSAGES["en"]), 3600)
+    return QuotaDecision(False, "quota_exceeded", i18n.text("chat_quota_exceeded", language), 3600)
 
 
 def _questions_left(session: SessionToken, bot_id: int) -> int | None:

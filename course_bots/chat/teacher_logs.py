@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from course_bots import i18n
 from course_bots.chat.models import ChatSession, Feedback, Message
 from course_bots.privacy.models import ParticipantLabel
 from course_bots.privacy_rules import label, logs_open
@@ -26,14 +27,6 @@ def distinct_students(bot_id: int) -> int:
                ChatSession.pseudonym.is_not(None))) or 0)
 
 
-CLOSED_MESSAGES = {
-    "en": ("Conversations become visible once at least {k} students have used this assistant (so far: {n}). "
-           "Until then only totals are shown, so that nobody in a small course can be recognised."),
-    "de": ("Gespräche werden sichtbar, sobald mindestens {k} Studierende den Assistenten genutzt haben (bisher: {n}). "
-           "Bis dahin sehen Sie nur Summen, damit in kleinen Kursen niemand erkennbar ist."),
-}
-
-
 def logs_state(bot_id: int, language: str = "en") -> dict[str, Any]:
     """Whether the logs are open, with the aggregate counts that are always visible."""
     k = current_config().privacy_min_students
@@ -43,7 +36,7 @@ def logs_state(bot_id: int, language: str = "en") -> dict[str, Any]:
     questions = db.session.scalar(select(func.count(Message.id)).join(ChatSession)
                                   .where(live, Message.role == "user")) or 0
     is_open = logs_open(students, k)
-    message = "" if is_open else CLOSED_MESSAGES.get(language, CLOSED_MESSAGES["en"]).format(k=k, n=students)
+    message = "" if is_open else i18n.text("logs_closed_message", language, k=k, n=students)
     return {"open": is_open, "min_students": k, "students": students, "conversations": int(conversations),
             "questions": int(questions), "message": message, "questions_per_day": daily_usage(bot_id)}
 

@@ -7,9 +7,11 @@ from urllib.parse import quote
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from course_bots import i18n
 from course_bots.bots import own_bot
 from course_bots.materials.models import MaterialStatus
 from course_bots.materials import jobs as ingest_worker
+from course_bots.materials import messages
 from course_bots.materials import operations as svc
 from course_bots.materials.links import LINK_SECONDS, check_signature, material_file_url
 from course_bots.materials.storage import StorageError, current_storage
@@ -46,11 +48,6 @@ def _not_found() -> Response:
     return api_error("not_found", "This material does not exist (any more).", 404)
 
 
-def _material_error(exc: svc.MaterialError) -> Response:
-    db.session.rollback()
-    return api_error(exc.code, exc.message, exc.status)
-
-
 @bp.get("/materials")
 @teacher_only
 def list_materials(bot_id: int) -> Response:
@@ -60,7 +57,7 @@ def list_materials(bot_id: int) -> Response:
     config = current_config()
     if any(m.status == MaterialStatus.QUEUED for m in items):
         ingest_worker.wake_local()  # after a restart, queued files wait for this process's worker
-    return jsonify({"materials": [svc.material_json(m) for m in items],
+    return jsonify({"materials": [messages.material_json(m) for m in items],
                     "usage": {"bytes": svc.course_bytes(bot_id), "limit_bytes": config.max_course_mb * svc.MB,
                               "file_limit_bytes": config.max_upload_mb * svc.MB}})
 
@@ -96,11 +93,13 @@ def upload(bot_id: int) -> tuple[Response, int] | Response:
             continue
         results.append(result)
     if not results:
-        return api_error(errors[0].code, errors[0].message, errors[0].status)
+        raise errors[0]  # no file was taken: the first refusal answers (the service-error handler)
     db.session.commit()
     ingest_worker.dispatch([r.material.id for r in results if r.queued])
-    body = {"materials": [dict(svc.material_json(r.material), queued=r.queued) for r in results],
-            "errors": [{"filename": name, "code": e.code, "message": e.message} for name, e in zip(names, errors)]}
+    language = i18n.language_of(current_session().locale)
+    body = {"materials": [dict(messages.material_json(r.material), queued=r.queued) for r in results],
+            "errors": [{"filename": name, "code": e.code, "message": messages.error_text(e.code, e.message, language)}
+                       for name, e in zip(names, errors)]}
     return jsonify(body), 201 if any(r.queued for r in results) else 200
 
 
@@ -109,7 +108,7 @@ def upload(bot_id: int) -> tuple[Response, int] | Response:
 def show(bot_id: int, material_id: int) -> Response:
     """One material's status and progress (what the page polls while it ingests)."""
     material = svc.get_material(bot_id, material_id)
-    return jsonify(svc.material_json(material)) if material is not None else _not_found()
+    return jsonify(messages.material_json(material)) if material is not None else _not_found()
 
 
 @bp.patch("/materials/<int:material_id>")
@@ -122,7 +121,7 @@ def change(bot_id: int, material_id: int) -> Response:
         return _not_found()
     svc.set_students_may_open(material, parse_body(MaterialChange).students_may_open)
     db.session.commit()
-    return jsonify(svc.material_json(material))
+    return jsonify(messages.material_json(material))
 
 
 @bp.delete("/materials/<int:material_id>")
@@ -147,7 +146,7 @@ def reindex(bot_id: int, material_id: int) -> tuple[Response, int] | Response:
     svc.reindex_material(material)
     db.session.commit()
     ingest_worker.dispatch([material.id])
-    return jsonify(svc.material_json(material)), 202
+    return jsonify(messages.material_json(material)), 202
 
 
 @bp.post("/materials/reindex")
@@ -227,10 +226,7 @@ def faq_list(bot_id: int) -> Response:
 @teacher_only
 def faq_create(bot_id: int) -> tuple[Response, int] | Response:
     """Add a question with the teacher's answer (retrieved with a boost from now on)."""
-    try:
-        entry = svc.create_faq(bot_id, *_faq_body())
-    except svc.MaterialError as exc:
-        return _material_error(exc)
+    entry = svc.create_faq(bot_id, *_faq_body())
     db.session.commit()
     return jsonify(svc.faq_json(entry)), 201
 
@@ -243,10 +239,7 @@ def faq_update(bot_id: int, faq_id: int) -> Response:
     entry = svc.get_faq(bot_id, faq_id)
     if entry is None:
         return api_error("not_found", "This FAQ entry does not exist.", 404)
-    try:
-        svc.update_faq(entry, *_faq_body())
-    except svc.MaterialError as exc:
-        return _material_error(exc)
+    svc.update_faq(entry, *_faq_body())
     db.session.commit()
     return jsonify(svc.faq_json(entry))
 

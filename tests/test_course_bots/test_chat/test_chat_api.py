@@ -176,7 +176,8 @@ def test_quota_hook_refuses_with_its_message(client: FlaskClient, setup: dict[st
     response = client.post(f"/api/v1/bots/{setup['bot']}/chat", headers=setup["headers"],
                            json={"question": "hi", "client_id": "q"})
     assert response.status_code == 429
-    assert response.get_json()["error"]["message"] == quota.QUOTA_MESSAGES["de"]
+    assert response.get_json()["error"]["message"] == ("Sie haben die zurzeit erlaubte Anzahl an Fragen erreicht. "
+                                                       "Bitte versuchen Sie es später noch einmal.")
 
 
 def test_feedback_delete_one_and_all(client: FlaskClient, setup: dict[str, Any]) -> None:
