@@ -143,6 +143,10 @@ class OpenAIBackend:
         state = self.breaker.state
         return Health(ok=state != "open", loaded=state == "closed", detail=f"circuit {state}")
 
+    def close(self) -> None:
+        """Close the pooled HTTP connections (the CLI after one completion; tests)."""
+        self._client.close()
+
 
 def _busy_position(exc: Any) -> int | None:
     """The queue position of our server's "busy" answer, or None for an ordinary rate limit."""

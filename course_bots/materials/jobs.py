@@ -108,6 +108,42 @@ def reindex_for_current_model() -> list[int]:
     return ids
 
 
+def reindex_in_background(app: Flask) -> threading.Thread:
+    """Run :func:`reindex_for_current_model` in a daemon thread: a web process never waits for it."""
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                reindex_for_current_model()
+            except Exception as exc:  # the database may not be migrated yet; the next process start retries
+                log.warning("could not check for materials of an older embedding model: %s", type(exc).__name__)
+                db.session.rollback()
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=run, name="coursebots-model-upgrade", daemon=True)
+    thread.start()
+    return thread
+
+
+def init_model_upgrade(app: Flask) -> None:
+    """After a model change, re-embed old materials from each web process's first request (not in tests)."""
+    if app.extensions["coursebots.config"].testing:
+        return
+    started: dict[str, int] = {}
+    lock = threading.Lock()
+
+    @app.before_request
+    def _upgrade_once() -> None:
+        if started.get("pid") == os.getpid():  # forked workers each check once; later requests pay nothing
+            return
+        with lock:
+            if started.get("pid") == os.getpid():
+                return
+            started["pid"] = os.getpid()
+        reindex_in_background(app)
+
+
 def next_queued() -> int | None:
     """The oldest queued material of any course."""
     return db.session.scalars(select(Material.id).where(Material.status == MaterialStatus.QUEUED)

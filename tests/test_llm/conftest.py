@@ -76,11 +76,11 @@ class IndependentOpenAIServer:
         import http.server
         import json
         import threading
-        import time
 
         self.requests = 0
         self.fail_first = 0
-        self.delay_s = 0.0
+        self.hold: threading.Event | None = None  # when set: answers wait until the test releases them
+        self.answered = 0
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -88,6 +88,12 @@ class IndependentOpenAIServer:
 
             def log_message(self, *args: object) -> None:
                 pass
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test): nothing to answer
 
             def _json(self, status: int, body: dict[str, object]) -> None:
                 data = json.dumps(body).encode()
@@ -107,7 +113,9 @@ class IndependentOpenAIServer:
                 if outer.requests <= outer.fail_first:
                     self._json(503, {"error": {"message": "overloaded", "code": "overloaded"}})
                     return
-                time.sleep(outer.delay_s)
+                if outer.hold is not None:
+                    outer.hold.wait(60)  # bounds the wait only; the test releases it
+                outer.answered += 1
                 words = ("Echo: " + body["messages"][-1]["content"]).split()
                 if not body.get("stream"):
                     self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "echo",

@@ -118,8 +118,18 @@ def test_cancel_stops_generation(make_engine: Callable[..., Engine]) -> None:
     assert isinstance(seen[-1], DoneEvent) and seen[-1].finish_reason == "cancelled"
 
 
-def test_full_queue_answers_busy_with_position_at_once(make_engine: Callable[..., Engine]) -> None:
+def test_full_queue_answers_busy_with_position_at_once(make_engine: Callable[..., Engine],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     engine = make_engine(max_batch=1, max_queue=2)
+    gate = threading.Event()  # shut: decoding stops, so nothing ahead in line can finish or start meanwhile
+    gate.set()
+    decode_step = engine._decode_step
+
+    def gated_step() -> None:
+        gate.wait(60)
+        decode_step()
+
+    monkeypatch.setattr(engine, "_decode_step", gated_step)
     running: queue.Queue[Event] = queue.Queue()
     first = engine.submit(QUESTION, fixed(1800), running.put)
     while not isinstance(running.get(timeout=20), TokenEvent):  # admitted: the only batch slot is taken
@@ -127,12 +137,15 @@ def test_full_queue_answers_busy_with_position_at_once(make_engine: Callable[...
     waiting: list[queue.Queue[Event]] = [queue.Queue(), queue.Queue()]
     for q in waiting:
         engine.submit(QUESTION, fixed(2), q.put)
-    started = time.monotonic()
-    with pytest.raises(Busy) as busy:
-        engine.submit(QUESTION, fixed(2), lambda e: None)
-    assert time.monotonic() - started < 0.5
+    gate.clear()
+    try:
+        with pytest.raises(Busy) as busy:
+            engine.submit(QUESTION, fixed(2), lambda e: None)
+        load = engine.health()
+        assert (load.active, load.queue_length) == (1, 2), "busy is answered while the line stands still"
+    finally:
+        gate.set()
     assert busy.value.position == 3 and "number 3" in str(busy.value)
-    assert engine.health().queue_length == 2
     assert waiting[1].get(timeout=5) == StatusEvent("queued", 2)
     engine.cancel(first)
     later = _events_until_done(waiting[1])
@@ -273,7 +286,7 @@ def test_failed_prefill_answers_with_an_error_and_the_engine_goes_on(make_engine
 
 
 def test_a_failing_load_is_retried_after_a_pause_not_on_every_request(make_engine: Callable[..., Engine]) -> None:
-    engine = make_engine(load_on_start=False, load_retry_s=0.5)
+    engine = make_engine(load_on_start=False, load_retry_s=600)  # a pause no slow machine outlasts
     real_loader = engine._loader
     calls: list[float] = []
 
@@ -288,6 +301,6 @@ def test_a_failing_load_is_retried_after_a_pause_not_on_every_request(make_engin
     assert isinstance(first[-1], ErrorEvent) and first[-1].code == "unavailable"
     second = run(engine, QUESTION, fixed(3))  # inside the pause: refused at once, no second load
     assert isinstance(second[-1], ErrorEvent) and "next attempt" in second[-1].message and len(calls) == 1
-    time.sleep(0.6)
+    engine._retry_at = 0.0  # the pause is over (instead of sleeping through it)
     assert collect(run_iter(engine, QUESTION, fixed(3))).usage.completion_tokens == 3
     assert len(calls) == 2 and engine.loads == 1

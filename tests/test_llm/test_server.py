@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import httpx
 import openai
+import pytest
 
 from course_bots.llm.engine import Engine
 from course_bots.llm.server import BackgroundServer
@@ -80,25 +81,41 @@ def test_concurrent_streams_are_batched(model_server: BackgroundServer, shared_e
 
 
 def test_full_queue_answers_429_with_position(make_engine: Callable[..., Engine],
-                                              make_server: Callable[..., BackgroundServer]) -> None:
+                                              make_server: Callable[..., BackgroundServer],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     engine = make_engine(max_batch=1, max_queue=1)
     server = make_server(engine)
     base = f"http://{server.host}:{server.port}/v1/chat/completions"
     body = {"model": "tiny", "messages": ASK, "max_tokens": 1800, "ignore_eos": True, "stream": True}
-    with httpx.Client(timeout=30) as http:
-        with http.stream("POST", base, json=body) as running:
-            lines = running.iter_lines()
-            next(line for line in lines if '"content": "' in line and '"content": ""' not in line)
-            with http.stream("POST", base, json=body) as queued:
-                first = next(line for line in queued.iter_lines() if "coursebots_status" in line)
-                assert json.loads(first[6:])["coursebots_status"] == {"state": "queued", "position": 1}
-                started = time.monotonic()
-                busy = http.post(base, json=body)
-                # At once, not after the running answer (>= 1800 steps) or a timeout; slack for a loaded CI machine.
-                assert time.monotonic() - started < 2.0, "busy is answered at once"
-                assert busy.status_code == 429 and busy.headers["Retry-After"]
-                assert busy.json()["error"]["code"] == "busy" and busy.json()["error"]["position"] == 2
-                assert "number 2" in busy.json()["error"]["message"]
+    # Decoding stops at a gate we hold shut while the third request arrives: the running answer can neither go on
+    # nor finish and the queued one cannot start, so a 429 proves busy waits for neither (no clock involved).
+    gate = threading.Event()
+    gate.set()
+    decode_step = engine._decode_step
+
+    def gated_step() -> None:
+        gate.wait(60)
+        decode_step()
+
+    monkeypatch.setattr(engine, "_decode_step", gated_step)
+    try:
+        with httpx.Client(timeout=30) as http:
+            with http.stream("POST", base, json=body) as running:
+                lines = running.iter_lines()
+                next(line for line in lines if '"content": "' in line and '"content": ""' not in line)
+                with http.stream("POST", base, json=body) as queued:
+                    first = next(line for line in queued.iter_lines() if "coursebots_status" in line)
+                    assert json.loads(first[6:])["coursebots_status"] == {"state": "queued", "position": 1}
+                    gate.clear()
+                    busy = http.post(base, json=body)
+                    load = engine.health()
+                    assert (load.active, load.queue_length) == (1, 1), "busy came first: the queued one still waits"
+                    assert busy.status_code == 429 and busy.headers["Retry-After"]
+                    assert busy.json()["error"]["code"] == "busy" and busy.json()["error"]["position"] == 2
+                    assert "number 2" in busy.json()["error"]["message"]
+                    gate.set()
+    finally:
+        gate.set()
 
 
 def test_client_disconnect_cancels_generation(make_engine: Callable[..., Engine],
