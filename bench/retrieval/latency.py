@@ -19,7 +19,7 @@ import numpy as np
 
 from common import SHARED_EVAL, add_embedder_argument, embedder_from, quiet
 
-from retrieval.embedders import default_model_path
+from retrieval.embedders import minilm_model_path
 from retrieval.language import detect_language
 from retrieval.rerank import CrossEncoderReranker
 from retrieval.search import HybridIndex
@@ -54,8 +54,8 @@ def cross_encoder_dir() -> str:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     target = tempfile.mkdtemp(prefix="coursebots-reranker-")
-    AutoModelForSequenceClassification.from_pretrained(default_model_path(), num_labels=1).save_pretrained(target)
-    AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(target)
+    AutoModelForSequenceClassification.from_pretrained(minilm_model_path(), num_labels=1).save_pretrained(target)
+    AutoTokenizer.from_pretrained(minilm_model_path()).save_pretrained(target)
     return target
 
 

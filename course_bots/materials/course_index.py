@@ -32,6 +32,9 @@ _EMBEDDERS: dict[tuple[str, str, str, int], Embedder] = {}
 _RERANKERS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 FAQ_TITLE = "FAQ"
+# A material being re-indexed (a new embedding model, a loader fix) keeps serving its previous chunks until the new
+# ones replace them; a new upload has none yet.
+SERVED = (MaterialStatus.READY, MaterialStatus.QUEUED, *MaterialStatus.ACTIVE)
 
 
 def _embedder_for(config: Config) -> Embedder:
@@ -179,10 +182,9 @@ class CourseIndexCache:
 
 
 def _stamps(bot_id: int) -> dict[str, str]:
-    """Every ready material and FAQ entry of a course with its last change."""
+    """Every served material and FAQ entry of a course with its last change."""
     stamps = {material_document_id(i): str(t) for i, t in db.session.execute(
-        select(Material.id, Material.updated_at).where(Material.bot_id == bot_id,
-                                                       Material.status == MaterialStatus.READY))}
+        select(Material.id, Material.updated_at).where(Material.bot_id == bot_id, Material.status.in_(SERVED)))}
     stamps.update({faq_document_id(i): str(t) for i, t in db.session.execute(
         select(FaqEntry.id, FaqEntry.updated_at).where(FaqEntry.bot_id == bot_id))})
     return stamps
@@ -194,13 +196,13 @@ def _ids(document_ids: list[str], kind: str) -> list[int]:
 
 def _material_chunks(bot_id: int, model_id: str,
                      material_ids: list[int] | None = None) -> tuple[list[Chunk], list[np.ndarray], bool]:
-    """Stored chunks of ready materials (all, or these ids) with their vectors; False when a vector is missing."""
+    """Stored chunks of served materials (all, or these ids) with their vectors; False when a vector is missing."""
     query = (select(MaterialChunk.material_id, MaterialChunk.ordinal, MaterialChunk.text, MaterialChunk.position,
                     MaterialChunk.position_end, MaterialChunk.locator, MaterialChunk.heading_path,
                     MaterialChunk.language, MaterialChunk.token_count, MaterialChunk.embedding_model,
                     MaterialChunk.vector, Material.filename, Material.title)
              .join(Material, Material.id == MaterialChunk.material_id)
-             .where(Material.bot_id == bot_id, Material.status == MaterialStatus.READY)
+             .where(Material.bot_id == bot_id, Material.status.in_(SERVED))
              .order_by(MaterialChunk.material_id, MaterialChunk.ordinal))
     batches = [None] if material_ids is None else [material_ids[i:i + 500] for i in range(0, len(material_ids), 500)]
     chunks: list[Chunk] = []

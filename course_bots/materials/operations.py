@@ -187,6 +187,8 @@ def reindex_outdated(model_id: str, bot_id: int | None = None) -> list[int]:
                                    Material.embedding_model.is_distinct_from(model_id))
     if bot_id is not None:
         query = query.where(Material.bot_id == bot_id)
+    if not current_config().is_sqlite:  # web processes starting together: each material is queued by one
+        query = query.with_for_update(skip_locked=True)
     materials = list(db.session.scalars(query))
     for material in materials:
         _requeue(material)

