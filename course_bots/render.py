@@ -83,7 +83,7 @@ _MD = _markdown()
 
 def latex_to_mathml(latex: str, display: bool = False) -> str:
     """MathML for one LaTeX expression; the escaped source in ``<code>`` when it cannot be converted."""
-    from latex2mathml.converter import convert
+    from latex2mathml.converter import convert  # loaded with the first formula: most answers have none
 
     try:
         return str(convert(latex.strip(), display="block" if display else "inline"))

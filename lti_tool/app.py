@@ -11,8 +11,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from lti_tool import health, models, ratelimit, security, views  # noqa: F401  (models: tables for migrations)
+from lti_tool.cli import lti_cli
 from lti_tool.config import Config
 from lti_tool.extensions import db, migrate
+from lti_tool.registration import registration_bp
+from lti_tool.tool_config import list_registrations
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 logger = logging.getLogger(__name__)
@@ -69,10 +73,6 @@ def create_app(config: Config | None = None) -> Flask:
     if config.is_sqlite:
         _enable_sqlite_foreign_keys(app)
 
-    from lti_tool import health, models, ratelimit, security, views  # noqa: F401  (models: tables for migrations)
-    from lti_tool.cli import lti_cli
-    from lti_tool.registration import registration_bp
-
     app.register_blueprint(views.bp)
     app.register_blueprint(registration_bp)
     app.register_blueprint(health.bp)
@@ -80,8 +80,6 @@ def create_app(config: Config | None = None) -> Flask:
     security.init_app(app)
     ratelimit.init_app(app)
     _register_error_handlers(app)
-
-    from lti_tool.tool_config import list_registrations
 
     # What the product may read of the protocol's records (it never imports lti_tool.models).
     app.extensions["coursebots.registrations"] = list_registrations

@@ -9,6 +9,10 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from lti_tool.extensions import current_config, db
+from lti_tool.keys import rotate_keys
+from lti_tool.models import Deployment, Platform
+from lti_tool.security import forget_platform_origins
+from lti_tool.tool_config import list_registrations
 
 lti_cli = AppGroup("lti", help="Register platforms, rotate keys, show the tool's LTI URLs.")
 
@@ -50,9 +54,6 @@ def info(as_json: bool) -> None:
 def platform_add(issuer: str, client_id: str, deployment_ids: tuple[str, ...], auth_url: str, token_url: str,
                  jwks_url: str, name: str) -> None:
     """Register a platform (or update it) and add deployments to it."""
-    from lti_tool.models import Deployment, Platform
-    from lti_tool.security import forget_platform_origins
-
     # Stored exactly as given: the launch's `iss` must match it character for character.
     platform = db.session.scalars(select(Platform).where(
         Platform.issuer == issuer, Platform.client_id == client_id)).first()
@@ -79,8 +80,6 @@ def platform_add(issuer: str, client_id: str, deployment_ids: tuple[str, ...], a
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def platform_list(as_json: bool) -> None:
     """List registered platforms with their client ids and deployments."""
-    from lti_tool.tool_config import list_registrations
-
     rows = [{**row, "deployments": [d["deployment_id"] for d in row["deployments"]]}
             for row in list_registrations()]
     if as_json:
@@ -99,9 +98,6 @@ def platform_list(as_json: bool) -> None:
 @click.option("--deployment-id", default=None, help="Remove only this deployment, keep the registration.")
 def platform_remove(issuer: str, client_id: str | None, deployment_id: str | None) -> None:
     """Remove a platform registration (or one of its deployments); its launches are refused from then on."""
-    from lti_tool.models import Platform
-    from lti_tool.security import forget_platform_origins
-
     query = select(Platform).where(Platform.issuer == issuer)
     if client_id:
         query = query.where(Platform.client_id == client_id)
@@ -129,8 +125,6 @@ def platform_remove(issuer: str, client_id: str | None, deployment_id: str | Non
 @lti_cli.command("rotate-keys")
 def rotate_keys_command() -> None:
     """Start signing with a new key; the old public key stays in the JWKS for COURSEBOTS_KEY_RETIRE_HOURS."""
-    from lti_tool.keys import rotate_keys
-
     new, retired = rotate_keys()
     click.echo(f"New signing key {new.kid}.")
     for key in retired:

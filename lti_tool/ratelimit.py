@@ -44,7 +44,7 @@ class RedisCounters:
     """Fixed-window counters in Redis, shared by every worker; each key expires with its window."""
 
     def __init__(self, url: str) -> None:
-        import redis
+        import redis  # only a deployment with COURSEBOTS_REDIS_URL needs the client
 
         self._client: Any = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
 

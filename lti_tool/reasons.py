@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from lti_tool.extensions import db
 from lti_tool.health import LAUNCH_REJECTIONS
+from lti_tool.models import Platform
 from lti_tool.security import allow_framing_by
 
 logger = logging.getLogger(__name__)
@@ -106,8 +107,6 @@ class LaunchRejected(Exception):
 
 def allow_framing_by_issuer(issuer: str) -> None:
     """Let the page be framed by the registered platform of ``issuer``, or by anyone when it is unknown."""
-    from lti_tool.models import Platform
-
     known = bool(issuer) and db.session.scalars(select(Platform.id).where(Platform.issuer == issuer)).first()
     parts = urlsplit(issuer)
     # An unknown sender still deserves a readable page inside its frame.

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from lti_tool import ratelimit, safe_fetch, security
 from lti_tool.config import Config
 from lti_tool.extensions import current_config, db
+from lti_tool.models import Deployment, Platform
 from lti_tool.reasons import REASONS
 
 logger = logging.getLogger(__name__)
@@ -204,8 +205,6 @@ def post_registration(endpoint: str, token: str, payload: dict[str, Any], allow_
 
 def store_registration(openid: dict[str, Any], answer: dict[str, Any]) -> RegistrationResult:
     """Create or update the Platform (issuer + client id) and its Deployment; flushes, does not commit."""
-    from lti_tool.models import Deployment, Platform
-
     tool_conf = answer.get(TOOL_CONFIGURATION)
     client_id = answer.get("client_id")
     deployment_id = tool_conf.get("deployment_id") if isinstance(tool_conf, dict) else None

@@ -10,6 +10,7 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from lti_tool.context import JSON_BODY_BYTES, Limit
 from lti_tool.extensions import current_config, db
+from lti_tool.models import Platform
 
 
 LTI_FORM_BYTES = 256 * 1024  # the platform's form posts (a signed id_token with its claims)
@@ -20,8 +21,6 @@ _cache: dict[str, tuple[float, tuple[str, ...]]] = {}
 
 def platform_origins() -> tuple[str, ...]:
     """Origins of all registered platforms (cached briefly per process)."""
-    from lti_tool.models import Platform
-
     now = time.monotonic()
     cached = _cache.get("origins")
     if cached and now - cached[0] < _CACHE_SECONDS:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from lti_tool import safe_fetch
 from lti_tool.extensions import current_config, db, utcnow
+from lti_tool.keys import signing_key
 from lti_tool.models import Deployment, Platform
 from lti_tool.reasons import LaunchRejected
 
@@ -99,8 +100,6 @@ def platform_key_set(platform: Platform, kid: str) -> dict[str, Any]:
 
 def registration_for(platform: Platform) -> Registration:
     """A pylti1p3 Registration for a platform row, with the tool's current signing key."""
-    from lti_tool.keys import signing_key
-
     key = signing_key()
     registration = Registration()
     registration.set_issuer(platform.issuer).set_client_id(platform.client_id)

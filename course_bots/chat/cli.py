@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from course_bots import backends
 from course_bots.chat import usage
 from course_bots.llm.cli_support import BACKEND_KINDS, build_backend, stream_to
+from course_bots.llm.server import serve
 from lti_tool.extensions import current_config
 
 llm_cli = AppGroup("llm", help="Serve a local model and check model backends.")
@@ -27,8 +28,6 @@ llm_cli = AppGroup("llm", help="Serve a local model and check model backends.")
 def serve_command(model: str, host: str, port: int, max_batch: int, max_queue: int, idle_unload: float | None,
                   device: str | None, max_context: int | None) -> None:
     """Serve MODEL with continuous batching on an OpenAI-compatible API (one process per GPU)."""
-    from course_bots.llm.server import serve
-
     serve(model, host=host, port=port, max_batch=max_batch, max_queue=max_queue, idle_unload_s=idle_unload,
           device=device, max_context=max_context, api_key=current_config().llm_api_key or None)
 
@@ -63,8 +62,6 @@ def chat_command(text: str, kind: str, model: str | None, base_url: str | None, 
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def models_command(issuer: str | None, as_json: bool) -> None:
     """List the model catalogue as administrators see it (the default first; never URLs or keys)."""
-    import json
-
     rows = backends.catalogue_rows(current_config(), issuer)
     if as_json:
         click.echo(json.dumps(rows, indent=2))

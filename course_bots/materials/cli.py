@@ -8,14 +8,17 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
+from course_bots.materials import jobs as ingest_worker
+from course_bots.materials import operations as svc
+from course_bots.materials.jobs import recover_stale, reindex_for_current_model, run_pending
+from course_bots.materials.pipeline import process_material
+from course_bots.models import CourseBot
 from lti_tool.extensions import db
 
 materials_cli = AppGroup("materials", help="Course materials: ingest, list, work the ingestion queue.")
 
 
 def _bot_or_fail(bot_id: int) -> None:
-    from course_bots.models import CourseBot
-
     if db.session.get(CourseBot, bot_id) is None:
         raise click.ClickException(f"No course bot with id {bot_id} (a course gets one on its first launch).")
 
@@ -26,10 +29,6 @@ def _bot_or_fail(bot_id: int) -> None:
 @click.option("--queue", is_flag=True, help="Only queue the files for the workers instead of ingesting here.")
 def ingest_command(bot_id: int, files: tuple[Path, ...], queue: bool) -> None:
     """Upload FILES into course BOT_ID and ingest them here, with a progress bar."""
-    from course_bots.materials import jobs as ingest_worker
-    from course_bots.materials import operations as svc
-    from course_bots.materials.pipeline import process_material
-
     _bot_or_fail(bot_id)
     queued: list[tuple[Path, int]] = []
     failures = 0
@@ -72,8 +71,6 @@ def ingest_command(bot_id: int, files: tuple[Path, ...], queue: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_command(bot_id: int, as_json: bool) -> None:
     """List the materials of course BOT_ID with status and progress."""
-    from course_bots.materials import operations as svc
-
     _bot_or_fail(bot_id)
     items = [svc.material_json(m) for m in svc.list_materials(bot_id)]
     if as_json:
@@ -93,8 +90,6 @@ def list_command(bot_id: int, as_json: bool) -> None:
 @click.option("--poll", default=5.0, show_default=True, help="Seconds between looks at an empty queue.")
 def work_command(once: bool, poll: float) -> None:
     """Work the ingestion queue in this process (an alternative to RQ when threads are off)."""
-    from course_bots.materials.jobs import recover_stale, reindex_for_current_model, run_pending
-
     reindex_for_current_model()
     while True:
         recover_stale()
@@ -110,7 +105,5 @@ def work_command(once: bool, poll: float) -> None:
 @materials_cli.command("reindex-outdated")
 def reindex_outdated_command() -> None:
     """Queue every material embedded with another model than the configured one."""
-    from course_bots.materials.jobs import reindex_for_current_model
-
     ids = reindex_for_current_model()
     click.echo(f"queued {len(ids)} material(s) for re-indexing")

@@ -16,8 +16,18 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import event
 
+from course_bots.materials.course_index import get_cache, get_embedder, material_id_of, search_course
+from course_bots.materials.jobs import run_pending
+from course_bots.materials.models import Material
+from course_bots.materials.operations import MaterialError, upload_material
+from course_bots.models import CourseBot
 from lti_tool.extensions import current_config, db
+from retrieval.chunking import ChunkingConfig
+from retrieval.evaluate import filename_for, load_beir, score_queries
+from retrieval.fusion import tuned_fusion
+from retrieval.types import Chunk, SearchHit
 
 retrieval_cli = AppGroup("retrieval", help="Retrieval quality and speed.")
 SHOWN_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "latency_ms_p50", "latency_ms_p95")
@@ -25,11 +35,6 @@ SHOWN_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "latency
 
 def _ingest(app: Flask, data: Any) -> tuple[dict[str, int], dict[int, str], int]:
     """Upload and ingest every document; returns bot per course, BEIR id per material, failures."""
-    from course_bots.models import CourseBot
-    from course_bots.materials.jobs import run_pending
-    from course_bots.materials.operations import MaterialError, upload_material
-    from retrieval.evaluate import filename_for
-
     bots: dict[str, int] = {}
     doc_of: dict[int, str] = {}
     failed = 0
@@ -49,16 +54,12 @@ def _ingest(app: Flask, data: Any) -> tuple[dict[str, int], dict[int, str], int]
         doc_of.setdefault(result.material.id, doc_id)
     db.session.commit()
     run_pending(kind="eval")
-    from course_bots.materials.models import Material
-
     failed += db.session.query(Material).filter(Material.status == "failed").count()
     return bots, doc_of, failed
 
 
 def _no_fsync(engine: Any) -> None:
     """A throw-away database needs no durability: without fsync per commit, ingestion time is the pipeline's."""
-    from sqlalchemy import event
-
     @event.listens_for(engine, "connect")
     def _pragma(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -70,10 +71,6 @@ def _no_fsync(engine: Any) -> None:
 
 def _query_all(data: Any, bots: dict[str, int], doc_of: dict[int, str]) -> dict[str, Any]:
     """Run every judged query through ``search_course`` (what the chat calls), scored like the library's eval."""
-    from course_bots.materials.course_index import material_id_of, search_course
-    from retrieval.evaluate import score_queries
-    from retrieval.types import Chunk, SearchHit
-
     def search(course_id: str, text: str) -> list[SearchHit] | None:
         bot_id = bots.get(course_id)
         return None if bot_id is None else search_course(bot_id, text, k=100)
@@ -86,11 +83,6 @@ def _query_all(data: Any, bots: dict[str, int], doc_of: dict[int, str]) -> dict[
 
 def run_eval(directory: str, modes: list[str], model: str | None) -> dict[str, dict[str, Any]]:
     """Ingest DIR once into a throw-away database, then evaluate each search mode; metrics per mode."""
-    from course_bots.materials.course_index import get_cache, get_embedder
-    from retrieval.chunking import ChunkingConfig
-    from retrieval.evaluate import load_beir
-    from retrieval.fusion import tuned_fusion
-
     base = current_config()
     create_app = current_app.extensions["coursebots.app_factory"]
     results: dict[str, dict[str, Any]] = {}

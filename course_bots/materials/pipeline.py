@@ -17,6 +17,7 @@ from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm.exc import ObjectDeletedError
 
+from course_bots.materials.course_index import get_embedder
 from course_bots.materials.models import Material, MaterialChunk, MaterialStatus, vector_from_bytes
 from course_bots.materials.models import vector_to_bytes
 from course_bots.materials.operations import bump_index_version, delete_material
@@ -182,8 +183,6 @@ def _store(material: Material, chunks: list[Chunk], hashes: list[str], vectors: 
 def process_material(material_id: int, worker_id: str, embedder: Embedder | None = None,
                      on_progress: Progress | None = None) -> str:
     """Run one queued material through the pipeline; returns its final status (or ``skipped``)."""
-    from course_bots.materials.course_index import get_embedder
-
     if not claim(material_id, worker_id):
         return "skipped"
     app = current_app._get_current_object()  # type: ignore[attr-defined]

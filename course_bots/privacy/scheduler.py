@@ -14,6 +14,7 @@ import time
 from flask import Flask
 from sqlalchemy import text
 
+from course_bots.privacy.operations import purge
 from lti_tool.extensions import db
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ def init_purge_scheduler(app: Flask) -> None:
 
 def run_purge_once(app: Flask) -> dict[str, int] | None:
     """One purge with commit; None when another process holds the PostgreSQL lock."""
-    from course_bots.privacy.operations import purge
-
     with app.app_context():
         try:
             if db.engine.dialect.name == "postgresql":
