@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask
 
-from course_bots import i18n, session_api
+from course_bots import errors, i18n, session_api
 from course_bots.launch import handle_launch
 
 PACKAGE = Path(__file__).resolve().parent
@@ -15,7 +15,8 @@ bp = Blueprint("pages", __name__, template_folder=str(PACKAGE / "templates"),
 
 
 def init_app(app: Flask) -> None:
-    """Register the pages, the session API, the launch handler and the templates' message catalogue."""
+    """Register the pages, the session API, the launch handler, the catalogue and the service-error handler."""
+    errors.init_app(app)
     app.extensions["coursebots.launch_handler"] = handle_launch
     app.register_blueprint(bp)
     app.register_blueprint(session_api.bp)

@@ -16,6 +16,7 @@ TOP_MODULES = {
     "__init__",
     "backends",  # which model answers a bot: the catalogue and cached backends (settings, chat, admin)
     "bots",  # the course-bot record's operations and the "this session's bot" guard
+    "errors",  # ServiceError, the one service error every feature subclasses, and its one API handler
     "i18n",  # message catalogues
     "launch",  # the launch handler
     "models",  # the course-bot record

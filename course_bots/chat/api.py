@@ -14,7 +14,6 @@ from course_bots.render import render_markdown
 from course_bots.chat import operations as chat, conversations, quota
 from course_bots.privacy import operations as privacy
 from course_bots.materials import operations as materials
-from course_bots.chat.conversations import ConversationError
 from course_bots.schemas import ChatQuestion, FeedbackBody, parse_body
 from lti_tool.context import JSON_BODY_BYTES, SessionToken, api_error, current_session, max_body, require_session
 from lti_tool.extensions import db
@@ -22,11 +21,6 @@ from lti_tool.extensions import db
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("api_chat", __name__, url_prefix="/api/v1/bots/<int:bot_id>")
-
-
-def conversation_error(exc: ConversationError) -> Response:
-    """The API error for a conversations-service refusal."""
-    return api_error(exc.code, exc.message, exc.status)
 
 
 def message_json(message: Any) -> dict[str, Any]:
@@ -77,11 +71,8 @@ def new_conversation(bot_id: int) -> Response:
 @own_bot
 def get_conversation(bot_id: int, conversation_id: int) -> Response:
     """One of the caller's conversations with its messages."""
-    try:
-        conversation = conversations.get_conversation(current_session(), conversation_id)
-        messages = conversations.conversation_messages(current_session(), conversation_id)
-    except ConversationError as exc:
-        return conversation_error(exc)
+    conversation = conversations.get_conversation(current_session(), conversation_id)
+    messages = conversations.conversation_messages(current_session(), conversation_id)
     return jsonify({"id": conversation.id, "title": conversation.title,
                     "messages": [message_json(m) for m in messages]})
 
@@ -91,10 +82,7 @@ def get_conversation(bot_id: int, conversation_id: int) -> Response:
 @own_bot
 def delete_conversation(bot_id: int, conversation_id: int) -> Response:
     """Delete one of the caller's conversations."""
-    try:
-        conversations.delete_conversation(current_session(), conversation_id)
-    except ConversationError as exc:
-        return conversation_error(exc)
+    conversations.delete_conversation(current_session(), conversation_id)
     db.session.commit()
     return Response(status=204)
 
@@ -130,29 +118,23 @@ def chat_stream(bot_id: int) -> Response:
     if not text.strip():
         return api_error("invalid_question", "A question of 1-4000 characters is required.", 400)
     session = current_session()
-    settings = chat.settings_for(bot_id)
-    language = session.locale.split("-")[0].split("_")[0] if session.locale else "en"
+    settings = chat.settings_for(bot_id)  # read once per question: the answer uses what the view read
     if settings.paused and not session.preview:
         return api_error("bot_paused", settings.pause_message or "The course bot is paused.", 423)
     if not session.preview and not _consented(session):
         return api_error("consent_required", "Please read and accept the notice before using the assistant.", 403)
-    decision = quota.check_quota(session, bot_id, language)
+    decision = quota.check_quota(session, bot_id, chat.page_language(session))
     if not decision.allowed:
         response = api_error(decision.code, decision.message, 429)
         if decision.retry_after_s:
             response.headers["Retry-After"] = str(decision.retry_after_s)
         return response
-    question = chat.Question(bot_id, text, client_id, conversation_id)
-    try:
-        stored_id = chat.record(session, question).id
-        db.session.commit()
-    except ConversationError as exc:
-        db.session.rollback()
-        return conversation_error(exc)
+    asked = chat.record(session, chat.Question(bot_id, text, client_id, conversation_id), settings)
+    db.session.commit()  # the question is kept whatever the answer does
 
     def events() -> Iterator[str]:
         try:
-            for name, data in chat.answer(session, question, stored_question_id=stored_id):
+            for name, data in chat.answer(session, asked):
                 yield sse(name, data)
         except Exception:
             logger.exception("Answer stream failed for bot %s", bot_id)
@@ -172,11 +154,7 @@ def chat_stream(bot_id: int) -> Response:
 def feedback(bot_id: int, message_id: int) -> Response:
     """Thumbs up/down and an optional comment on an answer of the caller's."""
     body = parse_body(FeedbackBody)
-    try:
-        conversations.record_feedback(current_session(), message_id, body.value, body.comment)
-    except ConversationError as exc:
-        db.session.rollback()
-        return conversation_error(exc)
+    conversations.record_feedback(current_session(), message_id, body.value, body.comment)
     db.session.commit()
     return jsonify({"ok": True})
 

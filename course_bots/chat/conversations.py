@@ -17,6 +17,7 @@ from course_bots.models import CourseBot
 from course_bots.privacy.models import ParticipantLabel
 from course_bots.privacy_rules import Scrubber
 from course_bots.chat.usage import add_usage
+from course_bots.errors import ServiceError
 from lti_tool.context import SessionToken
 from lti_tool.extensions import current_config, db, utcnow
 
@@ -25,14 +26,8 @@ logger = logging.getLogger(__name__)
 TITLE_LENGTH = 80
 
 
-class ConversationError(Exception):
-    """A request the chat data cannot honour; ``code``/``status`` map to the API's error shape."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class ConversationError(ServiceError):
+    """A request the chat data cannot honour (400 unless told)."""
 
 
 def scrubber_for(session: SessionToken) -> Scrubber:

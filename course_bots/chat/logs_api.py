@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Callable
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -37,22 +36,12 @@ def _parse_time(name: str) -> datetime | None:
         raise InvalidRequest("invalid_request", f"{name} is an ISO 8601 date and time.") from None
 
 
-def _committing(work: Callable[[], Any]) -> Any:
-    """Run a service call and commit once; service errors become the API's error shape."""
-    try:
-        result = work()
-    except conv.ConversationError as exc:
-        db.session.rollback()
-        return api_error(exc.code, exc.message, exc.status)
-    db.session.commit()
-    return result
-
-
 @bp.delete("/me/conversations")
 @require_session()
 def me_delete_conversations() -> Response:
     """Delete all of the caller's conversations in this course."""
-    deleted = _committing(lambda: conv.delete_all_conversations(current_session()))
+    deleted = conv.delete_all_conversations(current_session())
+    db.session.commit()
     return jsonify({"deleted": deleted})
 
 
@@ -60,9 +49,8 @@ def me_delete_conversations() -> Response:
 @require_session()
 def conversation_delete(conversation_id: int) -> Response:
     """Delete one of the caller's own conversations (someone else's reads as not found)."""
-    result = _committing(lambda: conv.delete_conversation(current_session(), conversation_id))
-    if isinstance(result, Response):
-        return result
+    conv.delete_conversation(current_session(), conversation_id)
+    db.session.commit()
     return jsonify({"deleted": 1})
 
 

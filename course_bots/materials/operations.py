@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from course_bots.errors import ServiceError
 from course_bots.materials.models import CourseIndexVersion, FaqEntry, Material, MaterialChunk, MaterialStatus
 from course_bots.materials.course_index import search_course  # noqa: F401  (the feature's face: chat searches)
 from course_bots.materials.links import material_file_url  # noqa: F401  (the feature's face: citations link)
@@ -29,15 +30,8 @@ log = logging.getLogger(__name__)
 MB = 1_000_000  # decimal megabytes: the one MB of limits, messages and the README
 
 
-class MaterialError(Exception):
-    """An upload or change the teacher must fix; ``code`` for programs, ``message`` for people, HTTP status."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        """Keep code, message and the HTTP status a view should answer with."""
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class MaterialError(ServiceError):
+    """An upload or change the teacher must fix (400 unless told)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ token's bot is the bot in the URL.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
@@ -24,17 +24,6 @@ from lti_tool.extensions import db
 bp = Blueprint("api_privacy", __name__, url_prefix="/api/v1")
 
 
-def _committing(work: Callable[[], Any]) -> Any:
-    """Run a service call and commit once; service errors become the API's error shape."""
-    try:
-        result = work()
-    except consent.ConsentError as exc:
-        db.session.rollback()
-        return api_error(exc.code, exc.message, exc.status)
-    db.session.commit()
-    return result
-
-
 @bp.get("/consent")
 @require_session()
 def consent_get() -> Response:
@@ -48,9 +37,8 @@ def consent_get() -> Response:
 def consent_post() -> Response:
     """Record acceptance or refusal of the notice version that was shown: ``{"accepted": bool, "version": int}``."""
     answer = parse_body(ConsentAnswer)
-    result = _committing(lambda: consent.record_consent(current_session(), answer.accepted, answer.version))
-    if isinstance(result, Response):
-        return result
+    consent.record_consent(current_session(), answer.accepted, answer.version)
+    db.session.commit()
     return jsonify(consent.consent_status(current_session()))
 
 
@@ -71,7 +59,8 @@ def me_export() -> Response:
 @require_session()
 def me_erase() -> Response:
     """Erase everything stored under the caller's pseudonym in this course (conversations, consent, label)."""
-    counts = _committing(lambda: privacy_ops.erase_for_session(current_session()))
+    counts = privacy_ops.erase_for_session(current_session())
+    db.session.commit()
     return jsonify(counts)
 
 

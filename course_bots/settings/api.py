@@ -13,7 +13,7 @@ from course_bots import backends
 from course_bots.materials import jobs as ingest_worker, operations as materials
 from course_bots.privacy import operations as privacy_ops
 from course_bots.settings.operations import (
-    SettingsError, copy_settings, get_settings, issue_copy_code, prompt_versions, redeem_copy_code, settings_dict,
+    copy_settings, get_settings, issue_copy_code, prompt_versions, redeem_copy_code, settings_dict,
     settings_for_update, update_settings)
 from course_bots.schemas import CopyFrom, DeleteBot, SettingsChange, parse_body
 from lti_tool.context import (
@@ -52,11 +52,7 @@ def write_settings(bot_id: int) -> Response:
     body = parse_body(SettingsChange).model_dump(exclude_unset=True)
     settings = settings_for_update(bot_id, _language())
     allowed = tuple(e.key for e in backends.catalogue(current_config(), current_session().issuer))
-    try:
-        changed = update_settings(settings, body, current_session().primary_role.value, allowed)
-    except SettingsError as exc:
-        db.session.rollback()
-        return api_error("invalid_setting", str(exc), 400)
+    changed = update_settings(settings, body, current_session().primary_role.value, allowed)
     _audit(bot_id, "settings_changed", {"fields": changed})
     db.session.commit()
     logger.info("bot %s settings changed: %s", bot_id, ",".join(changed))

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from course_bots import backends
+from course_bots.errors import ServiceError
 from course_bots.settings.models import (
     ANSWER_LANGUAGES, TEACHING_MODES, UNCOVERED_BEHAVIOURS, BotSettings, CopyCode, PromptVersion, mode_prompt)
 from lti_tool.extensions import current_config, db, utcnow
@@ -25,11 +26,12 @@ COPY_CODE_HOURS = 72
 _TEXT_LIMITS = {"name": 120, "welcome_message": 2000, "system_prompt": 8000, "pause_message": 1000}
 
 
-class SettingsError(ValueError):
-    """A settings value outside what the admin allows; ``field`` names it for the form."""
+class SettingsError(ServiceError, ValueError):
+    """A settings value outside what the admin allows (400 ``invalid_setting``); ``field`` names it for the form."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+        """Keep the field's name with the API's code and message."""
+        super().__init__("invalid_setting", message)
         self.field = field
 
 
