@@ -82,6 +82,7 @@ class Asked:
     conversation_id: int
     settings: BotSettings
     language: str
+    text: str  # the question as stored, scrubbed of personal data: what is searched and what a model is sent
 
 
 def settings_for(bot_id: int) -> BotSettings:
@@ -102,7 +103,8 @@ def answer_language(settings: BotSettings, text: str) -> str:
 def record(session: SessionToken, question: Question, settings: BotSettings) -> Asked:
     """Store the question (scrubbed, once per client id) before answering; raises ``ConversationError``."""
     stored = conversations.record_question(session, question.conversation_id, question.client_id, question.text)
-    return Asked(question, stored.id, stored.session_id, settings, answer_language(settings, question.text))
+    return Asked(question, stored.id, stored.session_id, settings, answer_language(settings, question.text),
+                 stored.text)
 
 
 def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
@@ -121,12 +123,12 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
     entry = backends.entry_for(config, settings.model_key)
     yield "status", {"state": "started", "conversation_id": conversation_id, "question_id": question_id}
     try:
-        hits = search(question.bot_id, question.text, 8)
+        hits = search(question.bot_id, asked.text, 8)
         prompt_settings = prompting.PromptSettings(
             system_prompt=_system_prompt(settings), context_window=entry.context_window,
             max_new_tokens=min(settings.max_answer_tokens, entry.max_answer_tokens),
             min_score=config.answer_score_threshold, language=language)
-        assembly = prompting.assemble(question.text, hits, history(conversation_id, question_id), prompt_settings)
+        assembly = prompting.assemble(asked.text, hits, history(conversation_id, question_id), prompt_settings)
     except Exception:
         logger.exception("Preparing the answer failed for bot %s", question.bot_id)
         conversations.record_failure(session, question_id, "internal")
@@ -147,7 +149,7 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
     backend = backend or backends.backend_for(entry)
     params = GenerationParams(max_new_tokens=prompt_settings.max_new_tokens, temperature=settings.temperature,
                               language=language, sources=assembly.passages)
-    guard = prompt_guard(settings, question.text, assembly)
+    guard = prompt_guard(settings, asked.text, assembly)
     yield from _generate(session, backend, assembly, params, question_id, conversation_id, started, commit,
                          entry.label or backend.name, guard)
 

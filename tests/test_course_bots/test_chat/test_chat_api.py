@@ -227,3 +227,30 @@ def test_malformed_questions_are_refused_with_400(client: FlaskClient, setup: di
     response = client.post(f"/api/v1/bots/{setup['bot']}/chat", headers=setup["headers"], json=sent)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] in ("invalid_question", "invalid_client_id", "invalid_conversation")
+
+
+@pytest.mark.parametrize("app", BOTH_DATABASES, indirect=True)
+def test_personal_data_is_scrubbed_before_the_question_is_searched_or_sent_to_a_model(
+        client: FlaskClient, setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    searched: list[str] = []
+    sent: list[str] = []
+
+    def recording_search(bot_id: int, query: str, k: int) -> list[SearchHit]:
+        searched.append(query)
+        return fake_search(bot_id, query, k)
+
+    class RecordingBackend(ScriptedBackend):
+        def stream(self, messages: Sequence[Message], params: GenerationParams,
+                   request_id: str | None = None) -> Iterator[Event]:
+            sent.extend(str(m["content"]) for m in messages)
+            return super().stream(messages, params, request_id)
+
+    monkeypatch.setattr(chat, "default_search", recording_search)
+    setup["backend"]["b"] = RecordingBackend([TokenEvent("It controls the step size."), DoneEvent("stop")])
+    question = ("Hallo! Was steuert die Lernrate laut § 34 am 12.02.2027 in Raum H4-112? "
+                "Meine Mail ist anna.mueller@uni-example.de, Tel. 0521 106-4711.")
+    events = ask(client, setup, question=question, client_id="pii-1")
+    assert events[-1][0] == "done"
+    assert len(searched) == 1 and "anna.mueller" not in searched[0] and "4711" not in searched[0]
+    assert "§ 34" in searched[0] and "12.02.2027" in searched[0] and "H4-112" in searched[0]
+    assert sent and not any("anna.mueller" in text or "106-4711" in text for text in sent)
