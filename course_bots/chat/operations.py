@@ -86,8 +86,15 @@ class Asked:
 
 
 def settings_for(bot_id: int) -> BotSettings:
-    """The bot's settings for reading (the defaults, unwritten, when no teacher saved any)."""
-    return get_settings(bot_id)
+    """The bot's settings for reading (the defaults, unwritten, when no teacher saved any), detached from the session.
+
+    The streamed answer uses them after the view has committed the question: a commit expires what the session
+    holds, and by then the request's session may be gone, so the snapshot must not need the session again.
+    """
+    settings = get_settings(bot_id)
+    if settings in db.session:
+        db.session.expunge(settings)
+    return settings
 
 
 def page_language(session: SessionToken) -> str:

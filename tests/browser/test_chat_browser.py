@@ -147,7 +147,7 @@ def test_german_launch_shows_german_ui_and_decline_explains(launch: Callable[...
     page = launch("studentde2", framed=False)
     frame = tool_frame(page)
     expect(frame.locator("html")).to_have_attribute("lang", "de")
-    expect(frame.locator('label[for="cb-question"]')).to_have_text("Deine Frage")
+    expect(frame.locator('label[for="cb-question"]')).to_have_text("Ihre Frage")  # Sie: the default address
     chat_ready(frame, accept=False)
     expect(frame.locator('[data-cb="consent-accept"]')).to_have_text("Ich stimme zu")
     results = Axe().run(page)

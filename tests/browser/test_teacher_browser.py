@@ -30,6 +30,10 @@ helpers = _load("chat_helpers")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TABS = ["settings", "materials", "preview", "logs", "faq", "semester", "delete"]
 XSS_TEXT = " ".join(helpers.XSS_PAYLOADS)
+# The teacher's prompt carries the payloads one word apart, each shorter than the echo guard's 40-character window:
+# the scripted model echoes the corpus, and an echo of a 40-character run of the prompt is rightly withheld as a leak
+# of the teacher's instructions (tests/test_course_bots/test_chat/test_prompt_echo.py), which is not this test's point.
+PROMPT_XSS = " und ".join(p for p in helpers.XSS_PAYLOADS if len(re.sub(r"[\W_]", "", p)) < 40)
 
 
 def model_with(monkeypatch: pytest.MonkeyPatch, answer: str) -> Any:
@@ -152,7 +156,7 @@ def run_corpus(launch: Callable[..., Any], tool_frame: Callable[[Any], Any], too
     expect(frame.locator("#s-prompt")).not_to_have_value("")
     frame.locator("#s-welcome").fill(XSS_TEXT)
     frame.locator("#s-name").fill(helpers.XSS_PAYLOADS[1][:100])
-    frame.locator("#s-prompt").fill(helpers.TEACHER_PROMPT + "\n" + XSS_TEXT)
+    frame.locator("#s-prompt").fill(helpers.TEACHER_PROMPT + "\n" + PROMPT_XSS)
     frame.locator("#cb-settings button[type=submit]").click()
     expect(frame.locator("#cb-teacher-status")).to_have_text("Settings saved.")
     frame.locator("#tab-materials").click()
