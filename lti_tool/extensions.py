@@ -1,10 +1,12 @@
 """Flask extensions shared by the app shell and the product: the database and migrations."""
 from __future__ import annotations
 
+import os
+import threading
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData
@@ -69,3 +71,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value
+
+
+def on_first_request_of_each_process(app: Flask, start: Callable[[], object]) -> None:
+    """Call ``start`` once in each process, on its first request (forked workers each once; later requests pay a
+    dict lookup). For background threads, which must not be started before a WSGI server forks its workers."""
+    started: dict[str, int] = {}
+    lock = threading.Lock()
+
+    @app.before_request
+    def _start_once() -> None:
+        if started.get("pid") == os.getpid():
+            return
+        with lock:
+            if started.get("pid") == os.getpid():
+                return
+            started["pid"] = os.getpid()
+        start()

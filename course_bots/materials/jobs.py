@@ -33,7 +33,7 @@ from course_bots.materials.models import Material, MaterialStatus
 from course_bots.materials.course_index import get_embedder
 from course_bots.materials.operations import reindex_outdated
 from course_bots.materials.pipeline import process_material
-from lti_tool.extensions import current_config, db, utcnow
+from lti_tool.extensions import current_config, db, on_first_request_of_each_process, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -130,18 +130,7 @@ def init_model_upgrade(app: Flask) -> None:
     """After a model change, re-embed old materials from each web process's first request (not in tests)."""
     if app.extensions["coursebots.config"].testing:
         return
-    started: dict[str, int] = {}
-    lock = threading.Lock()
-
-    @app.before_request
-    def _upgrade_once() -> None:
-        if started.get("pid") == os.getpid():  # forked workers each check once; later requests pay nothing
-            return
-        with lock:
-            if started.get("pid") == os.getpid():
-                return
-            started["pid"] = os.getpid()
-        reindex_in_background(app)
+    on_first_request_of_each_process(app, lambda: reindex_in_background(app))
 
 
 def next_queued() -> int | None:

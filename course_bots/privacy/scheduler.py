@@ -6,7 +6,6 @@ advisory lock lets only one process purge at a time. ``flask --app lti_tool priv
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -15,7 +14,7 @@ from flask import Flask
 from sqlalchemy import text
 
 from course_bots.privacy.operations import purge
-from lti_tool.extensions import db
+from lti_tool.extensions import db, on_first_request_of_each_process
 
 logger = logging.getLogger(__name__)
 _ADVISORY_LOCK_ID = 0x43425056  # "CBPV": one purge at a time across processes
@@ -26,19 +25,8 @@ def init_purge_scheduler(app: Flask) -> None:
     config = app.extensions["coursebots.config"]
     if config.testing or config.retention_purge_hours <= 0:
         return
-    started: dict[str, int] = {}
-    lock = threading.Lock()
-
-    @app.before_request
-    def _start_purge_thread() -> None:
-        if started.get("pid") == os.getpid():
-            return
-        with lock:
-            if started.get("pid") == os.getpid():
-                return
-            started["pid"] = os.getpid()
-            threading.Thread(target=_loop, args=(app, config.retention_purge_hours), daemon=True,
-                             name="coursebots-retention-purge").start()
+    on_first_request_of_each_process(app, lambda: threading.Thread(
+        target=_loop, args=(app, config.retention_purge_hours), daemon=True, name="coursebots-retention-purge").start())
 
 
 def run_purge_once(app: Flask) -> dict[str, int] | None:
