@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lti_tool.extensions import UTCDateTime, db, utcnow
 
 __all__ = ["Material", "MaterialChunk", "FaqEntry", "MaterialBlob", "CourseIndexVersion", "MaterialStatus",
-           "vector_to_bytes", "vector_from_bytes"]
+           "MaterialPage", "MaterialPageEdit", "vector_to_bytes", "vector_from_bytes"]
 
 
 class MaterialStatus:
@@ -127,3 +127,41 @@ class CourseIndexVersion(db.Model):  # type: ignore[name-defined]
     bot_id: Mapped[int] = mapped_column(ForeignKey("course_bot.id", ondelete="CASCADE"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class MaterialPage(db.Model):  # type: ignore[name-defined]
+    """The text the reader extracted from one page, slide or section of a material, and the passages made of it.
+
+    Written by each ingestion (what the teacher reviews); ``text`` is always the file's own text, before edits.
+    """
+
+    __tablename__ = "material_page"
+    __table_args__ = (UniqueConstraint("material_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    material_id: Mapped[int] = mapped_column(ForeignKey("material.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # page/slide number; sections are counted 1, 2, ...
+    heading: Mapped[str] = mapped_column(Text, default="")  # a section's heading path, " › "-joined
+    text: Mapped[str] = mapped_column(Text, default="")
+    passages: Mapped[list[int]] = mapped_column(JSON, default=list)  # ordinals of the chunks made of this page
+
+
+class MaterialPageEdit(db.Model):  # type: ignore[name-defined]
+    """A teacher's exclusion or replacement of one page of one file version (``sha256``).
+
+    An edit whose ``sha256`` is not its material's belongs to an earlier version: it is carried over when a new
+    version replaces the file, shown beside the new text and not applied until the teacher keeps it.
+    """
+
+    __tablename__ = "material_page_edit"
+    __table_args__ = (UniqueConstraint("material_id", "sha256", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("course_bot.id", ondelete="CASCADE"), index=True)
+    material_id: Mapped[int] = mapped_column(ForeignKey("material.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))  # the file version the edit was made for
+    number: Mapped[int] = mapped_column(Integer)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    replacement: Mapped[str | None] = mapped_column(Text, nullable=True)  # as the teacher wrote it
+    original_text: Mapped[str] = mapped_column(Text, default="")  # the page's text when the teacher edited it
+    edited_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
