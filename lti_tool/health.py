@@ -8,15 +8,16 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Blueprint, Response, current_app, jsonify
 from flask_migrate import Migrate
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from lti_tool import metrics as metric_defs
 from lti_tool.extensions import db
 
 bp = Blueprint("health", __name__)
 
-LAUNCH_REJECTIONS = Counter("coursebots_launch_rejections_total", "Rejected LTI launches by reason code", ["reason"])
-LAUNCHES = Counter("coursebots_launches_total", "Accepted LTI launches by message type and role", ["message", "role"])
+LAUNCH_REJECTIONS = metric_defs.LAUNCH_REJECTIONS  # kept here for older imports; lti_tool.metrics owns them
+LAUNCHES = metric_defs.LAUNCHES
 
 
 @bp.get("/healthz")
@@ -69,5 +70,5 @@ def readyz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus metrics of this process."""
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    """Prometheus metrics (summed over gunicorn's workers in multiprocess mode)."""
+    return Response(metric_defs.exposition(), mimetype=CONTENT_TYPE_LATEST)

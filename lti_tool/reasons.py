@@ -12,7 +12,7 @@ from flask import Response, make_response, render_template
 from sqlalchemy import select
 
 from lti_tool.extensions import db
-from lti_tool.health import LAUNCH_REJECTIONS
+from lti_tool.metrics import LAUNCH_REJECTIONS
 from lti_tool.models import Platform
 from lti_tool.security import allow_framing_by
 

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app, jsonify, make_response, rend
 
 from lti_tool import deep_linking, launch, ratelimit
 from lti_tool.context import LaunchContext, Role
-from lti_tool.health import LAUNCHES
+from lti_tool.metrics import LAUNCHES
 from lti_tool.keys import jwks as tool_jwks
 from lti_tool.reasons import LaunchRejected, rejection_response
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Iterator
 
 from flask import Blueprint, Response, jsonify, stream_with_context
@@ -16,6 +17,7 @@ from course_bots.privacy import operations as privacy
 from course_bots.materials import operations as materials
 from course_bots.schemas import ChatQuestion, FeedbackBody, parse_body
 from lti_tool.context import JSON_BODY_BYTES, SessionToken, api_error, current_session, max_body, require_session
+from lti_tool import metrics
 from lti_tool.extensions import db
 
 logger = logging.getLogger(__name__)
@@ -133,13 +135,21 @@ def chat_stream(bot_id: int) -> Response:
     db.session.commit()  # the question is kept whatever the answer does
 
     def events() -> Iterator[str]:
+        started, first = time.monotonic(), True
+        metrics.OPEN_STREAMS.inc()
         try:
             for name, data in chat.answer(session, asked):
+                if first and name == "token":
+                    first = False
+                    metrics.FIRST_TOKEN.observe(time.monotonic() - started)
                 yield sse(name, data)
         except Exception:
             logger.exception("Answer stream failed for bot %s", bot_id)
             db.session.rollback()
             yield sse("error", {"code": "internal", "message": "The answer failed."})
+        finally:  # also when the client leaves mid-answer (the generator is closed)
+            metrics.OPEN_STREAMS.dec()
+            metrics.ANSWER_SECONDS.observe(time.monotonic() - started)
 
     response = Response(stream_with_context(events()), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"

@@ -1,0 +1,80 @@
+"""The Prometheus registry and every metric of the web process (docs/OPERATIONS.md lists them and what they mean).
+
+Under gunicorn set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory before the workers start: each worker then
+writes its values there, ``/metrics`` sums them across workers, and the gunicorn ``child_exit`` hook must call
+:func:`child_exit` so a dead worker's live gauges stop counting. Without it, the values are this process's own.
+
+Labels carry only codes, route patterns and model names: never a user, a course title or a raw path.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, REGISTRY, generate_latest, multiprocess
+
+#: Latency buckets (seconds) for requests and the first token of an answer.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: Buckets (seconds) for long jobs: ingestion of a material.
+JOB_BUCKETS = (0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+# --- HTTP --------------------------------------------------------------------------------------------------------
+HTTP_REQUESTS = Counter("coursebots_http_requests_total", "HTTP requests by endpoint (the route pattern), method and "
+                        "status", ["endpoint", "method", "status"])
+HTTP_LATENCY = Histogram("coursebots_http_request_seconds", "Time to the response headers by endpoint and method "
+                         "(a streamed answer's body is measured by coursebots_answer_seconds)",
+                         ["endpoint", "method"], buckets=LATENCY_BUCKETS)
+
+# --- LTI launches --------------------------------------------------------------------------------------------------
+LAUNCH_REJECTIONS = Counter("coursebots_launch_rejections_total", "Rejected LTI launches by reason code", ["reason"])
+LAUNCHES = Counter("coursebots_launches_total", "Accepted LTI launches by message type and role", ["message", "role"])
+
+# --- Chat ----------------------------------------------------------------------------------------------------------
+OPEN_STREAMS = Gauge("coursebots_open_streams", "Chat answers streaming right now (all workers)",
+                     multiprocess_mode="livesum")
+FIRST_TOKEN = Histogram("coursebots_first_token_seconds", "Time from the question to the first token of its answer",
+                        buckets=LATENCY_BUCKETS)
+ANSWER_SECONDS = Histogram("coursebots_answer_seconds", "Time from the question to the end of its streamed answer",
+                           buckets=LATENCY_BUCKETS)
+QUESTIONS = Counter("coursebots_questions_total", "Questions accepted for an answer")
+ANSWERS = Counter("coursebots_answers_total", "Answers by outcome: answered, not_covered (refused: the materials do "
+                  "not cover it), fallback (the extractive fallback answered), error", ["outcome"])
+TOKENS = Counter("coursebots_tokens_total", "Model tokens by direction (in = prompt, out = answer) and model",
+                 ["direction", "model"])
+QUOTA_REJECTIONS = Counter("coursebots_quota_rejections_total", "Questions refused with 429 by code "
+                           "(quota_exceeded, rate_limited, model_busy)", ["code"])
+
+# --- Materials -----------------------------------------------------------------------------------------------------
+INGESTION_JOBS = Counter("coursebots_ingestion_jobs_total", "Finished ingestion jobs by outcome (ready, failed)",
+                         ["outcome"])
+INGESTION_SECONDS = Histogram("coursebots_ingestion_seconds", "Duration of an ingestion job (extract, chunk, embed)",
+                              buckets=JOB_BUCKETS)
+
+# --- Model backends ------------------------------------------------------------------------------------------------
+BACKEND_ERRORS = Counter("coursebots_backend_errors_total", "Failed calls to a model backend by backend kind",
+                         ["backend"])
+CIRCUIT_STATE = Gauge("coursebots_circuit_state", "A backend's circuit breaker: 0 closed, 1 half-open, 2 open",
+                      ["backend"], multiprocess_mode="livemax")
+
+ALL = (HTTP_REQUESTS, HTTP_LATENCY, LAUNCH_REJECTIONS, LAUNCHES, OPEN_STREAMS, FIRST_TOKEN, ANSWER_SECONDS, QUESTIONS,
+       ANSWERS, TOKENS, QUOTA_REJECTIONS, INGESTION_JOBS, INGESTION_SECONDS, BACKEND_ERRORS, CIRCUIT_STATE)
+
+
+def multiprocess_dir() -> str | None:
+    """The shared directory of gunicorn's workers when multiprocess mode is on, else None."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None
+
+
+def exposition() -> bytes:
+    """The text exposition of every metric: summed over the workers in multiprocess mode, this process's otherwise."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn ``child_exit`` hook: drop a dead worker's live gauges (call it from gunicorn.conf.py)."""
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(worker.pid)
