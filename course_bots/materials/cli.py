@@ -8,12 +8,15 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
+from course_bots.materials import calibration
 from course_bots.materials import jobs as ingest_worker
 from course_bots.materials import operations as svc
+from course_bots.materials.course_index import get_embedder
 from course_bots.materials.jobs import recover_stale, reindex_for_current_model, run_pending
 from course_bots.materials.pipeline import process_material
 from course_bots.models import CourseBot
 from lti_tool.extensions import db
+from retrieval.fusion import model_key
 
 materials_cli = AppGroup("materials", help="Course materials: ingest, list, work the ingestion queue.")
 
@@ -102,8 +105,41 @@ def work_command(once: bool, poll: float) -> None:
         time.sleep(poll)
 
 
+@materials_cli.command("rq-worker")
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty (while Redis answers).")
+def rq_worker_command(burst: bool) -> None:
+    """Run an RQ ingestion worker that waits for Redis and starts again when Redis went away and came back."""
+    from flask import current_app
+
+    from course_bots import worker  # the jobs' import path; imported here so the CLI loads without rq
+
+    url = current_app.extensions["coursebots.config"].redis_url
+    if not url:
+        raise click.ClickException("COURSEBOTS_REDIS_URL is not set: use `materials work` or in-process threads.")
+    restarts = worker.supervise(url, app=current_app._get_current_object(), burst=burst)  # type: ignore[attr-defined]
+    click.echo(f"worker stopped after {restarts} restart(s)")
+
+
 @materials_cli.command("reindex-outdated")
 def reindex_outdated_command() -> None:
     """Queue every material embedded with another model than the configured one."""
     ids = reindex_for_current_model()
     click.echo(f"queued {len(ids)} material(s) for re-indexing")
+
+
+@materials_cli.command("calibrate")
+def calibrate_command() -> None:
+    """Measure the "covered" calibration of the configured embedding model on this installation's passages."""
+    embedder = get_embedder()
+    if not calibration.needs_calibration(embedder.model_id):
+        click.echo(f"{model_key(embedder.model_id)} has measured settings (retrieval.fusion.TUNED); nothing to do")
+        return
+    result = calibration.calibrate(embedder)
+    calibration.remember(embedder.model_id, result)
+    if not result.measured:
+        raise click.ClickException(
+            f"too little text to calibrate: {result.passages} ready passages in {result.courses} course(s); it needs "
+            "passages of at least two sentences from two courses. The defaults apply until then.")
+    click.echo(f"{model_key(embedder.model_id)}: dense floor {result.config.dense_floor:.3f}, "
+               f"ceiling {result.config.dense_ceiling:.3f} (from {result.passages} passages of {result.courses} "
+               "courses; every process measures the same on its first search)")

@@ -10,10 +10,10 @@ not this worker.
 
 With ``COURSEBOTS_REDIS_URL`` set, run job workers with::
 
-    rq worker coursebots --url $COURSEBOTS_REDIS_URL
+    flask --app lti_tool materials rq-worker
 
-(with the same ``COURSEBOTS_*`` environment as the web app; each job builds the app once per worker process
-through :mod:`course_bots.worker`).
+(with the same ``COURSEBOTS_*`` environment as the web app): :func:`course_bots.worker.supervise` starts a new RQ
+worker whenever Redis went away and came back, and :func:`enqueue_missing` hands it the files a Redis restart lost.
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from lti_tool.extensions import current_config, db, on_first_request_of_each_pro
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "coursebots"
+JOB_FUNCTION = "course_bots.worker.ingest_job"
 MAX_ATTEMPTS = 3
 JOB_TIMEOUT_SECONDS = 3600
 MAX_PARSE_ATTEMPTS = 2  # a worker lost while reading the file (not embedding it) twice: the file is failed
@@ -96,6 +97,25 @@ def recover_stale(bot_id: int | None = None) -> tuple[list[int], list[int]]:
     if retried:
         dispatch(retried)
     return retried, failed
+
+
+def enqueue_missing(queue: Any) -> list[int]:
+    """Enqueue every queued material that has no job waiting in ``queue`` (Redis restarted empty); returns them."""
+    waiting = set()
+    for job in queue.get_jobs():
+        if job is not None and job.func_name == JOB_FUNCTION and job.args:
+            waiting.add(job.args[0])
+    ids = [i for i in db.session.scalars(select(Material.id).where(Material.status == MaterialStatus.QUEUED)
+                                         .order_by(Material.id)) if i not in waiting]
+    for material_id in ids:
+        _enqueue(queue, material_id)
+    return ids
+
+
+def _enqueue(queue: Any, material_id: int) -> None:
+    """One ingestion job on the RQ queue."""
+    queue.enqueue(JOB_FUNCTION, material_id, job_timeout=JOB_TIMEOUT_SECONDS,
+                  description=f"ingest material {material_id}")
 
 
 def reindex_for_current_model() -> list[int]:
@@ -162,8 +182,7 @@ def dispatch(material_ids: Iterable[int]) -> None:
         try:
             queue = rq_queue(config.redis_url)
             for material_id in ids:
-                queue.enqueue("course_bots.worker.ingest_job", material_id, job_timeout=JOB_TIMEOUT_SECONDS,
-                              description=f"ingest material {material_id}")
+                _enqueue(queue, material_id)
         except Exception as exc:  # Redis down: the files stay queued and recover_stale enqueues them later
             log.error("could not enqueue %d ingestion job(s): %s", len(ids), type(exc).__name__)
         return
