@@ -17,6 +17,7 @@ import numpy as np
 from flask import Flask, current_app
 from sqlalchemy import select
 
+from course_bots.materials import calibration
 from course_bots.materials.models import (
     CourseIndexVersion, FaqEntry, Material, MaterialChunk, MaterialStatus, vector_from_bytes)
 from lti_tool.config import Config
@@ -160,13 +161,26 @@ class CourseIndexCache:
                 entry.version = version
                 self.refreshes += 1
             else:
-                entry = _build(bot_id, embedder, self.fusion, reranker, version)
+                # A model without tuned settings gets the installation's own calibration (measured in the background).
+                fusion = self.fusion or calibration.fusion_for(
+                    embedder, on_done=lambda config: self._recalibrated(embedder.model_id, config))
+                entry = _build(bot_id, embedder, fusion, reranker, version)
                 self.builds += 1
             with self._lock:
+                measured = calibration.current(embedder.model_id) if self.fusion is None else None
+                if measured is not None and entry.complete:  # measured while this index was being built
+                    entry.index.config = measured
                 self._entries[bot_id] = entry
                 self._entries.move_to_end(bot_id)
                 self._evict(keep=bot_id)
             return entry.index
+
+    def _recalibrated(self, model_id: str, config: FusionConfig) -> None:
+        """Give the cached indexes of this model the settings the automatic calibration measured."""
+        with self._lock:
+            for entry in self._entries.values():
+                if entry.model_id == model_id and entry.complete:
+                    entry.index.config = config
 
     def _evict(self, keep: int) -> None:
         """Drop least recently used courses until the budget holds (the one just built stays)."""
