@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from lti_tool import health, models, ratelimit, security, views  # noqa: F401  (models: tables for migrations)
+from lti_tool import health, logging_json, metrics, models, ratelimit, security, views  # noqa: F401  (models: tables)
 from lti_tool.cli import lti_cli
 from lti_tool.config import Config
 from lti_tool.extensions import db, migrate
@@ -79,6 +79,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.cli.add_command(lti_cli)
     security.init_app(app)
     ratelimit.init_app(app)
+    logging_json.init_app(app)  # request ids and the access line
+    metrics.init_app(app)  # requests and latency per endpoint
     _register_error_handlers(app)
 
     # What the product may read of the protocol's records (it never imports lti_tool.models).
@@ -94,13 +96,17 @@ def create_app(config: Config | None = None) -> Flask:
     return app
 
 
+def warm_worker(app: Flask) -> int:
+    """Warm a starting web worker when ``COURSEBOTS_WARM_ON_START`` is set; the number of course indexes built."""
+    config: Config = app.extensions["coursebots.config"]
+    warm = app.extensions.get("coursebots.warm")
+    if not config.warm_on_start or warm is None:
+        return 0
+    return int(warm(config.warm_courses))
+
+
 def _configure_logging(config: Config) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("lti_tool").setLevel(config.log_level.upper())
-    logging.getLogger("course_bots").setLevel(config.log_level.upper())
-    logging.getLogger("retrieval").setLevel(config.log_level.upper())
+    logging_json.configure(config.log_format, config.log_level)
 
 
 def _enable_sqlite_foreign_keys(app: Flask) -> None:

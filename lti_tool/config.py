@@ -96,6 +96,34 @@ def _parse_rate(value: str) -> str:
     return value.strip()
 
 
+def _parse_timezone(value: str) -> str:
+    """An IANA time zone name such as ``Europe/Berlin``."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value.strip())
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value.strip()
+
+
+def _parse_networks(value: str) -> tuple[str, ...]:
+    """Comma-separated IP networks (``10.0.0.0/8``, ``::1``), each checked."""
+    import ipaddress
+
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    for item in items:
+        ipaddress.ip_network(item, strict=False)  # raises ValueError for a typo
+    return items
+
+
+def _parse_log_format(value: str) -> str:
+    """``json`` or ``text``."""
+    if value.strip().lower() not in ("json", "text"):
+        raise ValueError("expected json or text")
+    return value.strip().lower()
+
+
 def _setting(env: str, default: Any, doc: str, parse: Callable[[str], Any] = str) -> Any:
     """Declare a dataclass field bound to an environment key."""
     if isinstance(default, (list, dict, set)):
@@ -142,6 +170,15 @@ class Config:
     proxy_hops: int = _setting("COURSEBOTS_PROXY_HOPS", 0,
                                "Number of reverse proxies in front of the tool (X-Forwarded-* trusted).", int)
     log_level: str = _setting("COURSEBOTS_LOG_LEVEL", "INFO", "Python log level of the application.")
+    log_format: str = _setting(
+        "COURSEBOTS_LOG_FORMAT", "text",
+        "`json`: one JSON object per log line (time, level, logger, message, request_id, route, status, duration_ms); "
+        "`text`: plain lines.", _parse_log_format)
+    metrics_token: str = _setting("COURSEBOTS_METRICS_TOKEN", "",
+                                  "Bearer token that opens `GET /metrics` from any address (empty: none).")
+    metrics_allow: tuple[str, ...] = _setting(
+        "COURSEBOTS_METRICS_ALLOW", ("127.0.0.1/32", "::1/128"),
+        "Comma-separated networks (CIDR) that may read `GET /metrics` without the token; empty: none.", _parse_networks)
     tool_name: str = _setting("COURSEBOTS_TOOL_NAME", "CourseBots", "Name shown to platforms and users.")
     privacy_min_students: int = _setting(
         "COURSEBOTS_PRIVACY_MIN_STUDENTS", 5,
@@ -230,10 +267,40 @@ class Config:
     answer_score_threshold: float = _setting(
         "COURSEBOTS_ANSWER_SCORE_THRESHOLD", 0.3,
         "Below this best retrieval score the bot says the materials do not cover the question.", float)
+    test_questions_settle_seconds: int = _setting(
+        "COURSEBOTS_TEST_QUESTIONS_SETTLE_SECONDS", 30,
+        "The teachers' test questions run again this long after the last change to a course's materials, settings or "
+        "test questions (in the background, on the course's own index).", int)
     german_address: str = _setting(
         "COURSEBOTS_GERMAN_ADDRESS", "sie",
         "How the German texts address users: `sie` (formal, the default for a university) or `du` (informal).",
         _parse_address)
+    warm_on_start: bool = _setting(
+        "COURSEBOTS_WARM_ON_START", False,
+        "Each web worker loads the embedding model and the indexes of the most recently used courses when it starts "
+        "(`wsgi.py`), so no student's question pays for it.", _parse_bool)
+    warm_courses: int = _setting("COURSEBOTS_WARM_COURSES", 20,
+                                 "How many recently used courses' indexes a starting worker builds when warming.", int)
+    # Fair use (course_bots/quotas/, docs/QUOTAS.md): defaults until a platform's administrator sets its own.
+    quota_student_burst_per_minute: int = _setting(
+        "COURSEBOTS_QUOTA_STUDENT_BURST_PER_MINUTE", 6,
+        "Questions one student may ask one course bot per minute (default limit); 0: no limit.", int)
+    quota_student_questions_per_day: int = _setting(
+        "COURSEBOTS_QUOTA_STUDENT_QUESTIONS_PER_DAY", 100,
+        "Questions one student may ask one course bot per day (default limit); 0: no limit.", int)
+    quota_student_tokens_per_day: int = _setting(
+        "COURSEBOTS_QUOTA_STUDENT_TOKENS_PER_DAY", 200000,
+        "Model tokens (prompt + answer) one student may use per course bot and day (default limit); 0: no limit.",
+        int)
+    quota_teacher_burst_per_minute: int = _setting(
+        "COURSEBOTS_QUOTA_TEACHER_BURST_PER_MINUTE", 30,
+        "Questions a teacher may ask a course bot per minute outside the preview (default); 0: no limit.", int)
+    quota_platform_questions_per_day: int = _setting(
+        "COURSEBOTS_QUOTA_PLATFORM_QUESTIONS_PER_DAY", 0,
+        "Questions all course bots of one platform may answer per day (default budget); 0: no limit.", int)
+    quota_timezone: str = _setting(
+        "COURSEBOTS_QUOTA_TIMEZONE", "Europe/Berlin",
+        "IANA time zone whose midnight starts a new quota day; reset times are shown in it.", _parse_timezone)
     testing: bool = field(default=False, metadata={"doc": "Set by the test suite; not from the environment."})
 
     @classmethod

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, abort, current_app, jsonify
 from flask_migrate import Migrate
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
@@ -70,5 +70,9 @@ def readyz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus metrics (summed over gunicorn's workers in multiprocess mode)."""
+    """Prometheus metrics (summed over gunicorn's workers): for the metrics token or the allowed networks only."""
+    config = current_app.extensions["coursebots.config"]
+    status = metric_defs.scrape_allowed(config.metrics_token, config.metrics_allow)
+    if status != 200:
+        abort(status)
     return Response(metric_defs.exposition(), mimetype=CONTENT_TYPE_LATEST)

@@ -8,9 +8,13 @@ Labels carry only codes, route patterns and model names: never a user, a course 
 """
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import os
+import time
 from typing import Any
 
+from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, REGISTRY, generate_latest, multiprocess
 
 #: Latency buckets (seconds) for requests and the first token of an answer.
@@ -78,3 +82,36 @@ def child_exit(server: Any, worker: Any) -> None:
     """gunicorn ``child_exit`` hook: drop a dead worker's live gauges (call it from gunicorn.conf.py)."""
     if multiprocess_dir():
         multiprocess.mark_process_dead(worker.pid)
+
+
+def init_app(app: Flask) -> None:
+    """Count every request and its latency by endpoint (the URL rule, so ids in paths make no new series)."""
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.metrics_started = time.monotonic()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = getattr(g, "metrics_started", None)
+        endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        HTTP_REQUESTS.labels(endpoint=endpoint, method=request.method, status=str(response.status_code)).inc()
+        if started is not None:
+            HTTP_LATENCY.labels(endpoint=endpoint, method=request.method).observe(time.monotonic() - started)
+        return response
+
+
+def scrape_allowed(token: str, networks: tuple[str, ...]) -> int:
+    """200 when this request may read /metrics (right bearer token, or an address in ``networks``), else 404/403."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        if token and hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode()):
+            return 200
+        return 403
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return 404
+    if any(address in ipaddress.ip_network(n, strict=False) for n in networks):
+        return 200
+    return 404
