@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import os
 import time
 from typing import Any
 
 from flask import Flask, Response, g, request
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, REGISTRY, generate_latest, multiprocess
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, REGISTRY, generate_latest, multiprocess,
+                               values)
 
 #: Latency buckets (seconds) for requests and the first token of an answer.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -64,14 +64,14 @@ ALL = (HTTP_REQUESTS, HTTP_LATENCY, LAUNCH_REJECTIONS, LAUNCHES, OPEN_STREAMS, F
        ANSWERS, TOKENS, QUOTA_REJECTIONS, INGESTION_JOBS, INGESTION_SECONDS, BACKEND_ERRORS, CIRCUIT_STATE)
 
 
-def multiprocess_dir() -> str | None:
-    """The shared directory of gunicorn's workers when multiprocess mode is on, else None."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None
+def multiprocess_mode() -> bool:
+    """Whether prometheus_client found ``PROMETHEUS_MULTIPROC_DIR`` when this process started (values in files)."""
+    return values.ValueClass is not values.MutexValue
 
 
 def exposition() -> bytes:
     """The text exposition of every metric: summed over the workers in multiprocess mode, this process's otherwise."""
-    if multiprocess_dir():
+    if multiprocess_mode():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
@@ -80,7 +80,7 @@ def exposition() -> bytes:
 
 def child_exit(server: Any, worker: Any) -> None:
     """gunicorn ``child_exit`` hook: drop a dead worker's live gauges (call it from gunicorn.conf.py)."""
-    if multiprocess_dir():
+    if multiprocess_mode():
         multiprocess.mark_process_dead(worker.pid)
 
 
