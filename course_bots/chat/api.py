@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any, Iterator
 
 from flask import Blueprint, Response, jsonify, stream_with_context
@@ -12,7 +11,7 @@ from sqlalchemy import select
 from course_bots.bots import own_bot
 from course_bots.chat.models import ChatSession, Message
 from course_bots.render import render_markdown
-from course_bots.chat import operations as chat, conversations, quota
+from course_bots.chat import operations as chat, conversations, quota, usage
 from course_bots.privacy import operations as privacy
 from course_bots.materials import operations as materials
 from course_bots.schemas import ChatQuestion, FeedbackBody, parse_body
@@ -127,6 +126,7 @@ def chat_stream(bot_id: int) -> Response:
         return api_error("consent_required", "Please read and accept the notice before using the assistant.", 403)
     decision = quota.check_quota(session, bot_id, chat.page_language(session))
     if not decision.allowed:
+        metrics.QUOTA_REJECTIONS.labels(code=decision.code).inc()
         response = api_error(decision.code, decision.message, 429)
         if decision.retry_after_s:
             response.headers["Retry-After"] = str(decision.retry_after_s)
@@ -135,21 +135,13 @@ def chat_stream(bot_id: int) -> Response:
     db.session.commit()  # the question is kept whatever the answer does
 
     def events() -> Iterator[str]:
-        started, first = time.monotonic(), True
-        metrics.OPEN_STREAMS.inc()
         try:
-            for name, data in chat.answer(session, asked):
-                if first and name == "token":
-                    first = False
-                    metrics.FIRST_TOKEN.observe(time.monotonic() - started)
+            for name, data in usage.metered(chat.answer(session, asked)):  # open streams, first token, outcome
                 yield sse(name, data)
         except Exception:
             logger.exception("Answer stream failed for bot %s", bot_id)
             db.session.rollback()
             yield sse("error", {"code": "internal", "message": "The answer failed."})
-        finally:  # also when the client leaves mid-answer (the generator is closed)
-            metrics.OPEN_STREAMS.dec()
-            metrics.ANSWER_SECONDS.observe(time.monotonic() - started)
 
     response = Response(stream_with_context(events()), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"

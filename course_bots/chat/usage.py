@@ -1,14 +1,16 @@
 """Pseudonym-free usage counters per bot and day, and the aggregates admins see (counts, never content)."""
 from __future__ import annotations
 
+import time
 from datetime import date
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from course_bots.chat.models import ChatSession, UsageEvent
+from course_bots.chat.models import ChatSession, Message, UsageEvent
 from course_bots.models import CourseBot
+from lti_tool import metrics
 from lti_tool.extensions import db, utcnow
 
 COUNTERS = ("questions", "answers", "errors", "prompt_tokens", "completion_tokens")
@@ -34,6 +36,54 @@ def add_usage(bot_id: int, *, day: date | None = None, **deltas: int) -> None:
             db.session.add(row)
     except IntegrityError:
         db.session.execute(statement)  # another request created the day's row first
+
+
+def metered(events: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Pass an answer's events through, measuring it: open streams, time to first token, outcome, tokens per model.
+
+    Outcomes: ``answered``, ``not_covered`` (the materials do not cover it), ``fallback`` (the extractive fallback
+    answered), ``error``, ``cancelled`` (the reader left). A retry of an answered question is not counted again.
+    """
+    started, first_token, fallback, outcome, asked = time.monotonic(), True, False, None, False
+    metrics.OPEN_STREAMS.inc()
+    try:
+        for name, data in events:
+            if name == "status" and data.get("state") == "started":
+                asked = True
+                metrics.QUESTIONS.inc()
+            elif name == "status" and data.get("state") == "fallback":
+                fallback = True
+            elif name == "token" and first_token:
+                first_token = False
+                metrics.FIRST_TOKEN.observe(time.monotonic() - started)
+            elif name == "error" and outcome is None:
+                outcome = "error"
+            elif name == "done" and outcome is None and asked:
+                outcome = _answered(data.get("message_id"), fallback)
+            yield name, data
+    except Exception:
+        outcome = outcome or "error"
+        raise
+    finally:  # also when the reader leaves: the generator is closed mid-answer
+        metrics.OPEN_STREAMS.dec()
+        if asked:
+            metrics.ANSWER_SECONDS.observe(time.monotonic() - started)
+            metrics.ANSWERS.labels(outcome=outcome or "cancelled").inc()
+
+
+def _answered(message_id: Any, fallback: bool) -> str:
+    """The outcome of a stored answer, counting its tokens under its model."""
+    answer = db.session.get(Message, message_id) if isinstance(message_id, int) else None
+    if answer is None:
+        return "fallback" if fallback else "answered"
+    model = answer.model_id or "unknown"
+    if answer.prompt_tokens:
+        metrics.TOKENS.labels(direction="in", model=model).inc(answer.prompt_tokens)
+    if answer.completion_tokens:
+        metrics.TOKENS.labels(direction="out", model=model).inc(answer.completion_tokens)
+    if model == "refusal":
+        return "not_covered"
+    return "fallback" if fallback else "answered"
 
 
 def usage_by_course(issuer: str | None = None, since: date | None = None) -> list[dict[str, Any]]:
