@@ -83,7 +83,7 @@ def entry_for(config: Config, key: str) -> ModelEntry:
 
 def backend_for(entry: ModelEntry) -> ChatBackend:
     """A (cached) backend for a catalogue entry, with the extractive fallback."""
-    cache_key = (entry.backend, entry.base_url, entry.model)
+    cache_key = (entry.backend, ",".join(entry.urls), entry.model)
     with _lock:
         backend = _cache.get(cache_key)
         if backend is None:
@@ -104,7 +104,7 @@ def model_state() -> dict[str, Any]:
     entry = default_entry(current_config())
     state: dict[str, Any] = {"backend": entry.backend or "extractive", "model": entry.model or None}
     with _lock:
-        backend = _cache.get((entry.backend, entry.base_url, entry.model))
+        backend = _cache.get((entry.backend, ",".join(entry.urls), entry.model))
     if backend is None:
         state["state"] = "ready" if entry.backend in ("extractive", "") else "not_started"
         return state

@@ -102,6 +102,22 @@ class MaterialChange(RequestBody):
     students_may_open: bool
 
 
+class PageEdit(RequestBody):
+    """``PUT /bots/{bot_id}/materials/{material_id}/pages/{number}``: exclude, replace or restore a page."""
+
+    error_code: ClassVar[str] = "invalid_page_edit"
+    hint: ClassVar[str] = 'Send {"excluded": true|false, "replacement": "<the page\'s text>"|null}.'
+    excluded: bool = False
+    replacement: str | None = Field(default=None, max_length=20000)
+
+
+class PreviousEditDecision(RequestBody):
+    """``PATCH /bots/{bot_id}/materials/{material_id}/pages/{number}``: keep or drop an earlier version's edit."""
+
+    hint: ClassVar[str] = 'Send {"keep": true|false}.'
+    keep: bool
+
+
 class FaqBody(RequestBody):
     """``POST /bots/{bot_id}/faq`` and ``PUT|PATCH /bots/{bot_id}/faq/{faq_id}``: the question and the answer."""
 
@@ -127,6 +143,8 @@ REQUEST_BODIES: dict[tuple[str, str], type[RequestBody]] = {
     ("/bots/{bot_id}/copy-from", "post"): CopyFrom,
     ("/bots/{bot_id}", "delete"): DeleteBot,
     ("/bots/{bot_id}/materials/{material_id}", "patch"): MaterialChange,
+    ("/bots/{bot_id}/materials/{material_id}/pages/{number}", "put"): PageEdit,
+    ("/bots/{bot_id}/materials/{material_id}/pages/{number}", "patch"): PreviousEditDecision,
     ("/bots/{bot_id}/faq", "post"): FaqBody,
     ("/bots/{bot_id}/faq/{faq_id}", "put"): FaqBody,
     ("/bots/{bot_id}/faq/{faq_id}", "patch"): FaqBody,

@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 KINDS = ("local", "external")
 BACKENDS = ("extractive", "openai", "local")
 # The fields a catalogue file's ``[[models]]`` item (or its ``[defaults]``) may set.
-FILE_FIELDS = frozenset({"key", "label", "kind", "model", "context_window", "base_url", "tokenizer", "max_new_tokens",
-                         "timeout_s", "requests_per_minute", "platforms", "api_key_env"})
+FILE_FIELDS = frozenset({"key", "label", "kind", "model", "context_window", "base_url", "base_urls", "tokenizer",
+                         "max_new_tokens", "timeout_s", "requests_per_minute", "platforms", "api_key_env"})
 FILE_MAX_NEW_TOKENS = 512  # a file entry's answer budget when it names none
 DEFAULT_MAX_ANSWER_TOKENS = 1024  # the default model's answer budget
 
@@ -47,6 +47,7 @@ class ModelEntry:
     backend: str
     model: str = ""  # the served model name, or a model id/path for the in-process quick-start
     base_url: str = ""  # OpenAI-compatible /v1 URL; empty for extractive or in-process
+    base_urls: tuple[str, ...] = ()  # several servers of the same model (GPUs, machines); base_url is the first
     api_key: str = field(default="", repr=False)
     external: bool = False  # answers leave the institution (consent asks again)
     context_window: int = 4096
@@ -56,6 +57,11 @@ class ModelEntry:
     requests_per_minute: int | None = None  # per course; None: no limit
     platforms: tuple[str, ...] = ()  # platform issuers allowed to use it; empty: every platform
     api_key_env: str = ""  # name of the environment variable holding the key (never the key itself)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every server of this model: ``base_urls``, else ``base_url`` alone (empty without one)."""
+        return self.base_urls or ((self.base_url,) if self.base_url else ())
 
     @property
     def in_process(self) -> bool:
@@ -87,11 +93,15 @@ class ModelEntry:
 
 def default_entry(*, backend: str = "", model: str = "", base_url: str = "", api_key: str = "",
                   context_window: int = 4096) -> ModelEntry:
-    """The installation's default model (key ``""``) from its configured backend, model, URL, key and window."""
-    backend = backend or ("openai" if base_url else "extractive")
+    """The installation's default model (key ``""``) from its configured backend, model, URL, key and window.
+
+    ``base_url`` may list several servers of the model, separated by commas.
+    """
+    urls = tuple(u.strip() for u in base_url.split(",") if u.strip())
+    backend = backend or ("openai" if urls else "extractive")
     label = model or ("Extractive (no language model)" if backend == "extractive" else backend)
-    return ModelEntry(key="", label=label, backend=backend, model=model, base_url=base_url, api_key=api_key,
-                      context_window=context_window)
+    return ModelEntry(key="", label=label, backend=backend, model=model, base_url=urls[0] if urls else "",
+                      base_urls=urls if len(urls) > 1 else (), api_key=api_key, context_window=context_window)
 
 
 def entry_from_file(item: Mapping[str, Any], defaults: Mapping[str, Any] | None = None,
@@ -112,13 +122,20 @@ def entry_from_file(item: Mapping[str, Any], defaults: Mapping[str, Any] | None 
         raise CatalogueError(f"{name}: kind must be one of {', '.join(KINDS)}")
     if values.get("api_key_env") and not str(values["api_key_env"]).startswith("COURSEBOTS_"):
         raise CatalogueError(f"{name}: api_key_env must name a COURSEBOTS_* environment variable")
-    if values["kind"] == "external" and not values.get("base_url"):
+    urls = values.get("base_urls") or ()
+    if not isinstance(urls, (list, tuple)) or not all(isinstance(u, str) and u.strip() for u in urls):
+        raise CatalogueError(f"{name}: base_urls must be a list of URLs")
+    urls = tuple(dict.fromkeys(u.strip() for u in urls))
+    base_url = str(values.get("base_url") or (urls[0] if urls else ""))
+    if base_url and urls and base_url not in urls:
+        urls = (base_url, *urls)  # both given: base_url is one more server
+    if values["kind"] == "external" and not base_url:
         raise CatalogueError(f"{name}: an external model needs a base_url")
     try:
         rpm = values.get("requests_per_minute")
         entry = ModelEntry(
-            key=str(values["key"]), label=str(values["label"]), backend="openai" if values.get("base_url") else "local",
-            model=str(values["model"]), base_url=str(values.get("base_url") or ""),
+            key=str(values["key"]), label=str(values["label"]), backend="openai" if base_url else "local",
+            model=str(values["model"]), base_url=base_url, base_urls=urls if len(urls) > 1 else (),
             external=values["kind"] == "external", context_window=int(values["context_window"]),
             max_answer_tokens=int(values.get("max_new_tokens", FILE_MAX_NEW_TOKENS)),
             timeout_s=float(values.get("timeout_s", 60.0)), tokenizer=str(values.get("tokenizer") or ""),

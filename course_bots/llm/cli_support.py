@@ -94,7 +94,7 @@ def backend_for_entry(entry: ModelEntry, fallback: bool = True, api_key: str | N
     """
     backend: ChatBackend
     if entry.backend == "openai" and entry.base_url and entry.model:
-        return build_backend("openai", entry.model, entry.base_url, api_key or entry.api_key or None,
+        return build_backend("openai", entry.model, ",".join(entry.urls), api_key or entry.api_key or None,
                              timeout_s=entry.timeout_s, tokenizer=entry.tokenizer or None, fallback=fallback)
     if entry.backend == "local" and entry.model:
         logger.info("Loading an in-process model for quick-start answers")

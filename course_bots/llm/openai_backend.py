@@ -14,62 +14,114 @@ from .tokens import estimate_messages
 logger = logging.getLogger(__name__)
 
 
+class _Server:
+    """One OpenAI-compatible server of a backend: its client, circuit and requests in flight from this process."""
+
+    def __init__(self, base_url: str, api_key: str | None, timeout_s: float, breaker: CircuitBreaker) -> None:
+        import openai
+
+        self.base_url, self.breaker, self.in_flight = base_url, breaker, 0
+        # Retries are ours (the client's own would also retry a "busy" 429 and hide the queue position).
+        self.client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
+                                    timeout=timeout_s)
+
+
+def split_urls(base_url: str | Sequence[str]) -> list[str]:
+    """The server URLs of a ``base_url`` setting: a list, or one string with comma-separated URLs."""
+    items = base_url.split(",") if isinstance(base_url, str) else list(base_url)
+    return [u.strip() for u in items if u and u.strip()]
+
+
 class OpenAIBackend:
-    """Streams from an OpenAI-compatible ``/v1/chat/completions`` with retries, a circuit breaker and timeouts."""
+    """Streams from OpenAI-compatible ``/v1/chat/completions`` servers with retries, circuit breakers and timeouts.
+
+    With several servers (one model on several GPUs or machines) each request goes to the server with the fewest
+    requests in flight from this process whose circuit lets it through; a server that cannot be reached before
+    the first token is skipped for the next one at once (its own circuit opens after repeated failures), and a
+    full ("busy") server hands the request to another. Queue positions are the chosen server's own.
+    """
 
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, *, timeout_s: float = 60.0,
-                 connect_timeout_s: float = 5.0, retries: int = 2, backoff_s: float = 0.5,
+    def __init__(self, base_url: str | Sequence[str], model: str, api_key: str | None = None, *,
+                 timeout_s: float = 60.0, connect_timeout_s: float = 5.0, retries: int = 2, backoff_s: float = 0.5,
                  breaker: CircuitBreaker | None = None,
                  token_counter: Callable[[Sequence[Message]], int] | None = None,
                  send_extensions: bool = False) -> None:
-        import openai
-
-        self.base_url, self.model = base_url, model
+        urls = split_urls(base_url)
+        if not urls:
+            raise ValueError("an OpenAI-compatible backend needs at least one base URL")
+        self.base_url, self.model = urls[0], model
         self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
         self.retries, self.backoff_s = retries, backoff_s
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or CircuitBreaker()  # the first server's; each further one gets a copy's settings
+        self.servers = [_Server(url, api_key, timeout_s, self.breaker if i == 0 else
+                                CircuitBreaker(self.breaker.threshold, self.breaker.cooldown_s))
+                        for i, url in enumerate(urls)]
+        self._client = self.servers[0].client
         self._count = token_counter or estimate_messages
         self._send_extensions = send_extensions  # our server understands ignore_eos; others may reject it
-        # Retries are ours (the client's own would also retry a "busy" 429 and hide the queue position).
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
-                                     timeout=timeout_s)
         self._open: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._turn = 0  # rotates among equally loaded servers
+
+    def _pick(self, skip: Sequence[_Server]) -> _Server | None:
+        """The least busy server not in ``skip`` whose circuit lets a call through now (counted as in flight)."""
+        with self._lock:
+            self._turn += 1
+            n = len(self.servers)
+            order = sorted(range(n), key=lambda i: (self.servers[i].in_flight, (i - self._turn) % n))
+            for i in order:
+                server = self.servers[i]
+                if server not in skip and server.breaker.allow():
+                    server.in_flight += 1
+                    return server
+        return None
 
     def stream(self, messages: Sequence[Message], params: GenerationParams,
                request_id: str | None = None) -> Iterator[Event]:
-        """Yield events; transient failures before the first token are retried with exponential backoff."""
+        """Yield events; transient failures before the first token go to another server or are retried."""
         import openai
 
         rid = request_id or uuid.uuid4().hex
         deadline = time.monotonic() + params.timeout_s
-        for attempt in range(self.retries + 1):
-            if not self.breaker.allow():
-                yield ErrorEvent("unavailable", "The language model server is unavailable (circuit open).")
+        attempt, tried = 0, list[_Server]()
+        busy: ErrorEvent | None = None
+        failure: ErrorEvent | None = None
+        while True:
+            server = self._pick(tried)
+            if server is None and failure is not None and tried and attempt < self.retries \
+                    and time.monotonic() < deadline:  # the others' circuits are open: retry the failed ones
+                time.sleep(min(self.backoff_s * 2 ** attempt, max(0.0, deadline - time.monotonic())))
+                attempt, tried = attempt + 1, []
+                continue
+            if server is None:
+                yield busy or failure or ErrorEvent("unavailable",
+                                                    "The language model server is unavailable (circuit open).")
                 return
+            tried.append(server)
             produced = False
             try:
-                for event in self._attempt(rid, messages, params, deadline):
+                for event in self._attempt(rid, messages, params, deadline, server):
                     produced = produced or isinstance(event, TokenEvent)
                     yield event
-                self.breaker.success()
+                server.breaker.success()
                 return
             except openai.RateLimitError as exc:
-                busy = _busy_position(exc)
-                if busy is not None:
-                    self.breaker.success()  # a full queue is a live server
-                    yield ErrorEvent("busy", _error_message(exc), busy)
-                    return
+                position = _busy_position(exc)
+                if position is not None:
+                    server.breaker.success()  # a full queue is a live server
+                    if busy is None or position < (busy.position or 0):
+                        busy = ErrorEvent("busy", _error_message(exc), position)
+                    continue  # another server may have room; else the smallest position is reported
                 failure = ErrorEvent("unavailable", "The language model server is rate limiting requests.")
             except openai.APITimeoutError:
-                self.breaker.failure()
+                server.breaker.failure()
                 yield ErrorEvent("timeout", "The language model server did not answer in time.")
                 return
             except (openai.APIConnectionError, openai.InternalServerError) as exc:
-                self.breaker.failure()
-                logger.warning("OpenAI-compatible server %s failed (attempt %d): %s", self.base_url, attempt + 1,
+                server.breaker.failure()
+                logger.warning("OpenAI-compatible server %s failed (attempt %d): %s", server.base_url, attempt + 1,
                                type(exc).__name__)
                 failure = ErrorEvent("unavailable", "The language model server cannot be reached.")
             except openai.APIStatusError as exc:
@@ -81,13 +133,20 @@ class OpenAIBackend:
             finally:
                 with self._lock:
                     self._open.pop(rid, None)
-            if produced or attempt == self.retries or time.monotonic() >= deadline:
+                    server.in_flight -= 1
+            if produced or time.monotonic() >= deadline:
+                yield failure
+                return
+            if len(tried) < len(self.servers):
+                continue  # fail over to another server at once (or, their circuits open, retry above)
+            if attempt >= self.retries:
                 yield failure
                 return
             time.sleep(min(self.backoff_s * 2 ** attempt, max(0.0, deadline - time.monotonic())))
+            attempt, tried = attempt + 1, []
 
     def _attempt(self, rid: str, messages: Sequence[Message], params: GenerationParams,
-                 deadline: float) -> Iterator[Event]:
+                 deadline: float, server: _Server | None = None) -> Iterator[Event]:
         """One streaming request; raises the client's errors."""
         import httpx
 
@@ -98,7 +157,8 @@ class OpenAIBackend:
             kwargs["stop"] = list(params.stop)
         if params.seed is not None:
             kwargs["seed"] = params.seed
-        client: Any = self._client  # the typed overloads only know OpenAI's own model names and message types
+        # typed as Any: the overloads only know OpenAI's own model names and message types
+        client: Any = (server or self.servers[0]).client
         response = client.chat.completions.create(
             model=self.model, messages=[dict(m) for m in messages], stream=True,
             max_tokens=params.max_new_tokens, stream_options={"include_usage": True}, extra_body=extra or None,
@@ -139,13 +199,16 @@ class OpenAIBackend:
         return self._count(messages)
 
     def health(self) -> Health:
-        """The circuit's view of the server (no network call)."""
-        state = self.breaker.state
-        return Health(ok=state != "open", loaded=state == "closed", detail=f"circuit {state}")
+        """The circuits' view of the servers (no network call): ok while any one may be called."""
+        states = [server.breaker.state for server in self.servers]
+        detail = "circuit " + ", ".join(states) if len(states) > 1 else f"circuit {states[0]}"
+        return Health(ok=any(s != "open" for s in states), loaded=any(s == "closed" for s in states),
+                      active=sum(server.in_flight for server in self.servers), detail=detail)
 
     def close(self) -> None:
         """Close the pooled HTTP connections (the CLI after one completion; tests)."""
-        self._client.close()
+        for server in self.servers:
+            server.client.close()
 
 
 def _busy_position(exc: Any) -> int | None:

@@ -13,6 +13,7 @@ from course_bots.materials.models import MaterialStatus
 from course_bots.materials import jobs as ingest_worker
 from course_bots.materials import messages
 from course_bots.materials import operations as svc
+from course_bots.materials.pages import edit_counts
 from course_bots.materials.links import LINK_SECONDS, check_signature, material_file_url
 from course_bots.materials.storage import StorageError, current_storage
 from course_bots.schemas import FaqBody, MaterialChange, parse_body, query_int
@@ -57,7 +58,8 @@ def list_materials(bot_id: int) -> Response:
     config = current_config()
     if any(m.status == MaterialStatus.QUEUED for m in items):
         ingest_worker.wake_local()  # after a restart, queued files wait for this process's worker
-    return jsonify({"materials": [messages.material_json(m) for m in items],
+    edits = edit_counts(m.id for m in items)  # pages excluded or replaced, earlier versions' edits to review
+    return jsonify({"materials": [dict(messages.material_json(m), page_edits=edits[m.id]) for m in items],
                     "usage": {"bytes": svc.course_bytes(bot_id), "limit_bytes": config.max_course_mb * svc.MB,
                               "file_limit_bytes": config.max_upload_mb * svc.MB}})
 

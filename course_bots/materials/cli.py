@@ -111,12 +111,12 @@ def rq_worker_command(burst: bool) -> None:
     """Run an RQ ingestion worker that waits for Redis and starts again when Redis went away and came back."""
     from flask import current_app
 
-    from course_bots import worker  # the jobs' import path; imported here so the CLI loads without rq
+    from course_bots.materials.rq_worker import supervise
 
     url = current_app.extensions["coursebots.config"].redis_url
     if not url:
         raise click.ClickException("COURSEBOTS_REDIS_URL is not set: use `materials work` or in-process threads.")
-    restarts = worker.supervise(url, app=current_app._get_current_object(), burst=burst)  # type: ignore[attr-defined]
+    restarts = supervise(url, current_app._get_current_object(), burst=burst)  # type: ignore[attr-defined]
     click.echo(f"worker stopped after {restarts} restart(s)")
 
 

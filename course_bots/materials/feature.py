@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from course_bots.materials import api
+from course_bots.materials import api, pages_api
 from course_bots.materials.cli import materials_cli
 from course_bots.materials.cli_eval import retrieval_cli
 from course_bots.materials.jobs import init_model_upgrade
@@ -15,6 +15,7 @@ from course_bots.privacy.operations import register_bot_delete_hook
 def init_app(app: Flask) -> None:
     """Register this feature's blueprint, CLI commands and hooks on the app."""
     app.register_blueprint(api.bp)
+    app.register_blueprint(pages_api.bp)  # what the bot read, page by page, and the teacher's page edits
     app.cli.add_command(materials_cli)
     app.cli.add_command(retrieval_cli)
     register_bot_delete_hook(app, delete_bot_files)  # retention deletes a bot's stored files too

@@ -141,6 +141,7 @@ class MaterialPage(db.Model):  # type: ignore[name-defined]
     id: Mapped[int] = mapped_column(primary_key=True)
     material_id: Mapped[int] = mapped_column(ForeignKey("material.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)  # page/slide number; sections are counted 1, 2, ...
+    locator: Mapped[str] = mapped_column(String(16), default="page")  # what ``number`` counts: page, slide, section
     heading: Mapped[str] = mapped_column(Text, default="")  # a section's heading path, " › "-joined
     text: Mapped[str] = mapped_column(Text, default="")
     passages: Mapped[list[int]] = mapped_column(JSON, default=list)  # ordinals of the chunks made of this page

@@ -21,10 +21,10 @@ from course_bots.materials.course_index import get_embedder
 from course_bots.materials.models import Material, MaterialChunk, MaterialStatus, vector_from_bytes
 from course_bots.materials.models import vector_to_bytes
 from course_bots.materials.operations import bump_index_version, delete_material
+from course_bots.materials.pages import apply_edits, carry_edits, chunk_pages, current_edits, page_units, store_pages
 from course_bots.materials.parse_sandbox import parse_material
 from course_bots.materials.storage import StorageError, current_storage
 from lti_tool.extensions import current_config, db, utcnow
-from retrieval.chunking import chunk_document
 from retrieval.errors import IngestError
 from retrieval.search import index_text
 from retrieval.types import Chunk, Embedder
@@ -174,6 +174,7 @@ def _store(material: Material, chunks: list[Chunk], hashes: list[str], vectors: 
         older = db.session.scalars(select(Material).where(
             Material.bot_id == material.bot_id, Material.filename == material.filename, Material.id < material.id))
         for old in list(older):
+            carry_edits(old, material)  # the teacher decides per page whether the old version's edits stay
             delete_material(old)
         material.replaces_id = None
     bump_index_version(material.bot_id)
@@ -198,13 +199,16 @@ def process_material(material_id: int, worker_id: str, embedder: Embedder | None
             document = parse_material(data, material.filename, material.media_type, f"material:{material.id}",
                                       on_ocr_page=lambda done, total: _reading_progress(material_id, done, total))
             document = replace(document, title=material.display_title)
-            chunks = chunk_document(document)
+            units = page_units(document)
+            # The teacher's exclusions and replacements of this file version are what is indexed.
+            chunks, passages = chunk_pages(apply_edits(document, units, current_edits(material)))
             material.pages = document.page_count or None
             material.language = document.language  # committed with the switch to "embedding" (one write)
             hashes = [content_hash(c) for c in chunks]
             embedder = embedder or get_embedder(app)
             vectors = _embed(material, chunks, hashes, embedder, worker_id, on_progress)
             _still_mine(material_id, worker_id)
+            store_pages(material, document, units, passages)
             _store(material, chunks, hashes, vectors, embedder.model_id)
             return MaterialStatus.READY
     except (_Aborted, ObjectDeletedError):

@@ -21,6 +21,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('material_id', sa.Integer(), nullable=False),
     sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('locator', sa.String(length=16), nullable=False),
     sa.Column('heading', sa.Text(), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('passages', sa.JSON(), nullable=False),

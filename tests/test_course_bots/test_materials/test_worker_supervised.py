@@ -15,7 +15,7 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 
 import course_bots.worker as rq_entry
-from course_bots.materials import jobs
+from course_bots.materials import jobs, rq_worker
 from course_bots.materials import operations as svc
 from course_bots.models import CourseBot
 from lti_tool.extensions import db
@@ -82,7 +82,7 @@ def worker_app(make_app, tmp_path: Path, own_redis: RedisProcess) -> Iterator[Fl
         db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id="c1", title="B"))
         db.session.commit()
     yield app
-    rq_entry._app = None
+    assert rq_worker.supervised_app() is None
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
@@ -108,8 +108,8 @@ def supervise(app: Flask, url: str) -> int:
     """The supervised worker in burst mode with short waits (RQ's in-process worker, so patches apply)."""
     from rq import SimpleWorker
 
-    return rq_entry.supervise(url, app=app, burst=True, worker_class=SimpleWorker, backoff_s=0.2,
-                              max_backoff_s=0.5, recovery=False)
+    return rq_worker.supervise(url, app, burst=True, worker_class=SimpleWorker, backoff_s=0.2, max_backoff_s=0.5,
+                               recovery=False)
 
 
 def test_worker_waits_for_redis_and_picks_up_files_a_restart_lost(worker_app: Flask,
