@@ -71,6 +71,15 @@ def bot_logs(bot_id: int) -> Response:
     return jsonify(data)
 
 
+@bp.get("/bots/<int:bot_id>/usage/daily")
+@require_session(teacher=True)
+@own_bot
+def bot_usage_daily(bot_id: int) -> Response:
+    """This course's questions, answers, errors and tokens per day over the last ``days`` days, and per model."""
+    days = query_int("days", 30, 1, usage.MAX_DAYS)  # else 400 invalid_request
+    return jsonify(usage.usage_daily(days, bot_id=bot_id))
+
+
 @bp.get("/bots/<int:bot_id>/logs/export")
 @require_session(teacher=True)
 @own_bot
@@ -92,6 +101,14 @@ def bot_logs_export(bot_id: int) -> Response:
         response = Response(teacher_logs.to_csv(rows), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="coursebots-logs-{bot_id}.{fmt}"'
     return response
+
+
+@bp.get("/admin/usage/daily")
+@require_session(teacher=True, administrator=True)
+def admin_usage_daily() -> Response:
+    """Usage of the launching platform per day over the last ``days`` days, per course and per model."""
+    days = query_int("days", 30, 1, usage.MAX_DAYS)  # else 400 invalid_request
+    return jsonify(usage.usage_daily(days, issuer=current_session().issuer))
 
 
 @bp.get("/admin/usage")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import date, datetime, time as day_time, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
 from sqlalchemy import and_, func, select, update
@@ -129,3 +129,84 @@ def daily_usage(bot_id: int, since: date | None = None) -> list[dict[str, Any]]:
     if since:
         query = query.where(UsageEvent.day >= since)
     return [{"day": r.day.isoformat(), **{k: getattr(r, k) for k in COUNTERS}} for r in db.session.scalars(query)]
+
+
+#: The longest window of the daily series (a year and a day).
+MAX_DAYS = 366
+
+
+def _day_rows(days: int, today: date | None) -> tuple[date, list[date]]:
+    """The first day of the window and every day in it, oldest first."""
+    last = today or utcnow().date()
+    first = last - timedelta(days=days - 1)
+    return first, [first + timedelta(days=i) for i in range(days)]
+
+
+def _model_usage(first: date, issuer: str | None, bot_id: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Answers, tokens and answer time per model and per day since ``first``, from the stored answers.
+
+    Answers are deleted with their conversations (retention, erasure), so these are what is still stored.
+    """
+    since = datetime.combine(first, day_time(0), tzinfo=timezone.utc)
+    query = (select(Message.model_id, Message.created_at, Message.prompt_tokens, Message.completion_tokens,
+                    Message.latency_ms)
+             .join(ChatSession, Message.session_id == ChatSession.id)
+             .where(Message.role == "assistant", Message.status == "ok", Message.created_at >= since,
+                    ChatSession.preview.is_(False)))
+    if bot_id is not None:
+        query = query.where(ChatSession.bot_id == bot_id)
+    if issuer is not None:
+        query = query.join(CourseBot, CourseBot.id == ChatSession.bot_id).where(CourseBot.issuer == issuer)
+    models: dict[str, dict[str, Any]] = {}
+    seconds_per_day: dict[str, float] = {}
+    for model_id, created_at, tokens_in, tokens_out, latency_ms in db.session.execute(query):
+        model = model_id or "unknown"
+        entry = models.setdefault(model, {"model": model, "answers": 0, "tokens_in": 0, "tokens_out": 0,
+                                          "answer_seconds": 0.0})
+        entry["answers"] += 1
+        entry["tokens_in"] += int(tokens_in or 0)
+        entry["tokens_out"] += int(tokens_out or 0)
+        entry["answer_seconds"] += (latency_ms or 0) / 1000
+        if model not in ("refusal", "extractive") and latency_ms:
+            key = created_at.date().isoformat()
+            seconds_per_day[key] = seconds_per_day.get(key, 0.0) + latency_ms / 1000
+    rows = sorted(models.values(), key=lambda m: (-m["answers"], m["model"]))
+    for row in rows:
+        row["answer_seconds"] = round(row["answer_seconds"], 3)
+    return rows, seconds_per_day
+
+
+def usage_daily(days: int = 30, *, issuer: str | None = None, bot_id: int | None = None,
+                today: date | None = None) -> dict[str, Any]:
+    """Usage over the last ``days`` days: every day (zeros included), per course and per model.
+
+    ``gpu_seconds`` is the generation time of the answers a language model wrote that day (null when none was
+    stored): the model server's own busy time is on its /metrics.
+    """
+    days = max(1, min(int(days), MAX_DAYS))
+    first, window = _day_rows(days, today)
+    query = (select(UsageEvent.day, *[func.coalesce(func.sum(getattr(UsageEvent, k)), 0).label(k) for k in COUNTERS])
+             .where(UsageEvent.day >= first).group_by(UsageEvent.day))
+    if bot_id is not None:
+        query = query.where(UsageEvent.bot_id == bot_id)
+    if issuer is not None:
+        query = query.join(CourseBot, CourseBot.id == UsageEvent.bot_id).where(CourseBot.issuer == issuer)
+    counted = {row.day: row for row in db.session.execute(query)}
+    by_model, seconds = _model_usage(first, issuer, bot_id)
+    series = []
+    for day in window:
+        row = counted.get(day)
+        series.append({"date": day.isoformat(),
+                       "questions": int(row.questions) if row else 0, "answers": int(row.answers) if row else 0,
+                       "errors": int(row.errors) if row else 0,
+                       "tokens_in": int(row.prompt_tokens) if row else 0,
+                       "tokens_out": int(row.completion_tokens) if row else 0,
+                       "gpu_seconds": round(seconds[day.isoformat()], 3) if day.isoformat() in seconds else None})
+    result: dict[str, Any] = {"days": series, "by_model": by_model}
+    if bot_id is None:
+        result["by_course"] = [
+            {"bot_id": c["bot_id"], "title": c["title"], "context_id": c["context_id"], "questions": c["questions"],
+             "answers": c["answers"], "errors": c["errors"], "tokens_in": c["prompt_tokens"],
+             "tokens_out": c["completion_tokens"]}
+            for c in usage_by_course(issuer, since=first)]
+    return result
