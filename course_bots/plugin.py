@@ -6,11 +6,12 @@ from flask import Flask
 from course_bots import pages
 from course_bots.admin import feature as admin
 from course_bots.chat import feature as chat
+from course_bots.evaluation import feature as evaluation
 from course_bots.materials import feature as materials
 from course_bots.privacy import feature as privacy
 from course_bots.settings import feature as settings
 
-FEATURES = (pages, settings, privacy, materials, chat, admin)
+FEATURES = (pages, settings, privacy, materials, chat, evaluation, admin)
 
 
 def init_app(app: Flask) -> None:

@@ -126,6 +126,17 @@ class FaqBody(RequestBody):
     answer: str = Field(max_length=20000)
 
 
+class TestQuestionBody(RequestBody):
+    """``POST /bots/{bot_id}/test-questions``: a question, the file (and page) that should answer it, its source."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class
+    error_code: ClassVar[str] = "invalid_test_question"
+    question: str = Field(min_length=1, max_length=2000)
+    expected_file: str = Field(min_length=1, max_length=255)
+    expected_page: int | None = Field(default=None, ge=1, le=100000)
+    source: Literal["teacher", "student_log"] = "teacher"
+
+
 class RetentionBody(RequestBody):
     """``PUT /bots/{bot_id}/retention`` and ``PUT /admin/retention``: days until anonymization and deletion."""
 
@@ -150,6 +161,7 @@ REQUEST_BODIES: dict[tuple[str, str], type[RequestBody]] = {
     ("/bots/{bot_id}/faq/{faq_id}", "patch"): FaqBody,
     ("/bots/{bot_id}/retention", "put"): RetentionBody,
     ("/admin/retention", "put"): RetentionBody,
+    ("/bots/{bot_id}/test-questions", "post"): TestQuestionBody,
 }
 
 B = TypeVar("B", bound=RequestBody)

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 MODES = ("bm25", "dense", "hybrid")
 METRIC_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
+HIT_KS = (1, 3, 5)  # "is the expected source among the first k": what the teacher's test questions report
+SEARCH_DEPTH = 100  # hits fetched per query by every evaluation (the CLI and the teacher's test questions)
 
 Searcher = Callable[[str, str], "Sequence[SearchHit] | None"]
 """(course id, query text) -> hits best first, or None when that course has no index."""
@@ -92,6 +94,40 @@ def build_indexes(data: BeirSet, embedder: Embedder | None, chunking: ChunkingCo
     return indexes, timings
 
 
+def first_rank(hits: Sequence[SearchHit], is_expected: Callable[[Chunk], bool],
+               item_of: Callable[[Chunk], str | None] | None = None, depth: int = 10) -> int | None:
+    """1-based rank of the first expected item among a result list's distinct items, or None within ``depth``.
+
+    An item is a document by default (``item_of`` maps a chunk to another key, e.g. a file and page; None skips the
+    chunk); an item's rank is its best chunk's rank, as in :func:`retrieval.metrics.document_ranking`.
+    """
+    seen: set[str] = set()
+    for hit in hits:
+        item = hit.chunk.document_id if item_of is None else item_of(hit.chunk)
+        if item is None or item in seen:
+            continue
+        seen.add(item)
+        if is_expected(hit.chunk):
+            return len(seen)
+        if len(seen) >= depth:
+            break
+    return None
+
+
+def hit_figures(ranks: Sequence[int | None], ks: Sequence[int] = HIT_KS) -> dict[str, Any]:
+    """Per k, how many expected items were in the top k (``found@k``) and that share (``hit@k``); plus ``mrr``.
+
+    The one scoring of the operator's ``retrieval eval`` and the teachers' test questions.
+    """
+    result: dict[str, Any] = {"questions": len(ranks)}
+    for k in ks:
+        found = sum(1 for rank in ranks if rank is not None and rank <= k)
+        result[f"found@{k}"] = found
+        result[f"hit@{k}"] = round(found / len(ranks), 4) if ranks else 0.0
+    result["mrr"] = round(sum(1.0 / rank for rank in ranks if rank) / len(ranks), 4) if ranks else 0.0
+    return result
+
+
 def score_queries(data: BeirSet, search: Searcher,
                   doc_of: Callable[[Chunk], str | None] | None = None) -> dict[str, Any]:
     """Run every judged query through ``search``; averaged document-level metrics and latency percentiles.
@@ -101,6 +137,7 @@ def score_queries(data: BeirSet, search: Searcher,
     """
     sums: dict[str, float] = defaultdict(float)
     latencies: list[float] = []
+    ranks: list[int | None] = []
     count = 0
     for qid, query in data.queries.items():
         relevant = data.qrels.get(qid)
@@ -116,8 +153,13 @@ def score_queries(data: BeirSet, search: Searcher,
             sums[f"recall@{k}"] += recall_at(ranking, relevant, k)
         sums["mrr@10"] += mrr_at(ranking, relevant, 10)
         sums["ndcg@10"] += ndcg_at(ranking, relevant, 10)
+        positives = {doc for doc, grade in relevant.items() if grade > 0}
+        document = doc_of or (lambda chunk: chunk.document_id)
+        ranks.append(first_rank(hits, lambda chunk: document(chunk) in positives, doc_of))
         count += 1
     result: dict[str, Any] = {name: round(sums[name] / max(count, 1), 4) for name in METRIC_KEYS}
+    figures = hit_figures(ranks)
+    result.update({f"hit@{k}": figures[f"hit@{k}"] for k in HIT_KS})
     result["latency_ms_p50"] = round(percentile_ms(latencies, 50), 2)
     result["latency_ms_p95"] = round(percentile_ms(latencies, 95), 2)
     result["queries"] = count
@@ -125,7 +167,7 @@ def score_queries(data: BeirSet, search: Searcher,
 
 
 def run_queries(data: BeirSet, indexes: dict[str, HybridIndex], fusion: FusionConfig,
-                depth: int = 100) -> dict[str, Any]:
+                depth: int = SEARCH_DEPTH) -> dict[str, Any]:
     """Search every query in its own course's index with the given fusion settings; return averaged metrics."""
 
     def search(course_id: str, text: str) -> list[SearchHit] | None:

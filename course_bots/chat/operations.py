@@ -52,6 +52,11 @@ def default_search(bot_id: int, query: str, k: int) -> Sequence[SearchHit]:
     return list(materials.search_course(bot_id, query, k))
 
 
+def would_answer(hits: Sequence[SearchHit]) -> bool:
+    """Whether the chat would answer from these hits rather than refuse as not covered (no model is asked)."""
+    return prompting.covers(hits, current_config().answer_score_threshold)
+
+
 def stored_answer(question_id: int) -> Any:
     """The successful stored answer to a question, if any (a retry of an answered question gets it back)."""
     return db.session.scalars(select(Message).where(Message.reply_to_id == question_id, Message.status == "ok")

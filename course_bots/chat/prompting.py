@@ -131,12 +131,17 @@ def user_message(question: str, sources: Sequence[Source]) -> str:
     return f"Sources from the course materials:\n\n{blocks}\n\nQuestion: {neutralise(question)}"
 
 
+def covers(hits: Sequence[SearchHit], min_score: float) -> bool:
+    """Whether the best hit reaches the threshold (else the bot says the materials do not cover the question)."""
+    return bool(hits) and max(hit.score for hit in hits) >= min_score
+
+
 def assemble(question: str, hits: Sequence[SearchHit], history: Sequence[Message], settings: PromptSettings,
              count_tokens: TokenCounter = estimate_messages) -> Assembly:
     """Build the prompt for ``question``: best passages first, then the newest history that still fits."""
     language = settings.language or guess_language(question)
     ranked = sorted(hits, key=lambda h: -h.score)
-    if not ranked or ranked[0].score < settings.min_score:
+    if not covers(ranked, settings.min_score):
         logger.info("Best score %.3f below threshold %.3f: not covered",
                     ranked[0].score if ranked else 0.0, settings.min_score)
         return Assembly(False, (), (), refusal=not_covered_message(language))

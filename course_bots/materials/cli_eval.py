@@ -25,12 +25,13 @@ from course_bots.materials.operations import MaterialError, upload_material
 from course_bots.models import CourseBot
 from lti_tool.extensions import current_config, db
 from retrieval.chunking import ChunkingConfig
-from retrieval.evaluate import filename_for, load_beir, score_queries
+from retrieval.evaluate import SEARCH_DEPTH, filename_for, load_beir, score_queries
 from retrieval.fusion import tuned_fusion
 from retrieval.types import Chunk, SearchHit
 
 retrieval_cli = AppGroup("retrieval", help="Retrieval quality and speed.")
-SHOWN_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "latency_ms_p50", "latency_ms_p95")
+SHOWN_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "hit@1", "hit@3", "hit@5", "latency_ms_p50",
+              "latency_ms_p95")
 
 
 def _ingest(app: Flask, data: Any) -> tuple[dict[str, int], dict[int, str], int]:
@@ -70,10 +71,13 @@ def _no_fsync(engine: Any) -> None:
 
 
 def _query_all(data: Any, bots: dict[str, int], doc_of: dict[int, str]) -> dict[str, Any]:
-    """Run every judged query through ``search_course`` (what the chat calls), scored like the library's eval."""
+    """Run every judged query through ``search_course`` (what the chat calls), scored like the library's eval.
+
+    ``hit@1/3/5`` come from :func:`retrieval.evaluate.hit_figures`, the scoring the teachers' test questions use.
+    """
     def search(course_id: str, text: str) -> list[SearchHit] | None:
         bot_id = bots.get(course_id)
-        return None if bot_id is None else search_course(bot_id, text, k=100)
+        return None if bot_id is None else search_course(bot_id, text, k=SEARCH_DEPTH)
 
     def beir_id(chunk: Chunk) -> str | None:
         return doc_of.get(material_id_of(chunk) or -1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from retrieval.embedders import HashingEmbedder
-from retrieval.evaluate import evaluate, load_beir
+from retrieval.evaluate import evaluate, first_rank, hit_figures, load_beir, score_queries
 from retrieval.metrics import document_ranking, mrr_at, ndcg_at, percentile_ms, recall_at
 from retrieval.types import Chunk, SearchHit
 
@@ -77,3 +77,40 @@ def test_evaluate_components_side_by_side(tmp_path: Path) -> None:
         assert set(metrics) == KEYS
     assert result["modes"]["hybrid"]["mrr@10"] >= max(result["modes"]["bm25"]["mrr@10"],
                                                       result["modes"]["dense"]["mrr@10"])
+
+
+def _page_hit(doc: str, page: int, rank: int) -> SearchHit:
+    chunk = Chunk(chunk_id=f"{doc}-{page}-{rank}", document_id=doc, document_title=doc, text="", position=page,
+                  position_end=page)
+    return SearchHit(chunk=chunk, score=1.0 / rank, rank=rank)
+
+
+def test_first_rank_counts_distinct_items_best_chunk_first() -> None:
+    hits = [_page_hit("a", 1, 1), _page_hit("a", 1, 2), _page_hit("b", 4, 3), _page_hit("a", 4, 4)]
+    assert first_rank(hits, lambda c: c.document_id == "b") == 2  # documents: a, b
+    pages = lambda c: f"{c.document_id}#{c.position}"  # noqa: E731
+    assert first_rank(hits, lambda c: c.document_id == "a" and c.position == 4, pages) == 3  # a#1, b#4, a#4
+    assert first_rank(hits, lambda c: c.document_id == "a" and c.position == 4, pages, depth=2) is None
+    assert first_rank(hits, lambda c: c.document_id == "z") is None
+    assert first_rank(hits, lambda c: True, lambda c: None) is None  # every chunk skipped
+
+
+def test_hit_figures_by_hand() -> None:
+    figures = hit_figures([1, 3, None, 6])
+    assert figures["questions"] == 4
+    assert (figures["found@1"], figures["found@3"], figures["found@5"]) == (1, 2, 2)
+    assert (figures["hit@1"], figures["hit@3"], figures["hit@5"]) == (0.25, 0.5, 0.5)
+    assert figures["mrr"] == pytest.approx(round((1 + 1 / 3 + 1 / 6) / 4, 4))
+    assert hit_figures([])["hit@1"] == 0.0
+
+
+def test_score_queries_reports_hit_figures_from_the_shared_scoring(tmp_path: Path) -> None:
+    data = load_beir(_beir(tmp_path))
+
+    def search(course_id: str, text: str) -> list[SearchHit]:  # a fixed ranking: the relevant document second
+        return [_hit("c1/b.md" if "pivot" in text else "c1/a.md", 1), _hit("c1/a.md" if "pivot" in text else "x", 2),
+                _hit("c2#p0", 3)]
+
+    result = score_queries(data, search)
+    ranks = [2, 3, None]  # q1: c1/a.md second; q2: c2#p0 third; q3: c1/b.md never
+    assert {k: result[f"hit@{k}"] for k in (1, 3, 5)} == {k: hit_figures(ranks)[f"hit@{k}"] for k in (1, 3, 5)}

@@ -1,0 +1,1 @@
+"""Teachers' test questions: which source should answer each, re-checked in the background after every change."""
