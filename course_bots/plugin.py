@@ -9,9 +9,10 @@ from course_bots.chat import feature as chat
 from course_bots.evaluation import feature as evaluation
 from course_bots.materials import feature as materials
 from course_bots.privacy import feature as privacy
+from course_bots.quotas import feature as quotas
 from course_bots.settings import feature as settings
 
-FEATURES = (pages, settings, privacy, materials, chat, evaluation, admin)
+FEATURES = (pages, settings, privacy, materials, chat, evaluation, admin, quotas)
 
 
 def init_app(app: Flask) -> None:

@@ -145,6 +145,29 @@ class RetentionBody(RequestBody):
     delete_days: int = Field(ge=0, le=DAYS_MAX)
 
 
+class QuotaRule(RequestBody):
+    """``PUT /admin/quotas``: a platform's limits for one role, or its daily budget (role ``platform``).
+
+    Only the fields sent change; null returns a field to the configured default; 0 means no limit.
+    """
+
+    error_code: ClassVar[str] = "invalid_quota"
+    role: Literal["learner", "teacher", "platform"]
+    questions_per_day: int | None = Field(default=None, ge=0, le=INT_MAX)
+    tokens_per_day: int | None = Field(default=None, ge=0, le=INT_MAX)
+    burst_per_minute: int | None = Field(default=None, ge=0, le=INT_MAX)
+
+
+class QuotaOverride(RequestBody):
+    """``PUT /bots/{bot_id}/quota/overrides``: a teacher's tighter limits for one role (null removes one)."""
+
+    error_code: ClassVar[str] = "invalid_quota"
+    role: Literal["learner", "teacher"]
+    questions_per_day: int | None = Field(default=None, ge=1, le=INT_MAX)
+    tokens_per_day: int | None = Field(default=None, ge=1, le=INT_MAX)
+    burst_per_minute: int | None = Field(default=None, ge=1, le=INT_MAX)
+
+
 # (path under /api/v1 as in docs/openapi.yaml, method) -> its body; the OpenAPI test checks the document against this.
 REQUEST_BODIES: dict[tuple[str, str], type[RequestBody]] = {
     ("/consent", "post"): ConsentAnswer,
@@ -160,8 +183,10 @@ REQUEST_BODIES: dict[tuple[str, str], type[RequestBody]] = {
     ("/bots/{bot_id}/faq/{faq_id}", "put"): FaqBody,
     ("/bots/{bot_id}/faq/{faq_id}", "patch"): FaqBody,
     ("/bots/{bot_id}/retention", "put"): RetentionBody,
-    ("/admin/retention", "put"): RetentionBody,
     ("/bots/{bot_id}/test-questions", "post"): TestQuestionBody,
+    ("/admin/retention", "put"): RetentionBody,
+    ("/admin/quotas", "put"): QuotaRule,
+    ("/bots/{bot_id}/quota/overrides", "put"): QuotaOverride,
 }
 
 B = TypeVar("B", bound=RequestBody)

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("lti_tool", "course_bots", "retrieval")
-FEATURES = ("admin", "chat", "evaluation", "materials", "privacy", "settings")
+FEATURES = ("admin", "chat", "evaluation", "materials", "privacy", "quotas", "settings")
 # What every feature uses stays at the top of course_bots, and nothing else does.
 TOP_MODULES = {
     "__init__",

@@ -124,19 +124,18 @@ def chat_stream(bot_id: int) -> Response:
         return api_error("bot_paused", settings.pause_message or "The course bot is paused.", 423)
     if not session.preview and not _consented(session):
         return api_error("consent_required", "Please read and accept the notice before using the assistant.", 403)
-    decision = quota.check_quota(session, bot_id, chat.page_language(session))
+    decision = quota.check_quota(session, bot_id, chat.page_language(session), settings, client_id)
     if not decision.allowed:
         metrics.QUOTA_REJECTIONS.labels(code=decision.code).inc()
-        response = api_error(decision.code, decision.message, 429)
-        if decision.retry_after_s:
-            response.headers["Retry-After"] = str(decision.retry_after_s)
-        return response
+        return quota.refusal(decision)  # 429 + Retry-After; the refused question is not stored (docs/QUOTAS.md)
     asked = chat.record(session, chat.Question(bot_id, text, client_id, conversation_id), settings)
     db.session.commit()  # the question is kept whatever the answer does
 
     def events() -> Iterator[str]:
         try:
             for name, data in usage.metered(chat.answer(session, asked)):  # open streams, first token, outcome
+                if name == "done":
+                    data = {**data, "quota": quota.after_answer(session, bot_id, data)}
                 yield sse(name, data)
         except Exception:
             logger.exception("Answer stream failed for bot %s", bot_id)

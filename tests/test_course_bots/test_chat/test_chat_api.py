@@ -170,14 +170,19 @@ def test_invalid_requests_use_the_error_shape(client: FlaskClient, setup: dict[s
 
 def test_quota_hook_refuses_with_its_message(client: FlaskClient, setup: dict[str, Any],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_bots.chat import quota
+    from course_bots.quotas.models import BotQuota
+    from lti_tool.extensions import db
 
-    monkeypatch.setattr(quota, "_questions_left", lambda session, bot_id: 0)
+    with client.application.app_context():  # the teacher allows one question a day (tests/.../test_quota*.py)
+        db.session.add(BotQuota(bot_id=setup["bot"], role="learner", questions_per_day=1))
+        db.session.commit()
+    ask(client, setup, client_id="q-first")
     response = client.post(f"/api/v1/bots/{setup['bot']}/chat", headers=setup["headers"],
                            json={"question": "hi", "client_id": "q"})
-    assert response.status_code == 429
-    assert response.get_json()["error"]["message"] == ("Sie haben die zurzeit erlaubte Anzahl an Fragen erreicht. "
-                                                       "Bitte versuchen Sie es später noch einmal.")
+    assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
+    error = response.get_json()["error"]
+    assert error["code"] == "quota_exceeded"
+    assert error["message"].startswith("Sie haben heute bereits 1 Fragen in diesem Kurs gestellt. Sie können ab ")
 
 
 def test_feedback_delete_one_and_all(client: FlaskClient, setup: dict[str, Any]) -> None:

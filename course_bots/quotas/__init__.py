@@ -1,0 +1,1 @@
+"""Fair use: questions, tokens and bursts per role per bot, platform budgets, teacher overrides, limit hits."""
