@@ -145,6 +145,9 @@ def tool_server(_sockets: dict[str, tuple[BaseWSGIServer, str]], platform_server
     config = Config(base_url=base_url, secret_key="browser-secret-key-" + "x" * 32,
                     pseudonym_key="browser-pseudonym-key-" + "y" * 32, testing=True,
                     registration_allowed_issuers=(platform_server.app.extensions["state"].issuer,), lti_rate_limit="",
+                    # the same few users ask across every test of the session: fair-use limits only where a test
+                    # sets them (test_quota_browser.py)
+                    quota_student_burst_per_minute=0, quota_student_questions_per_day=0,
                     database_url=f"sqlite:///{folder / 'tool.sqlite3'}",
                     instance_path=str(folder / "instance")).resolved(str(folder / "instance"))
     app = create_app(config)

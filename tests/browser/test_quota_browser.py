@@ -1,0 +1,55 @@
+"""Fair use in Chromium: a German student over the daily limit reads why and when it resets, in German, and the
+question they typed stays in the input."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_german_student_over_the_limit_keeps_the_typed_question(
+        launch: Callable[..., Any], tool_frame: Callable[[Any], Any], tool_server: Any, platform_server: Any,
+        platform_module: Any) -> None:
+    from sqlalchemy import delete, select
+
+    from course_bots.models import CourseBot
+    from course_bots.quotas.models import BotQuota
+    from lti_tool.extensions import db
+
+    member = platform_module.USERS["student"].roles
+    platform_module.USERS["quinn"] = platform_module.User("31", "Quinn", "Quota", "quinn@example.edu", member,
+                                                          locale="de")
+    page = launch("quinn")
+    frame = tool_frame(page)
+    expect(frame.locator('[data-chat="cb"][data-ready="1"]')).to_have_count(1)
+    consent = frame.locator('[data-cb="consent-accept"]')
+    if consent.is_visible():
+        consent.click()
+    app = tool_server.app
+    with app.app_context():
+        context_id = platform_server.app.extensions["state"].context_id
+        bot_id = db.session.scalars(select(CourseBot.id).where(CourseBot.context_id == context_id)).first()
+        db.session.add(BotQuota(bot_id=bot_id, role="learner", questions_per_day=2))
+        db.session.commit()
+    try:
+        question = frame.locator('[data-cb="question"]')
+        for text in ("Was ist Photosynthese?", "Wo findet sie statt?"):
+            question.fill(text)
+            frame.locator('[data-cb="send"]').click()
+            expect(frame.locator('[data-cb="send"]')).to_be_enabled()
+        expect(frame.locator('[data-cb="quota"]')).to_contain_text("0")  # the count shows when it gets low
+        question.fill("Und was braucht sie dafür?")
+        frame.locator('[data-cb="send"]').click()
+        refused = frame.locator('[data-cb="refused"]')
+        expect(refused).to_be_visible()
+        expect(refused).to_contain_text("Sie haben heute bereits 2 Fragen in diesem Kurs gestellt.")
+        expect(refused).to_contain_text("Sie können ab ")
+        expect(refused).to_contain_text("00:00")  # the local reset time: midnight of the quota's time zone
+        expect(question).to_have_value("Und was braucht sie dafür?")
+    finally:
+        with app.app_context():
+            db.session.execute(delete(BotQuota).where(BotQuota.bot_id == bot_id))
+            db.session.commit()
