@@ -117,9 +117,29 @@
     });
   }
 
+  function loadUsageDaily() {  // charts (charts.js) of the last 30 days, each with its table, and usage per model
+    return call("/api/v1/admin/usage/daily?days=30").then(function (body) {
+      CB.chart($("a-usage-chart"), { title: t.usage_questions_per_day, lang: lang, rows: body.days,
+        series: [{ key: "questions", label: t.usage_questions }, { key: "answers", label: t.usage_answers },
+                 { key: "errors", label: t.usage_errors }],
+        dateLabel: t.chart_date, tableLabel: t.chart_show_table, empty: t.no_data });
+      CB.chart($("a-tokens-chart"), { title: t.usage_tokens_per_day, lang: lang, rows: body.days,
+        series: [{ key: "tokens_in", label: t.usage_tokens_in }, { key: "tokens_out", label: t.usage_tokens_out }],
+        dateLabel: t.chart_date, tableLabel: t.chart_show_table, empty: t.no_data });
+      var tbody = $("a-models-usage");
+      tbody.textContent = "";
+      body.by_model.forEach(function (m) {
+        var name = m.model === "refusal" ? t.usage_model_refusal : m.model;
+        tbody.appendChild(row([name, number(m.answers), number(m.tokens_in), number(m.tokens_out),
+          number(Math.round(m.answer_seconds))], true));
+      });
+      if (!body.by_model.length) { empty(tbody, 5); }
+    });
+  }
+
   var retentionShown = false;  // keep unsaved edits of the form when the tab is opened again
   CB.loadAdmin = function () {
-    var loads = [loadPlatforms, loadModels, loadSettings, loadUsage];
+    var loads = [loadPlatforms, loadModels, loadSettings, loadUsage, loadUsageDaily];
     if (!retentionShown) { loads.push(function () { return loadRetention().then(function () { retentionShown = true; }); }); }
     loads.forEach(function (load) { load().then(null, function (e) { say(e.message); }); });
   };

@@ -249,7 +249,7 @@
     if ($("l-until").value) { query.set("until", $("l-until").value + "T23:59:59+00:00"); }
     call(api + "/logs?" + query.toString()).then(function (body) {
       $("cb-totals").textContent = fmt(t.totals, body);
-      chart(body.questions_per_day || []);
+      loadUsageChart();
       $("cb-logs-closed").hidden = body.open;
       $("cb-logs-open").hidden = !body.open;
       $("cb-logs-closed-text").textContent = fmt(t.logs_closed_text, body);
@@ -283,35 +283,13 @@
     return item;
   }
 
-  function chart(days) {
-    var box = $("cb-chart");
-    box.textContent = "";
-    if (!days.length) { box.appendChild(el("p", {}, t.no_data)); return; }
-    var ns = "http://www.w3.org/2000/svg", width = Math.max(200, days.length * 24), height = 120;
-    var max = Math.max.apply(null, days.map(function (d) { return d.questions || 0; }).concat([1]));
-    var svg = document.createElementNS(ns, "svg");
-    svg.setAttribute("viewBox", "0 0 " + width + " " + (height + 20));
-    svg.setAttribute("width", String(width));  // real size: one day must not fill the screen
-    svg.setAttribute("height", String(height + 20));
-    svg.setAttribute("class", "cb-chart");
-    svg.setAttribute("role", "img");
-    var summary = days.map(function (d) { return d.day + ": " + d.questions; }).join(", ");
-    svg.setAttribute("aria-label", t.questions_per_day + ": " + summary);
-    days.forEach(function (d, i) {
-      var h = Math.round(height * (d.questions || 0) / max);
-      var rect = document.createElementNS(ns, "rect");
-      rect.setAttribute("x", String(i * 24 + 4));
-      rect.setAttribute("y", String(height - h));
-      rect.setAttribute("width", "16");
-      rect.setAttribute("height", String(h));
-      var label = document.createElementNS(ns, "text");
-      label.setAttribute("x", String(i * 24 + 4));
-      label.setAttribute("y", String(height + 14));
-      label.textContent = String(d.day).slice(5);
-      svg.appendChild(rect);
-      svg.appendChild(label);
-    });
-    box.appendChild(svg);
+  function loadUsageChart() {  // questions, answers and errors per day over 30 days (charts.js), with its table
+    call(api + "/usage/daily?days=30").then(function (body) {
+      CB.chart($("cb-chart"), { title: t.questions_per_day, showTitle: false, lang: main.dataset.lang, rows: body.days,
+        series: [{ key: "questions", label: t.usage_questions }, { key: "answers", label: t.usage_answers },
+                 { key: "errors", label: t.usage_errors }],
+        dateLabel: t.chart_date, tableLabel: t.chart_show_table, empty: t.no_data });
+    }, function (e) { say(e.message); });
   }
 
   document.querySelectorAll("[data-export]").forEach(function (button) {
