@@ -41,12 +41,15 @@ def get_bot(bot_id: int) -> CourseBot | None:
 
 
 def own_bot(view: F) -> F:
-    """Reject a request whose session belongs to another bot than the route's ``bot_id`` (403)."""
+    """Reject a request whose session belongs to another bot than the route's ``bot_id`` (403), or to a deleted one
+    (404: the page of a course whose chatbot a teacher deleted writes nothing more)."""
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_session().bot_id != kwargs.get("bot_id"):
             return api_error("forbidden", "This session belongs to another course.", 403)
+        if get_bot(kwargs["bot_id"]) is None:
+            return api_error("not_found", "This course's chatbot was deleted. Open it again from the course.", 404)
         return view(*args, **kwargs)
 
     return cast(F, wrapped)
