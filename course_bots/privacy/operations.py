@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 from course_bots.privacy.models import AuditEvent, ConsentRecord, ParticipantLabel, RetentionPolicy
 from course_bots.chat.models import ChatSession, Feedback, Message
 from course_bots.models import CourseBot
+from course_bots.quotas.models import QuotaHit  # fair-use limit hits carry the pseudonym too
 # The feature's face: what chat asks of privacy (consent before answering) lives in consent.py.
 from course_bots.privacy.consent import (  # noqa: F401
     ConsentError, consent_status, has_consent, language_of, record_consent)
@@ -136,6 +137,7 @@ def erase_pseudonym(bot_id: int, pseudonym_: str) -> dict[str, int]:
     audits = _rowcount(db.session.execute(update(AuditEvent).where(AuditEvent.bot_id == bot_id,
                                                                    AuditEvent.actor_pseudonym == pseudonym_)
                                           .values(actor_pseudonym=None)))
+    db.session.execute(delete(QuotaHit).where(QuotaHit.bot_id == bot_id, QuotaHit.pseudonym == pseudonym_))
     db.session.expire_all()
     db.session.flush()
     return {"conversations": len(session_ids), "messages": messages, "consent_records": consents,

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from course_bots import i18n
@@ -194,6 +194,10 @@ def record_hit(session: SessionToken, bot_id: int, code: str, day: date) -> None
                                     code=code, hits=1))
     except IntegrityError:
         db.session.execute(statement)  # another request created the row first
+    keep_days = current_config().retention_anonymize_days  # hits carry a pseudonym: kept no longer than that
+    if keep_days > 0:
+        db.session.execute(delete(QuotaHit).where(QuotaHit.bot_id == bot_id,
+                                                  QuotaHit.day < day - timedelta(days=keep_days)))
 
 
 def hits_summary(bot_id: int, since: date) -> dict[str, Any]:

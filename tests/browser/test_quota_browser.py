@@ -15,6 +15,7 @@ def test_a_german_student_over_the_limit_keeps_the_typed_question(
         platform_module: Any) -> None:
     from sqlalchemy import delete, select
 
+    from course_bots import i18n
     from course_bots.models import CourseBot
     from course_bots.quotas.models import BotQuota
     from lti_tool.extensions import db
@@ -45,8 +46,9 @@ def test_a_german_student_over_the_limit_keeps_the_typed_question(
         frame.locator('[data-cb="send"]').click()
         refused = frame.locator('[data-cb="refused"]')
         expect(refused).to_be_visible()
-        expect(refused).to_contain_text("Sie haben heute bereits 2 Fragen in diesem Kurs gestellt.")
-        expect(refused).to_contain_text("Sie können ab ")
+        message = i18n.catalogue("de")["quota_questions_exceeded"]  # German, in the default Sie
+        expect(refused).to_contain_text(message.split("{time}")[0].format(limit=2))
+        expect(refused).to_contain_text(message.split("{time}")[1])
         expect(refused).to_contain_text("00:00")  # the local reset time: midnight of the quota's time zone
         expect(question).to_have_value("Und was braucht sie dafür?")
     finally:

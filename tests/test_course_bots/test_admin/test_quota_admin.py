@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from course_bots import backends
+from course_bots import backends, i18n
 from course_bots.chat import operations as chat
 from course_bots.llm.extractive import ExtractiveBackend
 from course_bots.privacy import consent
@@ -76,4 +76,5 @@ def test_the_platform_budget_counts_every_bot_of_the_platform(ctx: Flask, monkey
         response.get_data()
         codes.append(response.status_code)
     assert codes == [200, 200, 429]
-    assert response.get_json()["error"]["message"].startswith("Das heutige Fragenbudget aller Kurse Ihrer Hochschule")
+    expected = i18n.catalogue("de")["quota_platform_exceeded"].split("{time}")[0]
+    assert response.get_json()["error"]["message"].startswith(expected)

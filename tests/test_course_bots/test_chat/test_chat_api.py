@@ -182,7 +182,10 @@ def test_quota_hook_refuses_with_its_message(client: FlaskClient, setup: dict[st
     assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
     error = response.get_json()["error"]
     assert error["code"] == "quota_exceeded"
-    assert error["message"].startswith("Sie haben heute bereits 1 Fragen in diesem Kurs gestellt. Sie können ab ")
+    from course_bots import i18n
+
+    assert error["message"].startswith(i18n.catalogue("de")["quota_questions_exceeded"].split("{time}")[0]
+                                       .format(limit=1))
 
 
 def test_feedback_delete_one_and_all(client: FlaskClient, setup: dict[str, Any]) -> None:

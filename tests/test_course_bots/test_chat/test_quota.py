@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from course_bots import backends
+from course_bots import backends, i18n
 from course_bots.chat import operations as chat
 from course_bots.llm.extractive import ExtractiveBackend
 from course_bots.privacy import consent
@@ -102,8 +102,8 @@ def test_a_burst_is_refused_with_retry_after_and_resets_next_minute(client: Flas
     error = refused.get_json()["error"]
     assert error["code"] == "rate_limited" and error["retry_after_s"] == 30
     assert error["resets_at"] == "2026-12-02T10:01:00Z"
-    assert error["message"] == ("Sie stellen Fragen schneller, als dieser Kurs erlaubt (6 Fragen pro Minute). "
-                                "Sie können ab 11:01 CET wieder fragen.")
+    assert error["message"] == i18n.catalogue("de")["quota_rate_limited"].format(limit=6, time="11:01 CET")
+    assert "Sie können ab 11:01 CET" in error["message"]  # German, Sie, the local time in Berlin
     assert stored_questions() == 6  # the refused question is not stored
     world["clock"].now += 30
     assert post(client, world, "student", "b6").status_code == 200  # the next minute: the same text is welcome
@@ -123,8 +123,8 @@ def test_the_daily_limit_names_the_local_reset_and_the_done_event_counts_down(cl
     assert refused.status_code == 429
     error = refused.get_json()["error"]
     assert error["code"] == "quota_exceeded" and error["resets_at"] == "2026-12-02T23:00:00Z"
-    assert error["message"] == ("You have asked today's 3 questions in this course. You can ask again from "
-                                "2026-12-03 00:00 CET.")
+    assert error["message"] == i18n.catalogue("en")["quota_questions_exceeded"].format(
+        limit=3, time="2026-12-03 00:00 CET")  # the date: the reset is not today
     assert int(refused.headers["Retry-After"]) == error["retry_after_s"] == 46710
     quota = client.get(f"/api/v1/bots/{world['bot']}/quota", headers=world["student_en"]).get_json()
     assert quota == {"questions_left": 0, "limit": 3, "resets_at": "2026-12-02T23:00:00Z"}
@@ -203,7 +203,7 @@ def test_the_model_catalogue_rate_is_enforced_per_course(client: FlaskClient, wo
     busy = post(client, world, "student", "m3")
     assert codes == [200, 200] and busy.status_code == 429
     assert busy.get_json()["error"]["code"] == "model_busy"
-    assert busy.get_json()["error"]["message"].startswith("Das Sprachmodell dieses Kurses ist gerade ausgelastet.")
+    assert busy.get_json()["error"]["message"] == i18n.catalogue("de")["quota_model_busy"].format(time="11:01 CET")
     assert post(client, world, "preview", "m4").status_code == 200  # previews are not counted
 
 
@@ -225,3 +225,18 @@ def test_redis_down_falls_back_to_the_process(make_app: Any, monkeypatch: pytest
         db.session.remove()
         db.engine.dispose()
     assert codes[:6] == [200] * 6 and codes[6] in (200, 429)  # a window may turn between asks; never a 500
+
+
+def test_erasing_a_participant_erases_their_limit_hits(client: FlaskClient, world: dict[str, Any]) -> None:
+    from sqlalchemy import func, select
+
+    from course_bots.privacy import operations as privacy
+    from course_bots.quotas.models import QuotaHit
+
+    for i in range(7):
+        post(client, world, "student", f"e{i}")
+    assert db.session.scalar(select(func.count()).select_from(QuotaHit)) == 1
+    pseudonym = db.session.scalars(select(QuotaHit.pseudonym)).one()
+    privacy.erase_pseudonym(world["bot"], pseudonym)
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(QuotaHit)) == 0
