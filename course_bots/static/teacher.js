@@ -134,15 +134,49 @@
     if (m.status === "failed" && m.error) { text += ": " + m.error.message; }
     return text;
   }
+  // A file name may wrap after - _ . (and inside a very long part), never in the middle of a short word.
+  function fileName(name) {
+    var cell = el("th", { scope: "row", role: "rowheader" });
+    var span = el("span", { class: "cb-fname" });
+    String(name).split(/(?<=[-_.])/).forEach(function (part, index) {
+      if (index) { span.appendChild(document.createElement("wbr")); }
+      span.appendChild(document.createTextNode(part));
+    });
+    cell.appendChild(span);
+    return cell;
+  }
+  function count(kind, n) { return fmt(t["count_" + kind + (n === 1 ? "_one" : "_other")], { n: n }); }
+  // What a file gives the bot, in words: "43 Seiten, 24 Abschnitte", and the teacher's page edits.
+  function contribution(m) {
+    var cell = el("td", { role: "cell", "data-label": t.contributes });
+    if (m.status !== "ready") { return cell; }
+    var slides = /presentation/.test(m.media_type || "");
+    var parts = m.pages ? [count(slides ? "slides" : "pages", m.pages)] : [];
+    parts.push(count("passages", m.chunks));
+    cell.appendChild(el("span", {}, parts.join(", ")));
+    var edits = m.page_edits || {};
+    var done = [];
+    if (edits.excluded) { done.push(fmt(t.count_excluded, { n: edits.excluded })); }
+    if (edits.replaced) { done.push(fmt(t.count_replaced, { n: edits.replaced })); }
+    if (done.length) { cell.appendChild(el("span", { class: "cb-contrib-extra" }, done.join(", "))); }
+    if (edits.to_review) { cell.appendChild(el("span", { class: "cb-contrib-review" }, fmt(t.count_to_review, { n: edits.to_review }))); }
+    return cell;
+  }
+  function openPages(m) {
+    CB.openMaterialPages(m, { api: api, call: call, say: say, onChange: loadMaterials, fallbackFocus: function () {
+      var again = document.querySelector('[data-pages="' + m.id + '"]');
+      (again || $("m-files")).focus();
+    } });
+  }
   function renderMaterials(items) {
     var body = $("cb-materials");
     body.textContent = "";
     $("cb-materials-empty").hidden = items.length > 0;
     var active = false;
     items.forEach(function (m) {
-      var row = el("tr", { "data-material": String(m.id) });
-      row.appendChild(el("th", { scope: "row" }, m.filename));
-      var statusCell = el("td", { class: "cb-mstatus" }, statusText(m));
+      var row = el("tr", { "data-material": String(m.id), role: "row" });
+      row.appendChild(fileName(m.filename));
+      var statusCell = el("td", { class: "cb-mstatus", role: "cell", "data-label": t.status }, statusText(m));
       if (m.status !== "ready" && m.status !== "failed") {
         active = true;
         var bar = el("progress", { max: String(m.progress.total || 1), value: String(m.progress.done || 0), "aria-label": m.filename });
@@ -150,8 +184,8 @@
         statusCell.appendChild(bar);
       }
       row.appendChild(statusCell);
-      row.appendChild(el("td", {}, m.status === "ready" ? fmt(t.pages_chunks, { pages: m.pages || 0, chunks: m.chunks }) : ""));
-      var openCell = el("td", {});
+      row.appendChild(contribution(m));
+      var openCell = el("td", { role: "cell", "data-label": t.students_may_open });
       var box = el("input", { type: "checkbox", "aria-label": t.students_may_open + ": " + m.filename });
       box.checked = m.students_may_open;
       box.addEventListener("change", function () {
@@ -159,7 +193,13 @@
       });
       openCell.appendChild(box);
       row.appendChild(openCell);
-      var actions = el("td", {});
+      var actions = el("td", { role: "cell", class: "cb-mactions" });
+      if (m.status !== "failed") {
+        var pages = el("button", { type: "button", class: "cb-btn cb-small cb-secondary", "data-pages": String(m.id),
+          "aria-label": t.view_pages + ": " + m.filename }, t.view_pages);
+        pages.addEventListener("click", function () { openPages(m); });
+        actions.appendChild(pages);
+      }
       var reindex = el("button", { type: "button", class: "cb-btn cb-small cb-secondary", "aria-label": t.reindex + ": " + m.filename }, t.reindex);
       reindex.addEventListener("click", function () { call(api + "/materials/" + m.id + "/reindex", { method: "POST" }).then(loadMaterials); });
       var remove = el("button", { type: "button", class: "cb-btn cb-small cb-danger", "aria-label": t.delete + ": " + m.filename }, t.delete);
@@ -178,8 +218,8 @@
 
   function upload(files) {
     Array.prototype.forEach.call(files, function (file) {
-      var row = el("tr", {});
-      row.appendChild(el("th", { scope: "row" }, file.name));
+      var row = el("tr", { role: "row" });
+      row.appendChild(fileName(file.name));
       var cell = el("td", {}, t.status_uploading);
       var bar = el("progress", { max: "100", value: "0", "aria-label": file.name });
       cell.appendChild(el("br", {}));

@@ -1,0 +1,265 @@
+"""A file's pages in the teacher's Materials tab, in Chromium: exclude a page and it leaves the answers, replace its
+text and the replacement is cited, a new version brings the old edits back for a decision per page. Keyboard only
+for the page actions, English and German, axe on every state, the materials table at 320 px."""
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def _load(name: str) -> Any:
+    """Import a helper module beside this file (tests run with --import-mode=importlib)."""
+    key = f"coursebots_browser_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+helpers = _load("chat_helpers")
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "teacher-material-pages.png"
+FILE = "Zellatmung-2019_Klausur.notes.pdf"
+FILLER = "Students revise glycolysis, the citric acid cycle and the respiratory chain with worked examples."
+PAGES_V1 = [
+    ["Cellular respiration overview for the biology course.", FILLER,
+     "Cells turn glucose and oxygen into carbon dioxide, water and usable energy stored as ATP.", FILLER],
+    ["Old exam from 2019, question four:", "Explain the oxidative decarboxylation of pyruvate in the mitochondrial",
+     "matrix and name the enzyme complex that catalyses this quokka reaction step.", FILLER],
+    ["Formula sheet as scanned:", "The net equation of respiration reads C6H1206 + 602 -> 6C02 + 6H20 garbled.",
+     FILLER, FILLER],
+]
+PAGES_V2 = [["Cellular respiration overview, second edition for the winter term.", FILLER,
+             "Cells turn glucose and oxygen into carbon dioxide, water and ATP.", FILLER],
+            PAGES_V1[1], PAGES_V1[2]]
+EXAM_QUESTION = "Which enzyme complex catalyses the quokka reaction step of pyruvate?"
+REPLACEMENT = ("The net equation of cellular respiration: C6H12O6 + 6 O2 gives 6 CO2 + 6 H2O plus the axolotl "
+               "energy of about 30 ATP per glucose molecule.")
+FORMULA_QUESTION = "How much axolotl energy does one glucose molecule give?"
+
+
+def axe_clean(page: Any, what: str) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    assert results.violations_count == 0, f"{what}: " + results.generate_report()
+
+
+def tab_to(page: Any, target: Any, presses: int = 80) -> None:
+    """Press Tab until ``target`` has the focus (the keyboard's way there)."""
+    for _ in range(presses):
+        if target.evaluate("node => node === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError("never reached by Tab: " + target.evaluate("node => node.outerHTML.slice(0, 200)"))
+
+
+def row_of(frame: Any) -> Any:
+    return frame.locator("#cb-materials tr", has=frame.locator(".cb-fname", has_text=re.compile("Klausur")))
+
+
+def upload(frame: Any, pages: list[list[str]], ready: str) -> None:
+    frame.locator("#m-files").set_input_files({"name": FILE, "mimeType": "application/pdf",
+                                               "buffer": helpers.tiny_pdf(pages)})
+    frame.locator("#cb-upload button[type=submit]").click()
+    expect(row_of(frame)).to_have_count(1, timeout=180_000)  # the new version replaced the old one
+    expect(row_of(frame).locator(".cb-mstatus")).to_have_text(ready, timeout=180_000)
+
+
+def wait_ready(frame: Any, ready: str) -> None:
+    """The file was queued again by an edit; wait until its new index is in place."""
+    expect(row_of(frame).locator(".cb-mstatus")).to_have_text(ready, timeout=180_000)
+    expect(frame.locator("#cb-pages-busy")).to_be_hidden(timeout=30_000)
+
+
+def cited(page: Any, frame: Any, tool_server: Any, question: str) -> list[tuple[str, int | None, str]]:
+    """Ask in the preview; the (file, page, quote) of every citation of the stored answer."""
+    from course_bots.chat.models import Message
+    from lti_tool.extensions import db
+
+    def last_answer() -> Any:
+        with tool_server.app.app_context():
+            try:
+                return db.session.query(Message).filter_by(role="assistant").order_by(Message.id.desc()).first()
+            finally:
+                db.session.remove()
+
+    before = last_answer()
+    frame.locator("#tab-preview").click()
+    if frame.locator("#cb-preview-start").is_visible():
+        frame.locator("#cb-preview-start").click()
+    box = frame.locator("#pv-question")
+    expect(box).to_be_visible()
+    box.fill(question)
+    box.press("Enter")
+    answer = before
+    for _ in range(600):  # the answer is stored when its stream ends
+        answer = last_answer()
+        if answer is not None and (before is None or answer.id != before.id):
+            break
+        frame.wait_for_timeout(200)
+    assert answer is not None and (before is None or answer.id != before.id), "no answer"
+    expect(box).to_be_enabled()
+    frame.locator("#tab-materials").click()
+    return [(c.get("document_title", ""), c.get("position"), c.get("quote", "")) for c in answer.citations or []]
+
+
+def pages_of_file(citations: list[tuple[str, int | None, str]]) -> set[int | None]:
+    return {position for title, position, _ in citations if title == FILE}
+
+
+def open_pages(page: Any, frame: Any) -> None:
+    button = row_of(frame).locator("[data-pages]")
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(frame.locator("#cb-pages-title")).to_be_focused()
+    expect(frame.locator("#cb-pages .cb-page")).to_have_count(3)
+
+
+def article(frame: Any, number: int) -> Any:
+    return frame.locator(f'#cb-pages article[data-page-number="{number}"]')
+
+
+def test_exclude_replace_and_new_version_by_keyboard(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
+                                                     tool_server: Any) -> None:
+    page = launch("teacher", framed=False)  # axe checks the tool's own document
+    frame = tool_frame(page)
+    expect(frame.locator("#s-prompt")).not_to_have_value("")
+    frame.locator("#tab-materials").click()
+    frame.wait_for_timeout(500)
+    page.on("dialog", lambda dialog: dialog.accept())
+    if row_of(frame).count():  # a rerun in the same server: start from the first version
+        row_of(frame).get_by_role("button", name=re.compile("^Delete")).click()
+        expect(row_of(frame)).to_have_count(0)
+    upload(frame, PAGES_V1, "ready")
+    assert 2 in pages_of_file(cited(page, frame, tool_server, EXAM_QUESTION))
+
+    open_pages(page, frame)
+    exam = article(frame, 2)
+    expect(exam).to_contain_text("quokka reaction step")
+    expect(exam.locator("summary")).to_contain_text("Passages the search uses: 1")
+    axe_clean(page, "pages of a file")
+    exclude = exam.get_by_role("button", name="Exclude page")
+    tab_to(page, exclude)
+    page.keyboard.press("Enter")
+    expect(exam).to_contain_text("Excluded: the bot does not use this page.")
+    expect(frame.locator("#cb-teacher-status")).to_have_text("Saved. The file is being indexed again.")
+    expect(exam.get_by_role("button", name="Use page again")).to_be_focused()
+    wait_ready(frame, "ready")
+    citations = cited(page, frame, tool_server, EXAM_QUESTION)
+    assert 2 not in pages_of_file(citations) and not any("quokka" in quote for _, _, quote in citations)
+
+    formula = article(frame, 3)
+    replace = formula.get_by_role("button", name="Replace text")
+    tab_to(page, replace)
+    page.keyboard.press("Enter")
+    editor = formula.get_by_role("textbox")
+    expect(editor).to_be_focused()
+    expect(editor).to_have_value(re.compile("C6H1206"))
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type(REPLACEMENT)
+    tab_to(page, formula.get_by_role("button", name="Save text"))
+    page.keyboard.press("Enter")
+    expect(formula).to_contain_text("Edited: the bot uses your text instead of the file's.")
+    expect(formula.locator(".cb-page-text").first).to_have_text(REPLACEMENT)
+    wait_ready(frame, "ready")
+    expect(formula.locator(".cb-page-passages")).to_contain_text("axolotl")
+    expect(row_of(frame).locator("td").nth(1)).to_contain_text("1 excluded, 1 with your text")
+    axe_clean(page, "a file with an excluded and a replaced page")
+    citations = cited(page, frame, tool_server, FORMULA_QUESTION)
+    assert 3 in pages_of_file(citations)
+    assert any("axolotl" in quote for title, _, quote in citations if title == FILE)
+
+    upload(frame, PAGES_V2, "ready")  # a new version of the file: the edits wait for the teacher
+    expect(row_of(frame).locator("td").nth(1)).to_contain_text("2 edits of the previous version to review")
+    open_pages(page, frame)
+    exam, formula = article(frame, 2), article(frame, 3)
+    expect(exam.locator(".cb-page-previous")).to_contain_text("You had excluded this page.")
+    expect(exam.locator(".cb-page-previous")).to_contain_text("The text of this page is the same in the new version.")
+    expect(formula.locator(".cb-page-previous")).to_contain_text(REPLACEMENT)
+    axe_clean(page, "edits of the previous version")
+    keep = exam.get_by_role("button", name="Keep edit")
+    tab_to(page, keep)
+    page.keyboard.press("Enter")
+    expect(exam).to_contain_text("Excluded: the bot does not use this page.")
+    expect(exam.locator(".cb-page-previous")).to_have_count(0)
+    drop = formula.get_by_role("button", name="Discard edit")
+    tab_to(page, drop)
+    page.keyboard.press("Enter")
+    expect(frame.locator("#cb-teacher-status")).to_have_text("Edit discarded.")
+    expect(formula.locator(".cb-page-previous")).to_have_count(0)
+    expect(formula).not_to_contain_text("Edited:")
+    wait_ready(frame, "ready")
+    assert 2 not in pages_of_file(cited(page, frame, tool_server, EXAM_QUESTION))
+    close = frame.get_by_role("button", name="Close the pages")
+    tab_to(page, close)
+    page.keyboard.press("Enter")
+    expect(frame.locator("#cb-pages")).to_be_hidden()
+    expect(row_of(frame).locator("[data-pages]")).to_be_focused()
+
+
+def test_german_pages_and_the_materials_table_at_320px(
+        launch: Callable[..., Any], tool_frame: Callable[[Any], Any], platform_module: Any,
+        screenshot: Callable[..., Path]) -> None:
+    platform_module.USERS.setdefault("teacherde", platform_module.User(
+        "7", "Greta", "Lehmann", "greta@example.edu", (platform_module.MEMBERSHIP + "Instructor",), locale="de-DE"))
+    page = launch("teacherde", framed=False)
+    frame = tool_frame(page)
+    expect(frame.locator("#s-prompt")).not_to_have_value("")
+    frame.locator("#tab-materials").click()
+    frame.wait_for_timeout(500)
+    if not row_of(frame).count():
+        upload(frame, PAGES_V1, "bereit")
+    expect(row_of(frame).locator(".cb-mstatus")).to_have_text("bereit", timeout=180_000)
+    expect(frame.locator("thead")).to_contain_text("Beitrag")
+    expect(row_of(frame).locator("td").nth(1)).to_contain_text(re.compile(r"3 Seiten, \d+ Abschnitt"))
+    name = row_of(frame).locator(".cb-fname")
+    assert name.locator("wbr").count() == 4  # after "-", "_" and both "."
+    assert name.evaluate("node => getComputedStyle(node).overflowWrap") == "break-word"
+    open_pages(page, frame)
+    expect(frame.locator("#cb-pages-title")).to_have_text(f"Was der Bot in {FILE} gelesen hat")
+    exam = article(frame, 2)
+    expect(exam.get_by_role("heading", name="Seite 2")).to_be_visible()
+    if exam.get_by_role("button", name="Seite ausschließen").count():
+        button = exam.get_by_role("button", name="Seite ausschließen")
+        tab_to(page, button)
+        page.keyboard.press("Enter")
+    expect(exam).to_contain_text("Ausgeschlossen: Der Bot verwendet diese Seite nicht.")
+    wait_ready(frame, "bereit")
+    axe_clean(page, "German pages")
+    page.set_viewport_size({"width": 900, "height": 1000})
+    screenshot(page, SCREENSHOT)
+    page.set_viewport_size({"width": 320, "height": 800})
+    overflow = frame.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, "the Materials tab scrolls sideways at 320 px"
+    status = row_of(frame).locator(".cb-mstatus")
+    assert status.evaluate("node => node.getBoundingClientRect().width") > 150  # a readable line, not a sliver
+    for part in ("-", "_", "."):  # every line of the name ends at a separator or the name's end
+        assert part in FILE
+    lines = name.evaluate("""node => {
+        const range = document.createRange(); const text = node.textContent; const tops = []; let line = '';
+        const out = []; let walked = 0;
+        for (const child of node.childNodes) {
+          if (child.nodeType !== 3) continue;
+          for (let i = 0; i < child.length; i++) {
+            range.setStart(child, i); range.setEnd(child, i + 1);
+            const top = Math.round(range.getBoundingClientRect().top);
+            if (tops.length && top !== tops[tops.length - 1]) { out.push(line); line = ''; }
+            tops.push(top); line += child.data[i]; walked++;
+          }
+        }
+        out.push(line); return out;
+    }""")
+    assert "".join(lines) == FILE
+    assert all(line[-1] in "-_." for line in lines[:-1]), lines
+    axe_clean(page, "Materials tab at 320 px")
