@@ -284,7 +284,7 @@ def overview(bot_id: int) -> dict[str, Any]:
 
 
 def _pending(bot_id: int) -> bool:
-    """Whether a run will come: the course changed since the last run (settled or not yet)."""
+    """Whether a run will come: a file is being ingested, or the course changed since the last run (settled or not)."""
     state = snapshot(bot_id)
     last = latest_run(bot_id)
-    return bool(state.questions) and (last is None or last.stamp != state.stamp)
+    return bool(state.questions) and (state.ingesting or last is None or last.stamp != state.stamp)

@@ -9,6 +9,7 @@ from course_bots.materials.cli import materials_cli
 from course_bots.materials.cli_eval import retrieval_cli
 from course_bots.materials.jobs import init_model_upgrade
 from course_bots.materials.operations import delete_bot_files
+from course_bots.materials.warming import warm
 from course_bots.privacy.operations import register_bot_delete_hook
 
 
@@ -20,3 +21,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(retrieval_cli)
     register_bot_delete_hook(app, delete_bot_files)  # retention deletes a bot's stored files too
     init_model_upgrade(app)  # after a model change, each web process's first request re-embeds in the background
+    app.extensions["coursebots.warm"] = lambda courses: warm(app, courses)  # wsgi.py, COURSEBOTS_WARM_ON_START

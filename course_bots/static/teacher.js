@@ -54,6 +54,7 @@
     if (name === "materials") { loadMaterials(); }
     if (name === "logs") { loadLogs(); }
     if (name === "faq") { loadFaq(); }
+    if (name === "tests" && CB.loadTestQuestions) { CB.loadTestQuestions(); }
     if (name === "admin" && CB.loadAdmin) { CB.loadAdmin(); }
   }
 
@@ -320,6 +321,15 @@
       $("f-answer").focus();
     });
     item.appendChild(correct);
+    if (questionText && CB.useAsTestQuestion) {  // the stored (scrubbed) text only: no pseudonym, no message id
+      var asTest = el("button", { type: "button", class: "cb-btn cb-small cb-secondary" }, t.tq_take);
+      asTest.addEventListener("click", function () {
+        select(document.getElementById("tab-tests"), false);
+        CB.useAsTestQuestion(questionText);
+      });
+      item.appendChild(document.createTextNode(" "));
+      item.appendChild(asTest);
+    }
     return item;
   }
 

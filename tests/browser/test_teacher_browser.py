@@ -28,7 +28,7 @@ def _load(name: str) -> Any:
 
 helpers = _load("chat_helpers")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-TABS = ["settings", "materials", "preview", "logs", "faq", "semester", "delete"]
+TABS = ["settings", "materials", "preview", "logs", "faq", "tests", "semester", "delete"]
 XSS_TEXT = " ".join(helpers.XSS_PAYLOADS)
 # The teacher's prompt carries the payloads one word apart, each shorter than the echo guard's 40-character window:
 # the scripted model echoes the corpus, and an echo of a 40-character run of the prompt is rightly withheld as a leak
