@@ -55,3 +55,45 @@ def test_a_german_student_over_the_limit_keeps_the_typed_question(
         with app.app_context():
             db.session.execute(delete(BotQuota).where(BotQuota.bot_id == bot_id))
             db.session.commit()
+
+
+def test_administrator_sets_limits_and_teacher_may_only_tighten(
+        launch: Callable[..., Any], tool_frame: Callable[[Any], Any], tool_server: Any,
+        platform_module: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+    from sqlalchemy import delete
+
+    from course_bots.quotas.models import BotQuota, PlatformQuota
+    from lti_tool.extensions import db
+
+    institution = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
+    monkeypatch.setitem(platform_module.USERS, "quota-admin", platform_module.User(
+        "41", "Ada", "Admin", "ada@example.edu",
+        (institution + "Administrator", platform_module.MEMBERSHIP + "Instructor"), locale="de"))
+    page = launch("quota-admin", framed=False)
+    frame = tool_frame(page)
+    try:
+        # settings tab (shown first): the teacher's overrides show the platform's limit of each field
+        hint = frame.locator("#q-learner-burst_per_minute-platform")
+        expect(hint).to_have_text("Plattform: keine Grenze")  # this harness turns the default burst off
+        frame.locator("#tab-admin").click()
+        expect(frame.locator("#a-q-learner-burst_per_minute-default")).to_have_text("Standard: keine Grenze")
+        frame.locator("#panel-admin").get_by_label("Fragen pro Minute").first.fill("4")  # the learners' burst
+        frame.locator("#a-quotas button[type=submit]").click()
+        expect(frame.locator("#cb-teacher-status")).to_have_text("Grenzen gespeichert.")
+        frame.wait_for_timeout(300)
+        results = Axe().run(page)
+        assert results.violations_count == 0, results.generate_report()
+        frame.locator("#tab-settings").click()
+        expect(hint).to_have_text("Plattform: 4")
+        frame.locator("#q-learner-burst_per_minute").fill("5")  # looser than the platform: refused
+        frame.locator("#q-overrides button[type=submit]").click()
+        expect(frame.locator("#cb-teacher-status")).to_contain_text("at most 4")
+        frame.locator("#q-learner-burst_per_minute").fill("3")
+        frame.locator("#q-overrides button[type=submit]").click()
+        expect(frame.locator("#cb-teacher-status")).to_have_text("Grenzen gespeichert.")
+    finally:
+        with tool_server.app.app_context():
+            db.session.execute(delete(BotQuota))
+            db.session.execute(delete(PlatformQuota))
+            db.session.commit()
