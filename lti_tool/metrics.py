@@ -55,13 +55,13 @@ INGESTION_SECONDS = Histogram("coursebots_ingestion_seconds", "Duration of an in
                               buckets=JOB_BUCKETS)
 
 # --- Model backends ------------------------------------------------------------------------------------------------
-BACKEND_ERRORS = Counter("coursebots_backend_errors_total", "Failed calls to a model backend by backend kind",
-                         ["backend"])
-CIRCUIT_STATE = Gauge("coursebots_circuit_state", "A backend's circuit breaker: 0 closed, 1 half-open, 2 open",
-                      ["backend"], multiprocess_mode="livemax")
+# (queue depth, loads, GPU memory and circuit state are in course_bots.llm.telemetry: the llm package knows no shell)
+BACKEND_ERRORS = Counter("coursebots_backend_errors_total", "Answers the model backend failed, by error code "
+                         "(unavailable, timeout, busy, internal...; fallback: the extractive fallback stood in)",
+                         ["code"])
 
 ALL = (HTTP_REQUESTS, HTTP_LATENCY, LAUNCH_REJECTIONS, LAUNCHES, OPEN_STREAMS, FIRST_TOKEN, ANSWER_SECONDS, QUESTIONS,
-       ANSWERS, TOKENS, QUOTA_REJECTIONS, INGESTION_JOBS, INGESTION_SECONDS, BACKEND_ERRORS, CIRCUIT_STATE)
+       ANSWERS, TOKENS, QUOTA_REJECTIONS, INGESTION_JOBS, INGESTION_SECONDS, BACKEND_ERRORS)
 
 
 def multiprocess_mode() -> bool:

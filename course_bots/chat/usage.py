@@ -53,11 +53,13 @@ def metered(events: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str,
                 metrics.QUESTIONS.inc()
             elif name == "status" and data.get("state") == "fallback":
                 fallback = True
+                metrics.BACKEND_ERRORS.labels(code="fallback").inc()
             elif name == "token" and first_token:
                 first_token = False
                 metrics.FIRST_TOKEN.observe(time.monotonic() - started)
             elif name == "error" and outcome is None:
                 outcome = "error"
+                metrics.BACKEND_ERRORS.labels(code=str(data.get("code") or "unknown")[:32]).inc()
             elif name == "done" and outcome is None and asked:
                 outcome = _answered(data.get("message_id"), fallback)
             yield name, data

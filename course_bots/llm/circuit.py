@@ -5,12 +5,15 @@ import threading
 import time
 from typing import Callable
 
+from . import telemetry
+
 
 class CircuitBreaker:
     """Closed → open after ``threshold`` consecutive failures → one trial call after ``cooldown_s`` (half-open)."""
 
     def __init__(self, threshold: int = 3, cooldown_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, name: str = "model_server") -> None:
+        self.name = name  # the label of its state on /metrics (coursebots_circuit_state)
         self.threshold = threshold
         self.cooldown_s = cooldown_s
         self._clock = clock
@@ -39,12 +42,15 @@ class CircuitBreaker:
                 return True
             if state == "half_open" and not self._trial_running:
                 self._trial_running = True
+                telemetry.circuit(self.name, "half_open")
                 return True
             return False
 
     def success(self) -> None:
         """Record a working call: the circuit closes."""
         with self._lock:
+            if self._opened_at is not None or self._failures:
+                telemetry.circuit(self.name, "closed")
             self._failures, self._opened_at, self._trial_running = 0, None, False
 
     def failure(self) -> None:
@@ -53,4 +59,5 @@ class CircuitBreaker:
             self._failures += 1
             if self._failures >= self.threshold or self._trial_running:
                 self._opened_at = self._clock()
+                telemetry.circuit(self.name, "open")
             self._trial_running = False

@@ -1,6 +1,7 @@
 """Our model server: an OpenAI-compatible HTTP API (Starlette + uvicorn) in front of one continuous-batching engine.
 
-Endpoints: ``POST /v1/chat/completions`` (SSE streaming or one JSON answer), ``GET /v1/models``, ``GET /health``.
+Endpoints: ``POST /v1/chat/completions`` (SSE streaming or one JSON answer), ``GET /v1/models``, ``GET /health``,
+``GET /metrics`` (Prometheus; needs the API key when one is set).
 Beyond the OpenAI format, stream chunks may carry ``coursebots_status`` (queued with position, warming up), a full
 queue answers 429 at once with ``{"error": {"code": "busy", "position": N}}``, and a request may send
 ``ignore_eos`` (benchmarks).
@@ -18,6 +19,7 @@ from dataclasses import asdict
 from typing import Any, AsyncIterator
 
 from .base import (BackendError, DoneEvent, ErrorEvent, Event, GenerationParams, StatusEvent, TokenEvent)
+from . import telemetry
 from .engine import Engine, EngineOptions
 
 logger = logging.getLogger(__name__)
@@ -89,7 +91,15 @@ def create_app(engine: Engine, model_name: str, *, max_new_tokens_cap: int = 409
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         return await _complete(engine, rid, model_name, events, error)
 
-    routes = [Route("/health", health), Route("/v1/models", models),
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of the model server: queue depth and waits, loads, GPU memory (API key when set)."""
+        if not authorised(request):
+            return error("unauthorised", "A valid API key is required.")
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [Route("/health", health), Route("/metrics", metrics), Route("/v1/models", models),
               Route("/v1/chat/completions", chat, methods=["POST"])]
     return Starlette(routes=routes)
 
