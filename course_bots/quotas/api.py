@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, jsonify
 
+from course_bots import i18n
 from course_bots.bots import own_bot
 from course_bots.privacy import operations as privacy_ops
 from course_bots.quotas import operations as quotas
@@ -40,7 +41,8 @@ def write_overrides(bot_id: int) -> Response:
     body = parse_body(QuotaOverride)
     values = body.model_dump(exclude_unset=True, exclude={"role"})
     session = current_session()
-    quotas.set_bot_override(current_config(), session.issuer, bot_id, body.role, values)
+    quotas.set_bot_override(current_config(), session.issuer, bot_id, body.role, values,
+                            i18n.language_of(session.locale))
     privacy_ops.audit_session(session, "quota_overrides_changed", target_type="course_bot", target_id=bot_id,
                               details={"role": body.role, "fields": sorted(values)})
     db.session.commit()

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from sqlalchemy import select
 
+from course_bots import i18n
 from course_bots.errors import ServiceError
 from course_bots.quotas.models import LIMIT_FIELDS, PLATFORM, ROLES, BotQuota, PlatformQuota
 from lti_tool.config import Config
@@ -132,7 +133,8 @@ def bot_overrides(config: Config, issuer: str, bot_id: int) -> dict[str, Any]:
     return result
 
 
-def set_bot_override(config: Config, issuer: str, bot_id: int, role: str, values: Mapping[str, int | None]) -> None:
+def set_bot_override(config: Config, issuer: str, bot_id: int, role: str, values: Mapping[str, int | None],
+                     language: str = "en") -> None:
     """Set a teacher's override (only the fields given; ``None`` removes it); each must be within the platform's."""
     if role not in ROLES:
         raise QuotaError("role", f"role must be one of {', '.join(ROLES)}")
@@ -141,10 +143,11 @@ def set_bot_override(config: Config, issuer: str, bot_id: int, role: str, values
         if value is None:
             continue
         ceiling = getattr(platform, name)
+        label = i18n.text(f"quota_{name}", language)
         if value < 1:
-            raise QuotaError(name, f"{name} must be at least 1 (remove the override for the platform's limit).")
+            raise QuotaError(name, i18n.text("quota_error_at_least_one", language, field=label))
         if ceiling is not None and value > ceiling:
-            raise QuotaError(name, f"{name} may only be tightened: the platform allows at most {ceiling}.")
+            raise QuotaError(name, i18n.text("quota_error_not_tighter", language, field=label, ceiling=ceiling))
     row = _bot_row(bot_id, role)
     if row is None:
         row = BotQuota(bot_id=bot_id, role=role)

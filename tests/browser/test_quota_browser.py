@@ -88,7 +88,7 @@ def test_administrator_sets_limits_and_teacher_may_only_tighten(
         expect(hint).to_have_text("Plattform: 4")
         frame.locator("#q-learner-burst_per_minute").fill("5")  # looser than the platform: refused
         frame.locator("#q-overrides button[type=submit]").click()
-        expect(frame.locator("#cb-teacher-status")).to_contain_text("at most 4")
+        expect(frame.locator("#cb-teacher-status")).to_contain_text("Ihre Plattform erlaubt höchstens 4")
         frame.locator("#q-learner-burst_per_minute").fill("3")
         frame.locator("#q-overrides button[type=submit]").click()
         expect(frame.locator("#cb-teacher-status")).to_have_text("Grenzen gespeichert.")
