@@ -146,7 +146,8 @@
     cell.appendChild(span);
     return cell;
   }
-  function count(kind, n) { return fmt(t["count_" + kind + (n === 1 ? "_one" : "_other")], { n: n }); }
+  function nb(text) { return text.replace(/^(\d+) /, "$1\u00a0"); }  // "24 Abschnitte" stays on one line
+  function count(kind, n) { return nb(fmt(t["count_" + kind + (n === 1 ? "_one" : "_other")], { n: n })); }
   // What a file gives the bot, in words: "43 Seiten, 24 Abschnitte", and the teacher's page edits.
   function contribution(m) {
     var cell = el("td", { role: "cell", "data-label": t.contributes });
@@ -157,8 +158,8 @@
     cell.appendChild(el("span", {}, parts.join(", ")));
     var edits = m.page_edits || {};
     var done = [];
-    if (edits.excluded) { done.push(fmt(t.count_excluded, { n: edits.excluded })); }
-    if (edits.replaced) { done.push(fmt(t.count_replaced, { n: edits.replaced })); }
+    if (edits.excluded) { done.push(nb(fmt(t.count_excluded, { n: edits.excluded }))); }
+    if (edits.replaced) { done.push(nb(fmt(t.count_replaced, { n: edits.replaced }))); }
     if (done.length) { cell.appendChild(el("span", { class: "cb-contrib-extra" }, done.join(", "))); }
     if (edits.to_review) { cell.appendChild(el("span", { class: "cb-contrib-review" }, fmt(t.count_to_review, { n: edits.to_review }))); }
     return cell;

@@ -222,7 +222,7 @@ def test_german_pages_and_the_materials_table_at_320px(
         upload(frame, PAGES_V1, "bereit")
     expect(row_of(frame).locator(".cb-mstatus")).to_have_text("bereit", timeout=180_000)
     expect(frame.locator("thead")).to_contain_text("Beitrag")
-    expect(row_of(frame).locator("td").nth(1)).to_contain_text(re.compile(r"3 Seiten, \d+ Abschnitt"))
+    expect(row_of(frame).locator("td").nth(1)).to_contain_text(re.compile(r"3\sSeiten,\s\d+\sAbschnitt"))
     name = row_of(frame).locator(".cb-fname")
     assert name.locator("wbr").count() == 4  # after "-", "_" and both "."
     assert name.evaluate("node => getComputedStyle(node).overflowWrap") == "break-word"
@@ -235,7 +235,18 @@ def test_german_pages_and_the_materials_table_at_320px(
         tab_to(page, button)
         page.keyboard.press("Enter")
     expect(exam).to_contain_text("Ausgeschlossen: Der Bot verwendet diese Seite nicht.")
+    formula = article(frame, 3)
+    if formula.get_by_role("button", name="Text ersetzen").count():
+        tab_to(page, formula.get_by_role("button", name="Text ersetzen"))
+        page.keyboard.press("Enter")
+        expect(formula.get_by_role("textbox", name="Text, den der Bot für Seite 3 verwendet")).to_be_focused()
+        page.keyboard.press("ControlOrMeta+a")
+        page.keyboard.type("Summengleichung der Zellatmung: C6H12O6 + 6 O2 → 6 CO2 + 6 H2O (etwa 30 ATP je Glucose).")
+        tab_to(page, formula.get_by_role("button", name="Text speichern"))
+        page.keyboard.press("Enter")
+    expect(formula).to_contain_text("Bearbeitet: Der Bot verwendet Ihren Text statt des Texts der Datei.")
     wait_ready(frame, "bereit")
+    expect(formula.locator(".cb-page-passages")).to_contain_text("Summengleichung")
     axe_clean(page, "German pages")
     page.set_viewport_size({"width": 900, "height": 1000})
     screenshot(page, SCREENSHOT)
