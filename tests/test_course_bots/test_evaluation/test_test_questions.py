@@ -186,3 +186,41 @@ def test_only_this_courses_teachers_and_valid_questions(eapp: Flask) -> None:
     with eapp.app_context():
         assert db.session.get(TestQuestion, created["id"]) is not None
         assert db.session.query(TestRun).count() == 0
+
+
+@pytest.mark.parametrize("app", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+def test_background_check_claims_each_run_once_on_postgresql(app: Flask) -> None:
+    with app.app_context():
+        for context in ("p1", "p2"):
+            db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id=context, title=""))
+        db.session.commit()
+        from course_bots.materials.operations import upload_material
+
+        for bot_id in (1, 2):
+            upload_material(bot_id, "skript.pdf", pdf(TOPICS[:3]))
+        db.session.commit()
+        run_pending()
+        for bot_id in (1, 2):
+            svc.create_question(bot_id, "Where is ATP produced?", "skript.pdf", 2)
+        db.session.commit()
+        later = utcnow() + timedelta(seconds=31)  # the default settle delay has passed
+        run = svc.claim_run(1, now=later)
+        assert run is not None and svc.claim_run(1, now=later) is None
+        db.session.commit()
+        svc.execute_run(run)
+        db.session.commit()
+        assert run.found_1 == 1 and run.results[0]["rank"] == 1
+        assert svc.is_due(2, now=later) is True and svc.is_due(1, now=later) is False
+
+
+def test_the_background_check_runs_every_due_course_once(eapp: Flask) -> None:
+    client, teacher = eapp.test_client(), token(eapp)
+    upload(eapp, client, teacher, "skript.pdf", pdf(TOPICS[:3]))
+    client.post("/api/v1/bots/1/test-questions", headers=teacher,
+                json={"question": "Where is ATP produced?", "expected_file": "skript.pdf", "expected_page": 2})
+    with eapp.app_context():
+        assert jobs.check_all() == 1
+        assert jobs.check_all() == 0  # nothing changed since
+        run = svc.latest_run(1)
+        assert run is not None and (run.total, run.found_1, run.reason) == (1, 1, "first")
