@@ -16,6 +16,8 @@ from typing import Any, Collection
 import bleach
 from markdown_it import MarkdownIt
 
+from course_bots.llm.sources import passage_markdown
+
 logger = logging.getLogger(__name__)
 
 ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto"})
@@ -166,6 +168,11 @@ def render_markdown(text: str, citations: Collection[int] | None = None) -> str:
     if citations is None or citations:
         rendered = _cite_buttons(rendered, citations)
     return sanitize(rendered)
+
+
+def render_passage(text: str) -> str:
+    """Sanitized HTML for a quoted passage of course material: its code stays a code block, its lists lists."""
+    return render_markdown(passage_markdown(text), citations=set())
 
 
 def render_plain(text: str) -> str:

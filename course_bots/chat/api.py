@@ -31,10 +31,11 @@ def message_json(message: Any) -> dict[str, Any]:
     if message.role == "assistant":
         citations = list(message.citations or [])
         data["html"] = render_markdown(message.text, citations={int(c.get("number", 0)) for c in citations})
-        data["citations"] = citations
+        data["citations"] = [chat.citation_view(c) for c in citations]
         data["error_code"] = message.error_code
     else:
         data["text"] = message.text
+        data["client_id"] = message.client_message_id  # the page's own id: "ask again" re-sends it (stored once)
     return data
 
 
@@ -172,7 +173,8 @@ def citations(bot_id: int, message_id: int) -> Response:
                ChatSession.pseudonym == session.pseudonym)).first()
     if message is None:
         return api_error("not_found", "This answer does not exist.", 404)
-    return jsonify({"citations": [dict(c, file_url=file_url(bot_id, c)) for c in message.citations or []]})
+    return jsonify({"citations": [dict(chat.citation_view(c), file_url=file_url(bot_id, c))
+                                  for c in message.citations or []]})
 
 
 def file_url(bot_id: int, citation: dict[str, Any]) -> str | None:

@@ -24,6 +24,7 @@ from lti_tool.extensions import current_config, db, utcnow
 logger = logging.getLogger(__name__)
 
 TITLE_LENGTH = 80
+UNANSWERED_CODES = ("cancelled",)  # the student left or stopped: not an error of the tool, asked again re-answers
 
 
 class ConversationError(ServiceError):
@@ -105,6 +106,9 @@ def record_question(session: SessionToken, conversation_id: int | None, client_m
         return existing
     conversation = get_conversation(session, conversation_id) if conversation_id is not None else None
     scrubbed = scrubber_for(session).scrub(text.strip())
+    unanswered = _unanswered_same(session, conversation, scrubbed)
+    if unanswered is not None:
+        return unanswered  # asked again after leaving mid-answer: the same question, answered this time
     now = utcnow()
     try:
         with db.session.begin_nested():
@@ -133,6 +137,29 @@ def record_question(session: SessionToken, conversation_id: int | None, client_m
         add_usage(session.bot_id, questions=1)
     db.session.flush()
     return message
+
+
+def _unanswered_same(session: SessionToken, conversation: ChatSession | None, scrubbed: str) -> Message | None:
+    """The caller's last question if it has the same text and was never answered (left or stopped mid-answer).
+
+    A student who closes the page while the first answer is prepared and asks again must not find the question
+    twice: the new ask (a new client id) re-answers the stored question instead of storing a second one.
+    """
+    if conversation is None:
+        newest = _own_sessions(session).order_by(ChatSession.updated_at.desc(), ChatSession.id.desc())
+        conversation = db.session.scalars(newest).first()
+    if conversation is None:
+        return None
+    last = db.session.scalars(select(Message).where(Message.session_id == conversation.id)
+                              .order_by(Message.id.desc())).first()
+    if last is None:
+        return None
+    left = last.role == "assistant" and last.status == "failed" and last.error_code in UNANSWERED_CODES
+    question = last if last.role == "user" else (
+        db.session.get(Message, last.reply_to_id) if left and last.reply_to_id else None)
+    if question is None or question.role != "user" or question.text != scrubbed:
+        return None
+    return question
 
 
 def _question(session: SessionToken, question_id: int) -> Message:
@@ -189,8 +216,8 @@ def record_failure(session: SessionToken, question_id: int, error_code: str, *, 
     answer.citations = None
     answer.created_at = utcnow()
     question.session.updated_at = answer.created_at
-    if not session.preview:
-        add_usage(session.bot_id, errors=1)
+    if not session.preview and error_code not in UNANSWERED_CODES:
+        add_usage(session.bot_id, errors=1)  # a student leaving mid-answer is not an error of the tool
     logger.info("answer failed: bot=%s code=%s", session.bot_id, error_code)
     db.session.flush()
     return answer

@@ -25,7 +25,7 @@ from course_bots.llm.base import (ChatBackend, DoneEvent, ErrorEvent, Generation
 from course_bots.llm.echo_guard import EchoGuard
 from course_bots.llm.extractive import fixed_text_language as guess_language
 from course_bots.settings.models import BotSettings
-from course_bots.render import render_markdown
+from course_bots.render import render_markdown, render_passage
 from course_bots import backends, i18n
 from lti_tool.context import SessionToken
 from lti_tool.extensions import current_config, db
@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 StreamEvent = tuple[str, dict[str, Any]]
 Search = Callable[[int, str, int], Sequence[SearchHit]]
+_searched = False  # this process has searched once: the embedding model is loaded (the first search loads it)
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,18 @@ def history(conversation_id: int, before_id: int, limit: int = 20) -> list[dict[
     return [{"role": m.role, "content": m.text} for m in reversed(list(db.session.scalars(query)))]
 
 
+def citation_view(citation: dict[str, Any]) -> dict[str, Any]:
+    """A stored citation for the page, with its quoted passage as sanitized HTML (code kept as code blocks)."""
+    return dict(citation, quote_html=render_passage(str(citation.get("quote") or "")))
+
+
 def done_payload(answer: Any, conversation_id: int) -> dict[str, Any]:
     """The ``done`` event's data for a stored answer."""
     citations = list(answer.citations or [])
     numbers = {int(c.get("number", 0)) for c in citations}
     return {"message_id": answer.id, "conversation_id": conversation_id,
-            "html": render_markdown(answer.text, citations=numbers), "citations": citations}
+            "html": render_markdown(answer.text, citations=numbers),
+            "citations": [citation_view(c) for c in citations]}
 
 
 @dataclass(frozen=True)
@@ -133,13 +140,20 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
     started = time.monotonic()
     config = current_config()
     entry = backends.entry_for(config, settings.model_key)
-    yield "status", {"state": "started", "conversation_id": conversation_id, "question_id": question_id}
+    try:
+        yield "status", {"state": "started", "conversation_id": conversation_id, "question_id": question_id}
+        if not _searched:  # the first question after a start waits for the embedding model: say so first
+            yield "status", {"state": "preparing", "conversation_id": conversation_id}
+    except GeneratorExit:  # the student left before the search began
+        _record_cancelled(session, question_id, commit)
+        raise
     try:
         hits = search(question.bot_id, asked.text, 8)
+        _mark_searched()
         prompt_settings = prompting.PromptSettings(
             system_prompt=_system_prompt(settings), context_window=entry.context_window,
             max_new_tokens=min(settings.max_answer_tokens, entry.max_answer_tokens),
-            min_score=config.answer_score_threshold, language=language)
+            min_score=config.answer_score_threshold, language=language, label_language=page_language(session))
         assembly = prompting.assemble(asked.text, hits, history(conversation_id, question_id), prompt_settings)
     except Exception:
         logger.exception("Preparing the answer failed for bot %s", question.bot_id)
@@ -152,10 +166,10 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
         text = assembly.refusal or prompting.not_covered_message(language)
         if settings.uncovered_behaviour == "refuse_suggest_teacher":
             text += " " + i18n.text("chat_uncovered_suffix", language)
-        yield "token", {"text": text}
         stored = conversations.record_answer(session, question_id, text, citations=[], confidence=0.0,
                                              model_id="refusal", latency_ms=_ms(started))
-        commit()
+        commit()  # stored before it is sent: a student who leaves now finds the answer when they come back
+        yield "token", {"text": text}
         yield "done", done_payload(stored, conversation_id)
         return
     backend = backend or backends.backend_for(entry)
@@ -164,6 +178,24 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
     guard = prompt_guard(settings, asked.text, assembly)
     yield from _generate(session, backend, assembly, params, question_id, conversation_id, started, commit,
                          entry.label or backend.name, guard)
+
+
+def _mark_searched() -> None:
+    """Remember that this process's search is ready (no more "getting ready" notices)."""
+    global _searched
+    _searched = True
+
+
+def _record_cancelled(session: SessionToken, question_id: int, commit: Callable[[], None],
+                      partial_text: str = "", model_label: str | None = None) -> None:
+    """Store once that the student left or stopped the answer (what was said so far is kept with it)."""
+    try:
+        conversations.record_failure(session, question_id, "cancelled", partial_text=partial_text,
+                                     model_id=model_label)
+        commit()
+    except Exception:
+        logger.warning("Could not record a cancelled answer")
+        db.session.rollback()
 
 
 def prompt_guard(settings: BotSettings, question: str, assembly: prompting.Assembly) -> EchoGuard:
@@ -221,8 +253,7 @@ def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.A
                                 "conversation_id": conversation_id}
                 return
             elif isinstance(event, DoneEvent):
-                finished = True
-                for text in guard.finish():
+                for text in guard.finish():  # the reader may still leave here: finished only once stored
                     parts.append(text)
                     yield "token", {"text": text}
                 text = "".join(parts)
@@ -233,19 +264,14 @@ def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.A
                     latency_ms=_ms(started), prompt_tokens=event.usage.prompt_tokens,
                     completion_tokens=event.usage.completion_tokens)
                 commit()
+                finished = True
                 yield "done", done_payload(stored, conversation_id)
                 return
     finally:
         if not finished:
             # The reader went away (stop button, closed page): stop generating, keep the question.
             backend.cancel(request_id)
-            try:
-                conversations.record_failure(session, question_id, "cancelled",
-                                             partial_text="".join(parts), model_id=model_label)
-                commit()
-            except Exception:
-                logger.warning("Could not record a cancelled answer")
-                db.session.rollback()
+            _record_cancelled(session, question_id, commit, "".join(parts), model_label)
 
 
 def _withhold(session: SessionToken, question_id: int, conversation_id: int, commit: Callable[[], None],

@@ -47,6 +47,7 @@ class PromptSettings:
     max_passage_tokens: int = 600  # longer passages are cut so one chunk cannot take the whole budget
     safety_margin: int = 32  # tokens kept free for counting differences
     language: str | None = None  # fixed texts' language; None: guessed from the question
+    label_language: str | None = None  # the page's language for citation labels ("Seite 4"); None: ``language``
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Citation:
     position: int | None
     locator: str
     quote: str
+    position_end: int | None = None
 
 
 @dataclass(frozen=True)
@@ -156,10 +158,11 @@ def assemble(question: str, hits: Sequence[SearchHit], history: Sequence[Message
         raise PromptTooLong(f"The system prompt and question need more than {budget} tokens.")
     sources: list[Source] = []
     for hit in ranked[: settings.max_passages]:
+        labels = settings.label_language or language
         candidate = _source(len(sources) + 1, hit, _cut(hit.chunk.text, settings.max_passage_tokens, count_tokens),
-                            language)
+                            labels)
         while total([*sources, candidate], []) > budget and len(candidate.text) > 200 and not sources:
-            candidate = _source(1, hit, candidate.text[: len(candidate.text) // 2].rstrip() + " …", language)
+            candidate = _source(1, hit, candidate.text[: len(candidate.text) // 2].rstrip() + " …", labels)
         if total([*sources, candidate], []) > budget:
             break  # lower-ranked passages are dropped, never the better ones
         sources.append(candidate)
@@ -214,7 +217,18 @@ def cited_numbers(answer: str) -> list[int]:
     return seen
 
 
-def resolve_citations(answer: str, sources: Sequence[Source], quote_chars: int = 300) -> list[Citation]:
+def quote_of(text: str, quote_chars: int = 600) -> str:
+    """A passage's opening for the sources panel, its line breaks kept (code stays code), cut at a line or word."""
+    lines = [re.sub(r"(?<=\S)\s+", " ", line.rstrip()) for line in text.split("\n")]
+    quote = "\n".join(line for i, line in enumerate(lines) if line or (i and lines[i - 1])).strip()
+    if len(quote) <= quote_chars:
+        return quote
+    cut = quote[: quote_chars - 1]
+    at_line = cut.rfind("\n")
+    return (cut[:at_line] if at_line > quote_chars // 2 else cut.rsplit(" ", 1)[0]) + " …"
+
+
+def resolve_citations(answer: str, sources: Sequence[Source], quote_chars: int = 600) -> list[Citation]:
     """The citations of ``answer`` that point at real sources (numbers the prompt never had are ignored)."""
     by_number = {s.number: s for s in sources}
     citations = []
@@ -222,9 +236,7 @@ def resolve_citations(answer: str, sources: Sequence[Source], quote_chars: int =
         source = by_number.get(number)
         if source is None:
             continue
-        quote = " ".join(source.text.split())
-        if len(quote) > quote_chars:
-            quote = quote[: quote_chars - 1].rsplit(" ", 1)[0] + " …"
         citations.append(Citation(number, source.chunk_id, source.document_id, source.document_title, source.label,
-                                  source.position, source.locator, quote))
+                                  source.position, source.locator, quote_of(source.text, quote_chars),
+                                  source.position_end))
     return citations

@@ -1,4 +1,8 @@
-"""Answers without a language model: quote the best passages with their citations, and say so plainly."""
+"""Answers without a language model: the best passages as excerpts under their file and page, said plainly.
+
+Each passage becomes a heading (``photosynthesis.pdf, Seite 1 [1]``) over its best sentences; code in the passage
+(two or more code-like lines: slide code, listings) stays a code block with its line breaks, lists stay lists.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,16 +14,15 @@ from retrieval.language import detect_language
 
 from .base import (ChatBackend, DoneEvent, ErrorEvent, Event, GenerationParams, Health, Message, Passage, StatusEvent,
                    TokenEvent, Usage)
-from .sources import parse_source_blocks
+from .sources import code_fence, escape_markdown, parse_source_blocks, passage_blocks, reindent
 from .tokens import estimate_messages, estimate_tokens
 
 logger = logging.getLogger(__name__)
 
 NOTICE = {
-    "en": "No language model is answering right now. These are the most relevant passages from the course "
-          "materials, quoted word for word:",
-    "de": "Gerade antwortet kein Sprachmodell. Hier sind die passendsten Stellen aus den Kursmaterialien, "
-          "wörtlich zitiert:",
+    "en": "No language model is answering right now, so here is what the course materials say about the question, "
+          "quoted word for word:",
+    "de": "Gerade antwortet kein Sprachmodell. Das steht in den Kursmaterialien zu dieser Frage, wörtlich zitiert:",
 }
 NOTHING = {
     "en": "No language model is answering right now, and no passage of the course materials matches the question.",
@@ -56,17 +59,30 @@ class ExtractiveBackend:
         yield DoneEvent("stop", Usage(estimate_messages(messages), estimate_tokens(text)))
 
     def answer(self, question: str, passages: Sequence[Passage], language: str = "en") -> str:
-        """The full extractive answer text: a notice, then quotes with ``[n]`` and their labels."""
+        """The full extractive answer: a notice, then per passage a heading (file, page, ``[n]``) and its excerpt."""
         lang = language if language in NOTICE else "en"
         if not passages:
             return NOTHING[lang]
         terms = {w.lower() for w in _WORD.findall(question) if len(w) > 2}
-        lines = [NOTICE[lang], ""]
+        parts = [NOTICE[lang]]
         for passage in passages[: self.max_passages]:
-            lines.append(f"> {self._best_excerpt(passage.text, terms)} [{passage.number}]")
-            lines.append(f"> — {passage.label}")
-            lines.append("")
-        return "\n".join(lines).rstrip()
+            parts.append(f"### {escape_markdown(' '.join(passage.label.split()))} [{passage.number}]")
+            parts.append(self._excerpt_markdown(passage.text, terms))
+        return "\n\n".join(part for part in parts if part).rstrip()
+
+    def _excerpt_markdown(self, text: str, terms: set[str]) -> str:
+        """The passage's best sentences as a paragraph, and its code (at most 15 lines a block) as code blocks."""
+        blocks = passage_blocks(text)
+        prose = "\n".join("\n".join(lines) for kind, lines in blocks if kind == "text")
+        out: list[str] = []
+        excerpt = self._best_excerpt(prose, terms) if prose.strip() else ""
+        if excerpt:
+            out.append(escape_markdown(excerpt))
+        for kind, lines in blocks:
+            if kind == "code":
+                code = [line for line in lines if line.strip()]
+                out.append(code_fence(reindent(code[:15] + (["…"] if len(code) > 15 else []))))
+        return "\n\n".join(out)
 
     def _best_excerpt(self, text: str, terms: set[str]) -> str:
         """The sentences sharing most words with the question, in document order, within ``max_chars``."""

@@ -98,3 +98,45 @@ def test_sanitize_is_the_one_allowlist() -> None:
 
 def test_render_plain_escapes() -> None:
     assert render_plain("<b>a</b>\nb") == "&lt;b&gt;a&lt;/b&gt;<br>b"
+
+
+SLIDE = """Iteratoren in Java
+Ein Iterator durchläuft eine Sammlung Element für Element.
+Iterator<String> nameIterator = names.iterator();
+while (nameIterator.hasNext()) {
+String name = nameIterator.next();
+System.out.println(name);
+}
+• erster *Punkt* [3]
+• zweiter Punkt
+Das ist der Schluss."""
+
+
+def test_a_quoted_passage_keeps_its_code_block_and_list() -> None:
+    from course_bots.render import render_passage
+
+    out = render_passage(SLIDE)
+    assert ("<pre><code>Iterator&lt;String&gt; nameIterator = names.iterator();\n"
+            "while (nameIterator.hasNext()) {\n    String name = nameIterator.next();\n") in out  # re-indented
+    assert "<ul>\n<li>erster *Punkt* [3]</li>" in out  # a list, its text shown as it is (no emphasis, no cite)
+    assert "<p>Das ist der Schluss.</p>" in out and "<button" not in out
+    assert render_passage("Das Ergebnis (siehe oben) ist wichtig.\nx = 5") == \
+        "<p>Das Ergebnis (siehe oben) ist wichtig.\nx = 5</p>\n"  # prose and lone lines are no code
+
+
+def test_code_like_lines_and_fences() -> None:
+    from course_bots.llm.sources import code_fence, looks_like_code
+
+    assert looks_like_code("for (int i = 0; i < n; i++) {") and looks_like_code("}")
+    assert looks_like_code("System.out.println(name);")
+    assert not looks_like_code("Photosynthesis converts light energy into chemical energy.")
+    assert not looks_like_code("Kapitel 2: Vererbung")
+    assert code_fence(["a ``` b"]) == "````\na ``` b\n````"  # a fence the code cannot close
+
+
+@pytest.mark.parametrize("payload", XSS_CORPUS)
+def test_quoted_passages_are_sanitized(payload: str) -> None:
+    from course_bots.render import render_passage
+
+    assert dangers(render_passage(payload + "\nint x = 1;\nx++;")) == []
+    assert dangers(render_passage("int x = 1;\n" + payload + ";\nx++;")) == []  # inside a code block

@@ -127,7 +127,7 @@ def test_extractive_quotes_passages_in_german_and_english() -> None:
                                     GenerationParams(sources=passages)))
     assert german.text.startswith("Gerade antwortet kein Sprachmodell")
     assert "Ein Eigenwert skaliert den Eigenvektor." in german.text, "the sentence matching the question is quoted"
-    assert "[1]\n> — Skript.pdf, page 2" in german.text and len(german.text) < 1200
+    assert "### Skript.pdf, page 2 [1]\n\nEin Eigenwert" in german.text and len(german.text) < 1200  # file as heading
     prompt = "Sources:\n\n" + "\n\n".join(format_source_block(p) for p in passages) + "\n\nQuestion: When is it?"
     english = list(backend.stream([{"role": "user", "content": prompt}], GenerationParams()))
     assert sum(isinstance(e, TokenEvent) for e in english) > 5 and isinstance(english[-1], DoneEvent)

@@ -93,7 +93,7 @@ def test_answer_streams_tokens_then_done_with_citation(client: FlaskClient, setu
     done = events[-1][1]
     assert done["citations"][0]["document_title"] == "Lecture 3.pdf"
     assert done["citations"][0]["position"] == 4
-    assert 'class="cb-cite"' in done["html"] and "<blockquote>" in done["html"]
+    assert 'class="cb-cite"' in done["html"] and "<h3>Lecture 3.pdf" in done["html"]  # the file as a heading
     listed = client.get(f"/api/v1/bots/{setup['bot']}/conversations", headers=setup["headers"]).get_json()
     assert len(listed["conversations"]) == 1
     conversation = client.get(f"/api/v1/bots/{setup['bot']}/conversations/{done['conversation_id']}",
@@ -262,3 +262,70 @@ def test_personal_data_is_scrubbed_before_the_question_is_searched_or_sent_to_a_
     assert len(searched) == 1 and "anna.mueller" not in searched[0] and "4711" not in searched[0]
     assert "§ 34" in searched[0] and "12.02.2027" in searched[0] and "H4-112" in searched[0]
     assert sent and not any("anna.mueller" in text or "106-4711" in text for text in sent)
+
+
+def test_the_first_question_after_a_start_says_the_assistant_gets_ready(
+        client: FlaskClient, setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chat, "_searched", False)
+    events = ask(client, setup, client_id="first")
+    states = [data.get("state") for name, data in events if name == "status"]
+    assert states[:2] == ["started", "preparing"]  # before the search loads the model, before any token
+    assert [name for name, _ in events].index("token") > 1
+    later = ask(client, setup, question="What does gradient descent update?", client_id="second")
+    assert "preparing" not in [data.get("state") for name, data in later if name == "status"]
+
+
+def test_citations_speak_the_page_language_and_keep_the_passage_lines(
+        client: FlaskClient, setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    code = "Gradient descent in code:\nfor (int i = 0; i < n; i++) {\nw = w - rate * grad(w);\n}"
+
+    def search(bot_id: int, query: str, k: int) -> list[SearchHit]:
+        chunk = Chunk("c2", "material:7", "Lecture 3.pdf", code, position=44, position_end=45,
+                      locator=Locator.PAGE)
+        return [SearchHit(chunk, 0.9, rank=1)]
+
+    monkeypatch.setattr(chat, "default_search", search)
+    setup["backend"]["b"] = ScriptedBackend([TokenEvent("It loops over the weights [1]."), DoneEvent("stop")])
+    done = ask(client, setup, question="How is gradient descent written in code?")[-1][1]
+    citation = done["citations"][0]
+    assert citation["label"] == "Lecture 3.pdf, Seiten 44–45"  # an English question on a German page
+    assert (citation["position"], citation["position_end"]) == (44, 45)  # the panel names the same pages
+    assert citation["quote"].startswith("Gradient descent in code:\nfor (int i = 0; i < n; i++) {\n")
+    assert "<pre><code>for (int i = 0; i &lt; n; i++) {\n    w = w - rate * grad(w);\n}" in citation["quote_html"]
+    panel = client.get(f"/api/v1/bots/{setup['bot']}/messages/{done['message_id']}/citations",
+                       headers=setup["headers"]).get_json()["citations"][0]
+    assert panel["quote_html"] == citation["quote_html"]
+
+
+def test_leaving_mid_answer_stores_it_once_and_asking_again_answers_that_question(
+        app: Flask, client: FlaskClient, setup: dict[str, Any]) -> None:
+    from course_bots.chat.models import ChatSession, Message, UsageEvent
+    from lti_tool.extensions import db
+
+    setup["backend"]["b"] = ScriptedBackend([TokenEvent("The "), TokenEvent("step "), TokenEvent("size [1]."),
+                                             DoneEvent("stop")])
+    with app.app_context():
+        bot = db.session.get(__import__("course_bots.models", fromlist=["CourseBot"]).CourseBot, setup["bot"])
+        student = make_session(bot)
+        settings = chat.settings_for(bot.id)
+        asked = chat.record(student, chat.Question(bot.id, "What is the step size?", "left-1"), settings)
+        db.session.commit()
+        stream = chat.answer(student, asked)
+        assert next(stream)[0] == "status"
+        names = [next(stream)[0] for _ in range(2)]
+        assert "token" in names or "status" in names
+        stream.close()  # the page was closed: the server sees GeneratorExit
+        answer = db.session.query(Message).filter_by(reply_to_id=asked.question_id).one()
+        assert (answer.status, answer.error_code) == ("failed", "cancelled")
+        assert sum(u.errors or 0 for u in db.session.query(UsageEvent).all()) == 0  # leaving is no error
+    listed = client.get(f"/api/v1/bots/{setup['bot']}/conversations", headers=setup["headers"]).get_json()
+    assert len(listed["conversations"]) == 1
+    messages = client.get(f"/api/v1/bots/{setup['bot']}/conversations/{listed['conversations'][0]['id']}",
+                          headers=setup["headers"]).get_json()["messages"]
+    assert messages[0]["client_id"] == "left-1" and messages[1]["error_code"] == "cancelled"
+    again = ask(client, setup, question="What is the step size?", client_id="typed-again")
+    assert again[-1][0] == "done"
+    with app.app_context():
+        assert db.session.query(ChatSession).count() == 1
+        assert db.session.query(Message).filter_by(role="user").count() == 1
+        assert db.session.query(Message).filter_by(reply_to_id=asked.question_id).one().status == "ok"
