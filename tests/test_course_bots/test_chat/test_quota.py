@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from course_bots import backends, i18n
 from course_bots.chat import operations as chat
 from course_bots.llm.extractive import ExtractiveBackend
+from course_bots.models import CourseBot
 from course_bots.privacy import consent
 from course_bots.quotas.operations import EXTENSION
 from lti_tool.context import SessionToken
@@ -240,3 +241,58 @@ def test_erasing_a_participant_erases_their_limit_hits(client: FlaskClient, worl
     privacy.erase_pseudonym(world["bot"], pseudonym)
     db.session.commit()
     assert db.session.scalar(select(func.count()).select_from(QuotaHit)) == 0
+
+
+def test_tokens_per_day_refuse_once_the_answers_used_them(client: FlaskClient, world: dict[str, Any]) -> None:
+    from course_bots.quotas import operations as quotas
+    from course_bots.quotas.models import BotQuota
+
+    db.session.add(BotQuota(bot_id=world["bot"], role="learner", tokens_per_day=1000))
+    db.session.commit()
+    session = make_session(db.session.get(CourseBot, world["bot"]))
+    quotas.add_tokens(session, world["bot"], answer_id=1, tokens=600)
+    quotas.add_tokens(session, world["bot"], answer_id=1, tokens=600)  # the same answer again: counted once
+    assert post(client, world, "student", "t1").status_code == 200
+    quotas.add_tokens(session, world["bot"], answer_id=2, tokens=400)
+    refused = post(client, world, "student", "t2")
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["message"] == i18n.catalogue("de")["quota_tokens_exceeded"].format(
+        time="03.12.2026 00:00 CET")
+
+
+@pytest.mark.redis
+def test_the_chat_counts_in_redis_and_keeps_working_when_redis_stops(make_app: Any, redis_url: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+    from flask_migrate import upgrade
+
+    from course_bots.quotas.counters import RedisCounters
+
+    monkeypatch.setattr(chat, "default_search", fake_search)
+    monkeypatch.setattr(backends, "backend_for", lambda entry: ExtractiveBackend())
+    client_redis = redis.Redis.from_url(redis_url)
+    for key in client_redis.scan_iter("coursebots:quota:*"):
+        client_redis.delete(key)
+    app = make_app(redis_url=redis_url)
+    with app.app_context():
+        upgrade()
+        bot = make_bot()
+        headers = consented(make_session(bot))
+        client = app.test_client()
+
+        def ask(n: int) -> int:
+            response = client.post(f"/api/v1/bots/{bot.id}/chat", headers=headers,
+                                   json={"question": "What does the learning rate control?", "client_id": f"x{n}"})
+            response.get_data()
+            return response.status_code
+
+        assert [ask(n) for n in range(2)] == [200, 200]
+        store = app.extensions[EXTENSION]
+        assert store.backend == "redis" and any(client_redis.scan_iter("coursebots:quota:day:*"))
+        store.redis = RedisCounters("redis://127.0.0.1:1/15")  # Redis stops answering mid-way
+        assert [ask(n) for n in range(2, 4)] == [200, 200]  # the chat keeps working, counted in the process
+        assert store.backend == "process"
+        quota = client.get(f"/api/v1/bots/{bot.id}/quota", headers=headers).get_json()
+        assert quota["limit"] == 100 and quota["questions_left"] == 98  # the process counted the last two
+        db.session.remove()
+        db.engine.dispose()
