@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import replace
 from typing import Callable
 
@@ -24,6 +25,7 @@ from course_bots.materials.operations import bump_index_version, delete_material
 from course_bots.materials.pages import apply_edits, carry_edits, chunk_pages, current_edits, page_units, store_pages
 from course_bots.materials.parse_sandbox import parse_material
 from course_bots.materials.storage import StorageError, current_storage
+from lti_tool import metrics
 from lti_tool.extensions import current_config, db, utcnow
 from retrieval.errors import IngestError
 from retrieval.search import index_text
@@ -183,7 +185,17 @@ def _store(material: Material, chunks: list[Chunk], hashes: list[str], vectors: 
 
 def process_material(material_id: int, worker_id: str, embedder: Embedder | None = None,
                      on_progress: Progress | None = None) -> str:
-    """Run one queued material through the pipeline; returns its final status (or ``skipped``)."""
+    """Run one queued material through the pipeline; returns its final status (or ``skipped``), counted on /metrics."""
+    started = time.monotonic()
+    status = _process(material_id, worker_id, embedder, on_progress)
+    if status != "skipped":
+        metrics.INGESTION_JOBS.labels(outcome=status).inc()
+        metrics.INGESTION_SECONDS.observe(time.monotonic() - started)
+    return status
+
+
+def _process(material_id: int, worker_id: str, embedder: Embedder | None, on_progress: Progress | None) -> str:
+    """The pipeline of :func:`process_material`."""
     if not claim(material_id, worker_id):
         return "skipped"
     app = current_app._get_current_object()  # type: ignore[attr-defined]

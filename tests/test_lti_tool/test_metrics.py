@@ -97,3 +97,34 @@ def test_multiprocess_mode_sums_workers_and_forgets_dead_ones(tmp_path: Path) ->
     assert exposition()[("coursebots_open_streams", ())] == 1
     assert exposition()[("coursebots_first_token_seconds_count", ())] == 2  # counts survive their worker
     metrics.child_exit(None, Worker())  # without the directory in this process: nothing to do, no error
+
+
+def test_ingestion_jobs_are_counted_with_their_duration(make_app, tmp_path: Path) -> None:  # type: ignore
+    from flask_migrate import upgrade
+    from prometheus_client import REGISTRY
+
+    from course_bots.materials import jobs, operations
+    from course_bots.models import CourseBot
+    from lti_tool.extensions import db
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    app = make_app(database_url=f"sqlite:///{tmp_path / 'jobs.sqlite3'}", ingest_threads=0,
+                   embedding_model="hashing")
+    ready, failed = value("coursebots_ingestion_jobs_total", outcome="ready"), \
+        value("coursebots_ingestion_jobs_total", outcome="failed")
+    durations = value("coursebots_ingestion_seconds_count")
+    with app.app_context():
+        upgrade()
+        db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id="c1", title="Bio"))
+        db.session.commit()
+        operations.upload_material(1, "notes.md", ("## Osmosis\n\n" + "Water crosses membranes. " * 40).encode())
+        operations.upload_material(1, "broken.pdf", b"%PDF-1.4 not really a pdf")
+        db.session.commit()
+        assert jobs.run_pending() == 2
+        db.session.remove()
+        db.engine.dispose()
+    assert value("coursebots_ingestion_jobs_total", outcome="ready") == ready + 1
+    assert value("coursebots_ingestion_jobs_total", outcome="failed") == failed + 1
+    assert value("coursebots_ingestion_seconds_count") == durations + 2
