@@ -30,8 +30,8 @@ def bench_module(name: str) -> ModuleType:
     return module
 
 
-def test_30_streams_through_gunicorn_no_errors_stored_exactly_once(postgres_database: str, redis_url: str,
-                                                                     tmp_path: Path) -> None:
+def test_30_streams_through_gunicorn_no_errors_stored_exactly_once(
+        postgres_database: str, redis_url: str, tmp_path: Path) -> None:
     import redis
 
     run = bench_module("run")
@@ -39,7 +39,8 @@ def test_30_streams_through_gunicorn_no_errors_stored_exactly_once(postgres_data
     fake_port = run.free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("COURSEBOTS_", "GUNICORN_"))},
            "COURSEBOTS_DATABASE_URL": postgres_database, "COURSEBOTS_REDIS_URL": redis_url,
-           "COURSEBOTS_SECRET_KEY": "ci-load-secret-" + "s" * 40, "COURSEBOTS_PSEUDONYM_KEY": "ci-load-pseudo-" + "p" * 40,
+           "COURSEBOTS_SECRET_KEY": "ci-load-secret-" + "s" * 40,
+           "COURSEBOTS_PSEUDONYM_KEY": "ci-load-pseudo-" + "p" * 40,
            "COURSEBOTS_INSTANCE_PATH": str(tmp_path / "instance"), "COURSEBOTS_EMBEDDING_MODEL": "hashing",
            "COURSEBOTS_RETENTION_PURGE_HOURS": "0", "COURSEBOTS_LLM_BACKEND": "openai",
            "COURSEBOTS_LLM_BASE_URL": f"http://127.0.0.1:{fake_port}/v1", "COURSEBOTS_LLM_MODEL": "fake",
