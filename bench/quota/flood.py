@@ -46,7 +46,7 @@ def main() -> None:
     from course_bots.privacy import consent
     from course_bots.settings.operations import settings_for_update
 
-    backends.backend_for = lambda entry: ExtractiveBackend()  # type: ignore[assignment]  # no model weights here
+    backends.backend_for = lambda entry: ExtractiveBackend()  # no model weights here
     with app.app_context():
         upgrade()
         bots = [CourseBot(issuer="https://lms.example", deployment_id="1", context_id=c, title=c)
@@ -72,7 +72,8 @@ def main() -> None:
             response.get_data()
             return "200" if response.status_code == 200 else f"429 {response.get_json()['error']['code']}"
 
-        flood, started = collections.Counter(), time.monotonic()
+        flood: collections.Counter[str] = collections.Counter()
+        started = time.monotonic()
         headers = student(bots[0], 1)
         for n in range(args.questions):
             flood[ask(bots[0], headers, n)] += 1

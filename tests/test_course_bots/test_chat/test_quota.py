@@ -249,7 +249,9 @@ def test_tokens_per_day_refuse_once_the_answers_used_them(client: FlaskClient, w
 
     db.session.add(BotQuota(bot_id=world["bot"], role="learner", tokens_per_day=1000))
     db.session.commit()
-    session = make_session(db.session.get(CourseBot, world["bot"]))
+    bot = db.session.get(CourseBot, world["bot"])
+    assert bot is not None
+    session = make_session(bot)
     quotas.add_tokens(session, world["bot"], answer_id=1, tokens=600)
     quotas.add_tokens(session, world["bot"], answer_id=1, tokens=600)  # the same answer again: counted once
     assert post(client, world, "student", "t1").status_code == 200
