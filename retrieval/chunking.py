@@ -21,7 +21,7 @@ class ChunkingConfig:
 
     max_tokens: int = 200
     overlap_tokens: int = 40
-    min_tokens: int = 50  # below this, a chunk continues across a page or heading boundary
+    min_tokens: int = 50  # below this, a chunk continues across a heading boundary (never across a page or slide)
 
     def describe(self) -> dict[str, int]:
         """The settings as plain values for reports."""
@@ -126,7 +126,10 @@ def chunk_document(document: Document, config: ChunkingConfig | None = None,
         units = _units(section, config.max_tokens)
         if not units:
             continue
-        if current and size >= config.min_tokens and _boundary(current[-1].section, section):
+        # A page or slide always starts a chunk (a citation names the page where its text stands: merged into the
+        # next page, a short page's chunk would send the student to the wrong one); headings only past min_tokens.
+        new_page = paged and current and current[-1].section.position != section.position
+        if current and (new_page or (size >= config.min_tokens and _boundary(current[-1].section, section))):
             groups.append(current)
             current, size = [], 0
         for unit in units:

@@ -20,16 +20,25 @@ def test_long_section_is_cut_within_budget_with_overlap() -> None:
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
 
 
-def test_pages_are_boundaries_unless_the_chunk_is_tiny() -> None:
+def test_every_page_is_a_boundary_so_a_citation_names_the_page_of_its_text() -> None:
     doc = Document("d2", "Slides.pdf", (
         Section(_sentences("One", 3), position=1), Section(_sentences("Two", 3), position=2),
         Section(_sentences("Short", 1, words=15), position=3), Section(_sentences("Four", 3), position=4)),
         locator=Locator.PAGE)
     chunks = chunk_document(doc, ChunkingConfig(max_tokens=100, overlap_tokens=0, min_tokens=20))
-    assert [(c.position, c.position_end) for c in chunks] == [(1, 1), (2, 2), (3, 4)]
+    # A short page (15 words) is its own chunk: merged into page 4, its citation would name page 3 for page 4's text.
+    assert [(c.position, c.position_end) for c in chunks] == [(1, 1), (2, 2), (3, 3), (4, 4)]
     assert chunks[2].text.startswith("Short sentence 0")
     assert chunks[0].citation_label == "Slides.pdf, page 1"
-    assert chunks[2].citation_label == "Slides.pdf, pages 3–4"
+    assert chunks[3].citation_label == "Slides.pdf, page 4"
+
+
+def test_short_sections_of_an_unpaged_document_still_merge() -> None:
+    doc = Document("d3", "Notes.md", (
+        Section(_sentences("Intro", 1, words=10), heading_path=("Intro",)),
+        Section(_sentences("Body", 3), heading_path=("Body",))), locator=Locator.SECTION)
+    chunks = chunk_document(doc, ChunkingConfig(max_tokens=100, overlap_tokens=0, min_tokens=20))
+    assert len(chunks) == 1 and chunks[0].text.startswith("Intro sentence 0")
 
 
 def test_a_title_only_page_heads_the_next_page_and_the_citation_names_the_text_page() -> None:

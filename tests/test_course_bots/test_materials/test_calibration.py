@@ -120,4 +120,3 @@ def test_cli_prints_the_measured_values(capp: Flask) -> None:
         config = calibration.current(UNTUNED)
         assert config is not None
         assert f"dense floor {config.dense_floor:.3f}" in result.output
-
