@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from course_bots.errors import ServiceError
 from course_bots.materials.models import CourseIndexVersion, FaqEntry, Material, MaterialChunk, MaterialStatus
+from course_bots.materials.models import MaterialPageEdit
 # the feature's face: chat searches; test questions name a hit's file
 from course_bots.materials.course_index import material_id_of, search_course  # noqa: F401
 from course_bots.materials.links import material_file_url  # noqa: F401  (the feature's face: citations link)
@@ -174,6 +175,22 @@ def delete_bot_files(bot_id: int) -> None:
 def reindex_material(material: Material) -> None:
     """Parse and embed a material again (e.g. after a loader fix or a new embedding model)."""
     _requeue(material)
+
+
+def copy_page_edits(source: Material, target: Material) -> int:
+    """Give a copy of a material (a new semester's course) its source's page edits; returns how many it got."""
+    have = {(sha256, number) for sha256, number in db.session.execute(
+        select(MaterialPageEdit.sha256, MaterialPageEdit.number).where(MaterialPageEdit.material_id == target.id))}
+    added = 0
+    for edit in db.session.scalars(select(MaterialPageEdit).filter_by(material_id=source.id)):
+        if (edit.sha256, edit.number) in have:
+            continue
+        db.session.add(MaterialPageEdit(bot_id=target.bot_id, material_id=target.id, sha256=edit.sha256,
+                                        number=edit.number, excluded=edit.excluded, replacement=edit.replacement,
+                                        original_text=edit.original_text, edited_at=edit.edited_at))
+        added += 1
+    db.session.flush()
+    return added
 
 
 def reindex_outdated(model_id: str, bot_id: int | None = None) -> list[int]:

@@ -124,6 +124,9 @@ def _copy_materials(source: int, target: int) -> tuple[int, list[int]]:
             logger.warning("material %s not copied: %s", material.id, type(exc).__name__)
             continue
         result.material.students_may_open = material.students_may_open
+        if materials.copy_page_edits(material, result.material) and not result.queued:
+            materials.reindex_material(result.material)  # the copied page edits apply from its next index
+            queued.append(result.material.id)
         copied += 1
         if result.queued:
             queued.append(result.material.id)

@@ -232,3 +232,20 @@ def test_sections_of_a_document_without_pages_are_counted_and_edited() -> None:
     assert "teacher wrote them" in text and "microscopes" not in text
     assert all(c.position is None for c in chunks)  # a section number is never cited as a page
     assert set(passages) <= {1, 2, 3} and 2 in passages
+
+
+def test_a_new_semester_copy_keeps_the_page_edits(papp: Flask) -> None:
+    client = papp.test_client()
+    material_id = upload(papp, client, pdf(PAGES_V1))
+    edit(papp, client, material_id, 2, {"excluded": True})
+    code = client.post("/api/v1/bots/1/copy-code", headers=token(papp)).get_json()["code"]
+    copied = client.post("/api/v1/bots/2/copy-from", headers=token(papp, bot_id=2), json={"code": code})
+    assert copied.status_code == 200, copied.get_json()
+    with papp.app_context():
+        run_pending()
+    listing = client.get("/api/v1/bots/2/materials", headers=token(papp, bot_id=2)).get_json()["materials"]
+    assert listing[0]["status"] == "ready" and listing[0]["page_edits"]["excluded"] == 1
+    pages = client.get(f"/api/v1/bots/2/materials/{listing[0]['id']}/pages",
+                       headers=token(papp, bot_id=2)).get_json()["pages"]
+    assert pages[1]["edit"]["excluded"] is True
+    assert "Krebs" not in found_texts(papp, "What does the old exam ask about the Krebs cycle?", bot_id=2)
