@@ -172,6 +172,9 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
         yield "token", {"text": text}
         yield "done", done_payload(stored, conversation_id)
         return
+    # Nothing is pending: end the read transaction, so that a streaming answer holds no database connection for its
+    # whole length (300 open streams would otherwise need 300 connections; the pool waits, then fails).
+    db.session.commit()
     backend = backend or backends.backend_for(entry)
     params = GenerationParams(max_new_tokens=prompt_settings.max_new_tokens, temperature=settings.temperature,
                               language=language, sources=assembly.passages)
