@@ -224,3 +224,17 @@ def test_the_background_check_runs_every_due_course_once(eapp: Flask) -> None:
         assert jobs.check_all() == 0  # nothing changed since
         run = svc.latest_run(1)
         assert run is not None and (run.total, run.found_1, run.reason) == (1, 1, "first")
+
+
+def test_deleting_the_course_deletes_its_test_questions_and_runs(eapp: Flask) -> None:
+    client, teacher = eapp.test_client(), token(eapp)
+    upload(eapp, client, teacher, "skript.pdf", pdf(TOPICS[:2]))
+    client.post("/api/v1/bots/1/test-questions", headers=teacher,
+                json={"question": "Where is ATP produced?", "expected_file": "skript.pdf"})
+    with eapp.app_context():
+        from course_bots.privacy.operations import delete_bot
+
+        assert jobs.run_due_now(1) is not None
+        delete_bot(1, reason="teacher")
+        db.session.commit()
+        assert db.session.query(TestQuestion).count() == 0 and db.session.query(TestRun).count() == 0
