@@ -4,6 +4,9 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -128,3 +131,75 @@ def test_ingestion_jobs_are_counted_with_their_duration(make_app, tmp_path: Path
     assert value("coursebots_ingestion_jobs_total", outcome="ready") == ready + 1
     assert value("coursebots_ingestion_jobs_total", outcome="failed") == failed + 1
     assert value("coursebots_ingestion_seconds_count") == durations + 2
+
+
+def test_chat_answers_are_counted_by_outcome(app: Flask, client: FlaskClient,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import REGISTRY
+
+    from course_bots import backends
+    from course_bots.chat import operations as chat
+    from course_bots.llm.base import DoneEvent, ErrorEvent, TokenEvent, Usage
+    from course_bots.privacy import consent
+    from lti_tool.extensions import db
+    from retrieval.types import Chunk, Locator, SearchHit
+    from tests.test_course_bots.conftest import bearer, make_bot, make_session
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    class Scripted:
+        name = "scripted"
+
+        def __init__(self, *events: Any) -> None:
+            self.events = events
+
+        def stream(self, messages: Any, params: Any, request_id: Any = None) -> Any:
+            yield from self.events
+
+        def cancel(self, request_id: str) -> None:
+            pass
+
+    def search(bot_id: int, query: str, k: int) -> list[SearchHit]:
+        if "weather" in query:
+            return []
+        chunk = Chunk("c1", "7", "Lecture 3.pdf", "The learning rate controls the step size.", position=4,
+                      position_end=4, locator=Locator.PAGE)
+        return [SearchHit(chunk, 0.9, rank=1)]
+
+    backend: dict[str, Any] = {}
+    monkeypatch.setattr(chat, "default_search", search)
+    monkeypatch.setattr(backends, "backend_for", lambda entry: backend["b"])
+    with app.app_context():
+        bot = make_bot()
+        student = make_session(bot)
+        consent.record_consent(student, True, consent.current_notice(student.issuer, student.locale).version)
+        db.session.commit()
+        headers, bot_id = bearer(student), bot.id
+    outcomes = ("answered", "not_covered", "error")
+    before = {o: value("coursebots_answers_total", outcome=o) for o in outcomes}
+    questions, first = value("coursebots_questions_total"), value("coursebots_first_token_seconds_count")
+    errors = value("coursebots_backend_errors_total", code="unavailable")
+    script = [Scripted(TokenEvent("The rate [1]."), DoneEvent("stop", Usage(120, 7))),
+              None,
+              Scripted(ErrorEvent("unavailable", "down"))]
+    for number, (question, scripted) in enumerate(zip(("What is the learning rate?", "What is the weather?",
+                                                       "And the learning rate again?"), script)):
+        backend["b"] = scripted
+        response = client.post(f"/api/v1/bots/{bot_id}/chat", headers=headers,
+                               json={"question": question, "client_id": f"q-{number}"})
+        assert response.status_code == 200
+        response.get_data()  # the whole stream
+    assert {o: value("coursebots_answers_total", outcome=o) - before[o] for o in outcomes} == \
+        {"answered": 1, "not_covered": 1, "error": 1}
+    assert value("coursebots_questions_total") - questions == 3
+    assert value("coursebots_first_token_seconds_count") - first == 2  # the answer and the refusal
+    assert value("coursebots_backend_errors_total", code="unavailable") - errors == 1
+    with app.app_context():
+        from course_bots.chat.models import Message
+
+        model = db.session.query(Message.model_id).filter(Message.prompt_tokens == 120).scalar()
+    assert model  # the catalogue entry's label the answer was stored under
+    assert value("coursebots_tokens_total", direction="in", model=model) >= 120
+    assert value("coursebots_tokens_total", direction="out", model=model) >= 7
+    assert value("coursebots_open_streams") == 0  # every stream decremented its gauge
