@@ -42,10 +42,17 @@ def pdf(pages: list[list[str]]) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture
-def papp(make_app: Any, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(database_url=f"sqlite:///{tmp_path / 'pages.sqlite3'}", ingest_threads=0,
-                   embedding_model="hashing")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def papp(request: pytest.FixtureRequest, make_app: Any, tmp_path: Path) -> Iterator[Flask]:
+    url = f"sqlite:///{tmp_path / 'pages.sqlite3'}"
+    if request.param == "postgresql":
+        import psycopg
+
+        url = request.getfixturevalue("postgres_database")
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+    app = make_app(database_url=url, ingest_threads=0, embedding_model="hashing")
     with app.app_context():
         upgrade()
         for context in ("c1", "c2"):
