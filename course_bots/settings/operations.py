@@ -186,3 +186,9 @@ def external_model_name(bot_id: int) -> str | None:
     config = current_config()
     entry = backends.entry_for(config, get_settings(bot_id).model_key)
     return entry.label if entry.external else None
+
+
+def model_kind(bot_id: int) -> str:
+    """Who writes the bot's answers: ``external`` (a model outside), ``local`` (the institution's) or ``extractive``."""
+    entry = backends.entry_for(current_config(), get_settings(bot_id).model_key)
+    return "external" if entry.external else "extractive" if entry.extractive else "local"

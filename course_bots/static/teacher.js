@@ -303,9 +303,16 @@
   }
   ["l-filter", "l-role", "l-since", "l-until"].forEach(function (id) { $(id).addEventListener("change", loadLogs); });
 
+  function participantLabel(c) {
+    // The server's label ("Student 17") is English; the catalogue words it in the page's language.
+    var role = c.role === "learner" || c.role === "instructor" ? c.role : "other";
+    if (!c.participant_number) { return t["participant_anon_" + role]; }
+    return fmt(t["participant_" + role], { n: c.participant_number });
+  }
+
   function logItem(c) {
     var item = el("article", { class: "cb-log-item" });
-    item.appendChild(el("h3", {}, c.participant + " · " + new Date(c.updated_at).toLocaleString(main.dataset.lang)));
+    item.appendChild(el("h3", {}, participantLabel(c) + " · " + new Date(c.updated_at).toLocaleString(main.dataset.lang)));
     var questionText = "";
     c.messages.forEach(function (m) {
       var p = el("p", { class: m.role === "user" ? "cb-text" : "cb-text cb-muted" });

@@ -24,7 +24,8 @@ NEUTRAL = {
     "names", "student", "students", "moodles", "jwks", "oidc", "readyz", "healthz", "json-adresse", "ki", "ai",
     "plugin", "plugins", "server", "browser", "code", "codes", "pseudonym", "modell", "model", "tutor", "exam",
     "custom", "backend", "api", "web", "website", "info", "minimum", "maximum", "fan", "keyset", "enter", "shift",
-    "tag", "tags", "min", "max", "mb", "kb", "gb", "s", "ms", "n", "nr", "de", "en", "ja", "yes", "no", "nein",
+    "tag", "tags", "min", "max", "deployment", "deployments", "mb", "kb", "gb", "s", "ms", "n", "nr", "de", "en",
+    "ja", "yes", "no", "nein",
 }
 EN_FUNCTION = {"the", "and", "is", "are", "of", "you", "your", "this", "that", "with", "for", "not", "be", "has",
                "have", "been", "which", "would", "should", "could", "there", "their", "they", "it", "its", "from",
@@ -38,7 +39,8 @@ WORD = re.compile(r"[A-Za-zÄÖÜäöüß][A-Za-zÄÖÜäöüß'’-]*")
 SENTENCE_END = re.compile(r"(?<=[.!?:;…])\s+|\n+|\s[–—]\s")
 
 COLLECT_JS = """(lang) => {
-  const skip = 'script, style, code, pre, noscript, template, [aria-hidden="true"]';
+  // Quoted material (blockquote) is the teacher's text, not the interface; the live region repeats what is shown.
+  const skip = 'script, style, code, pre, noscript, template, blockquote, [aria-hidden="true"], [aria-live]';
   const out = [];
   const sameLang = (el) => { const l = el.closest('[lang]'); return !l || l.lang.toLowerCase().startsWith(lang); };
   const shown = (el) => el.getClientRects().length > 0 || el.closest('.cb-visually-hidden');
@@ -73,13 +75,23 @@ def _leans(word: str, towards: str) -> bool:
     return here >= 2.5 and here - there >= 1.0
 
 
+def _users_word(word: str, ignore_words: frozenset[str]) -> bool:
+    """A word of what users wrote, or the start of one (an excerpt cut off with "…")."""
+    return word in ignore_words or (len(word) >= 3 and any(w.startswith(word) for w in ignore_words))
+
+
 def _sentences(texts: list[str]) -> list[str]:
     """The texts split into sentences (and list items, and dash-separated parts)."""
     return [s.strip() for text in texts for s in SENTENCE_END.split(text) if s.strip()]
 
 
-def foreign_sentences(texts: list[str], lang: str, ignore: tuple[str, ...] = ()) -> list[str]:
-    """Sentences of ``texts`` in the other language than ``lang`` (de or en); ``ignore``d substrings removed first."""
+def foreign_sentences(texts: list[str], lang: str, ignore: tuple[str, ...] = (),
+                      ignore_words: frozenset[str] = frozenset()) -> list[str]:
+    """Sentences of ``texts`` in the other language than ``lang`` (de or en).
+
+    ``ignore``d substrings are removed first and ``ignore_words`` (lower case) count for neither language: what
+    users wrote (a course title, a file name, quoted material) is not the interface's language.
+    """
     other = "en" if lang == "de" else "de"
     function = EN_FUNCTION if other == "en" else DE_FUNCTION
     found = []
@@ -89,7 +101,8 @@ def foreign_sentences(texts: list[str], lang: str, ignore: tuple[str, ...] = ())
             cleaned = cleaned.replace(part, " ")
         cleaned = re.sub(r"https?://\S+|\S+@\S+|\{[^}]*\}|`[^`]*`", " ", cleaned)
         words = [w for w in WORD.findall(cleaned)
-                 if w.lower().strip("'’-") not in NEUTRAL and not (w.isupper() and len(w) > 1)]
+                 if w.lower().strip("'’-") not in NEUTRAL and not (w.isupper() and len(w) > 1)
+                 and not _users_word(w.lower(), ignore_words)]
         if not words:
             continue
         foreign = [w for w in words if _leans(w, other)]

@@ -12,7 +12,7 @@ from flask import Flask
 
 from course_bots import i18n
 from course_bots.chat import operations as chat
-from course_bots.chat import prompting, quota
+from course_bots.chat import prompting
 from course_bots.materials.messages import error_text
 from lti_tool.config import Config, ConfigError
 from lti_tool.context import SessionToken
@@ -62,11 +62,12 @@ def test_outside_an_app_german_is_formal() -> None:
 
 
 @pytest.mark.parametrize("address, expected", [
-    ("sie", {"quota": "Sie haben die zurzeit erlaubte Anzahl an Fragen erreicht. Bitte versuchen Sie es später "
-                      "noch einmal.",
+    ("sie", {"quota": "Sie haben das heutige Limit an Fragen in diesem Kurs erreicht (höchstens 20 am Tag). Sie "
+                      "können ab 8:00 wieder fragen.",
              "not_covered": "Bitte fragen Sie Ihre Lehrperson", "withheld": "Bitte stellen Sie Ihre Frage anders.",
              "page": "Ihre Frage"}),
-    ("du", {"quota": "Du hast die zurzeit erlaubte Anzahl an Fragen erreicht. Bitte versuche es später noch einmal.",
+    ("du", {"quota": "Du hast das heutige Limit an Fragen in diesem Kurs erreicht (höchstens 20 am Tag). Du kannst "
+                     "ab 8:00 wieder fragen.",
             "not_covered": "Bitte frag deine Lehrperson", "withheld": "Bitte stelle deine Frage anders.",
             "page": "Deine Frage"}),
 ])
@@ -75,13 +76,13 @@ def test_service_messages_come_from_the_configured_catalogue(
         monkeypatch: pytest.MonkeyPatch) -> None:
     app = make_app(german_address=address)
     session = cast(SessionToken, SimpleNamespace(locale="de-DE", preview=False))
-    monkeypatch.setattr(quota, "_questions_left", lambda session, bot_id: 0)
     with app.app_context():
-        assert quota.check_quota(session, 1, "de").message == expected["quota"]
+        # The quota refusal's words (course_bots/quotas fills in the limit and the time it resets).
+        assert i18n.text("quota_questions_exceeded", "de", limit=20, time="8:00") == expected["quota"]
         assert expected["not_covered"] in prompting.not_covered_message("de")
         assert chat.withheld_message(session, "en").endswith(expected["withheld"])
         assert app.jinja_env.globals["catalogue"]("de")["question_label"] == expected["page"]  # type: ignore
-        assert quota.check_quota(session, 1, "en").message.startswith("You have reached")
+        assert i18n.text("quota_questions_exceeded", "en", limit=20, time="8:00").startswith("You have reached")
 
 
 def test_citations_name_the_page_in_the_ui_language() -> None:
@@ -105,3 +106,56 @@ def test_loader_errors_are_told_by_code(make_app: Callable[..., Flask]) -> None:
         assert error_text("too_large", "This file is 1.5 MB; the limit is 1 MB.", "en").startswith("This file is 1.5")
         assert error_text("too_large", "ignored", "en", size=1_500_000).startswith("This file is 1.5 MB")
         assert error_text("something_new", "As it came.", "de") == "As it came."
+
+
+# docs/GLOSSARY.md: the German words the pages use, and the ones they avoid.
+AVOIDED = {
+    r"Gespräch": "Unterhaltung",
+    r"\w+(:|\*|_)innen|\w+Innen\b": "a neutral form (Studierende, Lehrende) or both forms",
+    r"\bReiter\b": "Tab",
+    r"\bDokument": "Datei or Material",
+    r"\bStudenten\b|\bDozent|\bLehrer": "Studierende, Lehrende",
+    r"\"": "„…“ (German quotation marks)",
+    r"Kreativität|\(Temperatur": "words a teacher understands, the technical value in the hint",
+}
+
+
+@pytest.mark.parametrize("address", ["sie", "du"])
+def test_german_follows_the_glossary(address: str) -> None:
+    for key, message in i18n.catalogue("de", address).items():
+        for pattern, instead in AVOIDED.items():
+            assert not re.search(pattern, message), f"{key}: {message!r} — use {instead}"
+
+
+def test_settings_say_in_words_what_the_technical_values_do() -> None:
+    for lang in ("de", "en"):
+        messages = i18n.catalogue(lang)
+        assert not re.search(r"\d", messages["temperature"] + messages["max_answer_tokens"])  # no ranges in labels
+        assert "1,5" in messages["temperature_hint"] if lang == "de" else "1.5" in messages["temperature_hint"]
+        assert "4096" in messages["max_answer_tokens_hint"]
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("local", {"de": "das Ihre Hochschule selbst betreibt", "en": "your institution runs itself"}),
+    ("external", {"de": "ein externes Sprachmodell (Gateway)", "en": "an external language model (Gateway)"}),
+    ("extractive", {"de": "kein Sprachmodell", "en": "No language model"}),
+])
+def test_the_consent_notice_says_who_answers(make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch,
+                                             kind: str, words: dict[str, str]) -> None:
+    from course_bots.privacy import consent
+
+    app = make_app()
+    monkeypatch.setitem(app.extensions, "coursebots.model_kind_resolver", lambda bot_id: kind)
+    monkeypatch.setitem(app.extensions, "coursebots.external_model_resolver",
+                        lambda bot_id: "Gateway" if kind == "external" else None)
+    monkeypatch.setattr(consent, "effective_retention", lambda bot_id: SimpleNamespace(anonymize_days=90,
+                                                                                       delete_days=365))
+    with app.app_context():
+        for lang in ("de", "en"):
+            notice = consent.Notice(None, "", lang, 0, i18n.text("consent_notice", lang))
+            text = consent.render_notice(notice, 1)
+            assert words[lang] in text, text
+            assert "{" not in text
+            others = {"local", "external", "extractive"} - {kind}
+            for other in others:
+                assert i18n.text(f"consent_model_sentence_{other}", lang, name="Gateway") not in text

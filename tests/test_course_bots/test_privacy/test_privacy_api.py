@@ -99,7 +99,7 @@ def test_logs_closed_below_k_then_open_and_export_audited(ctx: Flask) -> None:
     headers = bearer(teacher)
     closed = client.get(f"/api/v1/bots/{bot_id}/logs", headers=headers).get_json()
     assert closed["open"] is False and closed["items"] == [] and closed["questions"] == k - 1
-    assert closed["message"].startswith("Gespräche werden sichtbar") and f"mindestens {k}" in closed["message"]
+    assert closed["message"].startswith("Unterhaltungen werden sichtbar") and f"mindestens {k}" in closed["message"]
     refused = client.get(f"/api/v1/bots/{bot_id}/logs/export?format=csv", headers=headers)
     assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "logs_closed"
     extra = make_session(db.session.get(CourseBot, bot_id),
