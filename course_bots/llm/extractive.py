@@ -14,7 +14,7 @@ from retrieval.language import detect_language
 
 from .base import (ChatBackend, DoneEvent, ErrorEvent, Event, GenerationParams, Health, Message, Passage, StatusEvent,
                    TokenEvent, Usage)
-from .sources import code_fence, escape_markdown, parse_source_blocks, passage_blocks, reindent
+from .sources import code_fence, escape_markdown, keeps_break, parse_source_blocks, passage_blocks, reindent
 from .tokens import estimate_messages, estimate_tokens
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,10 @@ class ExtractiveBackend:
             return NOTHING[lang]
         terms = {w.lower() for w in _WORD.findall(question) if len(w) > 2}
         parts = [NOTICE[lang]]
-        for passage in passages[: self.max_passages]:
+        matching = [bool(terms & {w.lower() for w in _WORD.findall(p.text)}) for p in passages]
+        # The best passage, then those sharing a word with the question (all, when none shares one).
+        shown = [p for i, p in enumerate(passages) if not i or matching[i] or not any(matching)]
+        for passage in shown[: self.max_passages]:
             parts.append(f"### {escape_markdown(' '.join(passage.label.split()))} [{passage.number}]")
             parts.append(self._excerpt_markdown(passage.text, terms))
         return "\n\n".join(part for part in parts if part).rstrip()
@@ -77,7 +80,7 @@ class ExtractiveBackend:
         out: list[str] = []
         excerpt = self._best_excerpt(prose, terms) if prose.strip() else ""
         if excerpt:
-            out.append(escape_markdown(excerpt))
+            out.append("\\\n".join(escape_markdown(line) for line in excerpt.split("\n")))
         for kind, lines in blocks:
             if kind == "code":
                 code = [line for line in lines if line.strip()]
@@ -86,7 +89,14 @@ class ExtractiveBackend:
 
     def _best_excerpt(self, text: str, terms: set[str]) -> str:
         """The sentences sharing most words with the question, in document order, within ``max_chars``."""
-        sentences = [s.strip() for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
+        lines: list[str] = []  # the text's own lines (titles, full lines of a slide); wrapped lines joined again
+        for raw in (" ".join(line.split()) for line in text.split("\n")):
+            if raw and lines and not keeps_break(lines[-1], raw):
+                lines[-1] += " " + raw
+            elif raw:
+                lines.append(raw)
+        units = [(n, s.strip()) for n, line in enumerate(lines) for s in _SENTENCE.split(line) if s.strip()]
+        sentences = [s for _, s in units]
         if not sentences:
             return ""
         overlap = [len(terms & {w.lower() for w in _WORD.findall(s)}) for s in sentences]
@@ -99,7 +109,9 @@ class ExtractiveBackend:
                 continue
             chosen.append(index)
             used += len(sentences[index]) + 1
-        excerpt = " ".join(sentences[i] for i in sorted(chosen))
+        order = sorted(chosen)
+        excerpt = "".join(("\n" if units[i][0] != units[order[k - 1]][0] else " ") * bool(k) + sentences[i]
+                          for k, i in enumerate(order))
         return excerpt if len(excerpt) <= self.max_chars else excerpt[: self.max_chars - 1].rstrip() + "…"
 
     def cancel(self, request_id: str) -> None:

@@ -141,6 +141,7 @@ def passage_markdown(text: str) -> str:
             out.append(code_fence(reindent(lines)))
             continue
         paragraph: list[str] = []
+        previous = ""
         for line in lines:
             stripped = line.strip()
             if not stripped:
@@ -158,7 +159,15 @@ def passage_markdown(text: str) -> str:
                 number = re.match(r"\d+", stripped)
                 paragraph.append(f"{number.group(0) if number else 1}. " + escape_markdown(_ORDERED.sub("", stripped)))
             else:
+                if paragraph and not item and not paragraph[-1].startswith("- ") and keeps_break(previous, stripped):
+                    paragraph[-1] += "\\"  # a hard line break: a title or a full line of a slide stays a line
                 paragraph.append(escape_markdown(stripped))
+            previous = stripped
         if paragraph:
             out.append("\n".join(paragraph))
     return "\n\n".join(out)
+
+
+def keeps_break(line: str, following: str) -> bool:
+    """Whether the break after ``line`` is the text's own (a title, a full sentence) rather than a wrapped line."""
+    return not (following[:1].islower() or line.endswith((",", "-", "–")))
