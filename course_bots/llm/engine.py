@@ -17,7 +17,6 @@ from typing import Any, Callable, Sequence
 
 from .base import (BackendError, Busy, DoneEvent, Event, GenerationParams, Health, Message, StatusEvent, TokenEvent,
                    Usage)
-from . import telemetry
 from .runtime import KVBatch, LoadedModel, TextStream, encode_chat, load_model, load_tokenizer, sample
 
 logger = logging.getLogger(__name__)
@@ -162,7 +161,6 @@ class Engine:
                 if self._stop:
                     break
                 self._drop_cancelled_waiting()
-                telemetry.engine_load(len(self._waiting), len(self._active))
                 if not self._waiting and not self._active:
                     self._maybe_unload()
                     self._cond.wait(timeout=0.5)
@@ -203,7 +201,6 @@ class Engine:
             with self._cond:
                 self._warming = False
                 self._retry_at = time.monotonic() + delay
-            telemetry.MODEL_EVENTS.labels(event="load_failed").inc()
             self._refuse_waiting()
             return
         with self._cond:
@@ -215,10 +212,6 @@ class Engine:
             # The window is only known once the config is read: adopt it as the admission limit.
             self.options = _with_context(self.options, loaded.max_context)
         logger.info("Model ready after %.1f s (load #%d)", time.monotonic() - started, self.loads)
-        telemetry.MODEL_EVENTS.labels(event="load").inc()
-        telemetry.LOAD_SECONDS.observe(time.monotonic() - started)
-        telemetry.LOADED.set(1)
-        telemetry.gpu_memory()
 
     def _refuse_waiting(self) -> None:
         """After a failed load, answer every waiting request at once instead of loading again for each."""
@@ -253,9 +246,6 @@ class Engine:
                 torch.cuda.empty_cache()
         except ImportError:  # pragma: no cover - torch is present whenever a model was loaded
             pass
-        telemetry.MODEL_EVENTS.labels(event="unload").inc()
-        telemetry.LOADED.set(0)
-        telemetry.gpu_memory()
 
     def _drop_cancelled_waiting(self) -> None:
         """Answer cancelled or expired queued requests (lock held)."""
@@ -302,8 +292,6 @@ class Engine:
             self._last_activity = time.monotonic()
         if not chosen:
             return
-        for request in chosen:  # queued at deadline - timeout
-            telemetry.QUEUE_WAIT.observe(max(0.0, time.monotonic() - request.deadline + request.params.timeout_s))
         import torch
 
         pad = self._loaded.tokenizer.pad_token_id

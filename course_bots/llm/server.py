@@ -75,9 +75,13 @@ def create_app(engine: Engine, model_name: str, *, max_new_tokens_cap: int = 409
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()
         rid = f"chatcmpl-{uuid.uuid4().hex}"
+        submitted, waiting = time.monotonic(), [True]
 
         def sink(event: Event) -> None:
             """Hand an event from the engine thread over to this request's event loop."""
+            if waiting[0] and isinstance(event, TokenEvent):
+                waiting[0] = False
+                telemetry.MODEL_WAIT.observe(time.monotonic() - submitted)
             loop.call_soon_threadsafe(events.put_nowait, event)
 
         try:
@@ -97,7 +101,7 @@ def create_app(engine: Engine, model_name: str, *, max_new_tokens_cap: int = 409
             return error("unauthorised", "A valid API key is required.")
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
+        return Response(telemetry.exposition(engine), media_type=CONTENT_TYPE_LATEST)
 
     routes = [Route("/health", health), Route("/metrics", metrics), Route("/v1/models", models),
               Route("/v1/chat/completions", chat, methods=["POST"])]

@@ -1,17 +1,16 @@
-"""The model side's metrics: queue waits, loads and unloads, circuit state, and the model server's own /metrics."""
+"""The model side's metrics: circuit state, and the model server's own /metrics (queue, load, waits)."""
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import httpx
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from course_bots.llm.base import DoneEvent, Event, GenerationParams  # noqa: E402
 from course_bots.llm.circuit import CircuitBreaker  # noqa: E402
 from course_bots.llm.engine import Engine, EngineOptions  # noqa: E402
 from course_bots.llm.server import BackgroundServer, create_app  # noqa: E402
@@ -38,38 +37,27 @@ def test_circuit_state_follows_the_breaker() -> None:
     assert value(state, backend="test_backend") == 0
 
 
-def test_engine_counts_loads_waits_and_unloads(tmp_path: Path) -> None:
-    loads = value("coursebots_model_events_total", event="load")
-    unloads = value("coursebots_model_events_total", event="unload")
-    waits = value("coursebots_model_queue_wait_seconds_count")
-    engine = Engine(str(build_tiny_model(tmp_path)), EngineOptions(max_batch=2, idle_unload_s=None))
+def test_model_server_metrics_show_queue_load_and_waits(tmp_path: Path) -> None:
+    waits = value("coursebots_model_wait_seconds_count")
+    engine = Engine(str(build_tiny_model(tmp_path)), EngineOptions(max_batch=2))
+    server = BackgroundServer(create_app(engine, "tiny", api_key="k")).start()
     try:
         assert engine.wait_ready(120)
-        finished = threading.Event()
-        done: list[Event] = []
-
-        def sink(event: Event) -> None:
-            if isinstance(event, DoneEvent):
-                done.append(event)
-                if len(done) == 3:
-                    finished.set()
-
-        params = GenerationParams(max_new_tokens=4, temperature=0.0)
-        for _ in range(3):  # three requests, batch of two: one waits in the queue
-            engine.submit([{"role": "user", "content": "Hallo"}], params, sink)
-        assert finished.wait(120)
-        assert value("coursebots_model_events_total", event="load") == loads + 1
-        assert value("coursebots_model_loaded") == 1
-        assert value("coursebots_model_queue_wait_seconds_count") == waits + 3
-        server = BackgroundServer(create_app(engine, "tiny", api_key="k")).start()
-        try:
-            url = f"http://{server.host}:{server.port}/metrics"
-            assert httpx.get(url).status_code != 200  # the API key is required
-            text = httpx.get(url, headers={"Authorization": "Bearer k"}).text
-            assert "coursebots_model_queue_depth" in text and "coursebots_model_queue_wait_seconds" in text
-        finally:
-            server.stop()
+        key = {"Authorization": "Bearer k"}
+        base = f"http://{server.host}:{server.port}"
+        for _ in range(2):
+            answer = httpx.post(base + "/v1/chat/completions", headers=key, timeout=60, json={
+                "model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "Hallo"}]})
+            assert answer.status_code == 200
+        assert httpx.get(base + "/metrics").status_code != 200  # the API key is required
+        scraped = {(s.name, tuple(sorted(s.labels.items()))): s.value for family in
+                   text_string_to_metric_families(httpx.get(base + "/metrics", headers=key).text)
+                   for s in family.samples}
+        assert scraped[("coursebots_model_queue_depth", ())] == 0
+        assert scraped[("coursebots_model_active_sequences", ())] == 0
+        assert scraped[("coursebots_model_loaded", ())] == 1
+        assert scraped[("coursebots_model_loads_total", ())] == 1
+        assert scraped[("coursebots_model_wait_seconds_count", ())] == waits + 2
     finally:
+        server.stop()
         engine.shutdown()
-    assert value("coursebots_model_events_total", event="unload") == unloads + 1
-    assert value("coursebots_model_loaded") == 0
