@@ -244,6 +244,8 @@ def purge(now: datetime | None = None) -> dict[str, int]:
             db.session.execute(update(AuditEvent).where(AuditEvent.bot_id == bot_id, AuditEvent.created_at < cutoff,
                                                         AuditEvent.actor_pseudonym.is_not(None))
                                .values(actor_pseudonym=None).execution_options(synchronize_session=False))
+            db.session.execute(delete(QuotaHit).where(QuotaHit.bot_id == bot_id, QuotaHit.day < cutoff.date())
+                               .execution_options(synchronize_session=False))  # fair-use hits carry a pseudonym
         # A label whose person has no linked conversation left would only keep a pseudonym for nothing.
         active = select(ChatSession.pseudonym).where(ChatSession.bot_id == bot_id, ChatSession.pseudonym.is_not(None))
         counts["labels_deleted"] += _rowcount(db.session.execute(

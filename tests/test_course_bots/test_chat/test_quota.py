@@ -298,3 +298,21 @@ def test_the_chat_counts_in_redis_and_keeps_working_when_redis_stops(make_app: A
         assert quota["limit"] == 100 and quota["questions_left"] == 98  # the process counted the last two
         db.session.remove()
         db.engine.dispose()
+
+
+def test_the_retention_purge_deletes_old_limit_hits(world: dict[str, Any]) -> None:
+    from datetime import date, timedelta
+
+    from sqlalchemy import select
+
+    from course_bots.privacy import operations as privacy
+    from course_bots.quotas.models import QuotaHit
+
+    today = date.today()
+    for day in (today, today - timedelta(days=200)):
+        db.session.add(QuotaHit(bot_id=world["bot"], day=day, role="learner", pseudonym="a" * 64,
+                                code="rate_limited", hits=1))
+    db.session.commit()
+    privacy.purge()
+    db.session.commit()
+    assert list(db.session.scalars(select(QuotaHit.day))) == [today]
