@@ -239,7 +239,8 @@
 
     function setBusy(busy) {
       state.busy = busy;
-      send.hidden = busy;
+      send.disabled = busy;
+      send.hidden = busy;  // the stop button takes its place
       stop.hidden = !busy;
       if (!busy && document.activeElement === stop) { question.focus(); }
     }

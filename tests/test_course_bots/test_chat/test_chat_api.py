@@ -329,3 +329,18 @@ def test_leaving_mid_answer_stores_it_once_and_asking_again_answers_that_questio
         assert db.session.query(ChatSession).count() == 1
         assert db.session.query(Message).filter_by(role="user").count() == 1
         assert db.session.query(Message).filter_by(reply_to_id=asked.question_id).one().status == "ok"
+
+
+def test_asking_again_after_an_answer_or_with_other_words_is_a_new_question(
+        app: Flask, client: FlaskClient, setup: dict[str, Any]) -> None:
+    from course_bots.chat.models import Message
+    from lti_tool.extensions import db
+
+    first = ask(client, setup, question="What is the step size?", client_id="a-1")
+    again = ask(client, setup, question="What is the step size?", client_id="a-2",
+                conversation_id=first[-1][1]["conversation_id"])
+    other = ask(client, setup, question="What does the learning rate control?", client_id="a-3")
+    assert again[-1][0] == other[-1][0] == "done"
+    assert again[-1][1]["message_id"] != first[-1][1]["message_id"]  # answered: asking again is asking again
+    with app.app_context():
+        assert db.session.query(Message).filter_by(role="user").count() == 3
