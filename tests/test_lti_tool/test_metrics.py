@@ -203,3 +203,14 @@ def test_chat_answers_are_counted_by_outcome(app: Flask, client: FlaskClient,
     assert value("coursebots_tokens_total", direction="in", model=model) >= 120
     assert value("coursebots_tokens_total", direction="out", model=model) >= 7
     assert value("coursebots_open_streams") == 0  # every stream decremented its gauge
+
+    # A quota refusal is counted by its code at the response.
+    from course_bots.quotas.models import BotQuota
+
+    with app.app_context():
+        db.session.add(BotQuota(bot_id=bot_id, role="learner", questions_per_day=1))
+        db.session.commit()
+    refused = value("coursebots_quota_rejections_total", code="quota_exceeded")
+    response = client.post(f"/api/v1/bots/{bot_id}/chat", headers=headers, json={"question": "hi", "client_id": "q"})
+    assert response.status_code == 429 and response.get_json()["error"]["code"] == "quota_exceeded"
+    assert value("coursebots_quota_rejections_total", code="quota_exceeded") - refused == 1
