@@ -53,6 +53,14 @@ class CircuitBreaker:
                 telemetry.circuit(self.name, "closed")
             self._failures, self._opened_at, self._trial_running = 0, None, False
 
+    def abandon(self) -> None:
+        """A call ended without a verdict (the caller stopped reading, a bad request): free the half-open trial.
+
+        Without this a trial whose stream the student closed would hold the circuit half-open forever.
+        """
+        with self._lock:
+            self._trial_running = False
+
     def failure(self) -> None:
         """Record a failed call: the circuit opens at the threshold (or again after a failed trial)."""
         with self._lock:

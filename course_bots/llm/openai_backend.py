@@ -100,27 +100,35 @@ class OpenAIBackend:
                                                     "The language model server is unavailable (circuit open).")
                 return
             tried.append(server)
-            produced = False
+            produced = verdict = False
             try:
                 for event in self._attempt(rid, messages, params, deadline, server):
                     produced = produced or isinstance(event, TokenEvent)
+                    if isinstance(event, DoneEvent) and not verdict:
+                        server.breaker.success()  # before the reader sees it: many stop reading at "done"
+                        verdict = True
                     yield event
-                server.breaker.success()
+                if not verdict:
+                    server.breaker.success()
+                    verdict = True
                 return
             except openai.RateLimitError as exc:
                 position = _busy_position(exc)
                 if position is not None:
                     server.breaker.success()  # a full queue is a live server
+                    verdict = True
                     if busy is None or position < (busy.position or 0):
                         busy = ErrorEvent("busy", _error_message(exc), position)
                     continue  # another server may have room; else the smallest position is reported
                 failure = ErrorEvent("unavailable", "The language model server is rate limiting requests.")
             except openai.APITimeoutError:
                 server.breaker.failure()
+                verdict = True
                 yield ErrorEvent("timeout", "The language model server did not answer in time.")
                 return
             except (openai.APIConnectionError, openai.InternalServerError) as exc:
                 server.breaker.failure()
+                verdict = True
                 logger.warning("OpenAI-compatible server %s failed (attempt %d): %s", server.base_url, attempt + 1,
                                type(exc).__name__)
                 failure = ErrorEvent("unavailable", "The language model server cannot be reached.")
@@ -134,6 +142,8 @@ class OpenAIBackend:
                 with self._lock:
                     self._open.pop(rid, None)
                     server.in_flight -= 1
+                if not verdict:  # closed by the reader, a bad request: a half-open trial may run again
+                    server.breaker.abandon()
             if produced or time.monotonic() >= deadline:
                 yield failure
                 return

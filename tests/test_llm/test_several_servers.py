@@ -179,3 +179,21 @@ def test_catalogue_entry_lists_several_servers(servers: tuple[ScriptedServer, Sc
     with pytest.raises(CatalogueError, match="base_urls must be a list"):
         parse_catalogue({"models": [{"key": "x", "label": "X", "kind": "local", "model": "m",
                                      "context_window": 4096, "base_urls": "http://a/v1"}]})
+
+
+def test_a_trial_call_the_reader_abandons_does_not_hold_the_circuit_half_open(servers: Pair) -> None:
+    """Found by the fault run: a student closed the stream of the half-open trial (or the view failed), and the
+    circuit refused every later call (extractive answers for good)."""
+    a, _ = servers
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=1, cooldown_s=10, clock=lambda: now[0])
+    backend = OpenAIBackend(a.base_url, "m", breaker=breaker)
+    breaker.failure()
+    now[0] = 11.0
+    assert breaker.state == "half_open"
+    trial: Any = backend.stream(ASK, GenerationParams())
+    assert next(trial) == TokenEvent("from ")
+    trial.close()  # the reader goes away mid-answer: no verdict on the server
+    assert answer(backend) == "from A", "the next call is the trial again"
+    assert breaker.state == "closed"
+    backend.close()
