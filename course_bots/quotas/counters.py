@@ -53,7 +53,7 @@ class MemoryCounters:
 
 
 class RedisCounters:
-    """Counters in Redis (``INCRBY`` + ``EXPIRE``), shared by every web worker."""
+    """Counters in Redis (``SET NX EX`` + ``INCRBY``), shared by every web worker."""
 
     def __init__(self, url: str) -> None:
         """A client with short timeouts: a slow Redis must not hold a student's question."""
@@ -64,9 +64,9 @@ class RedisCounters:
     def incr(self, key: str, amount: int, ttl_s: int) -> int:
         """Add ``amount`` to ``key`` (expiring after ``ttl_s``); return the new value."""
         pipe = self._client.pipeline()
+        pipe.set(PREFIX + key, 0, ex=ttl_s, nx=True)  # the window's key is born with its expiry (any Redis >= 2.6)
         pipe.incrby(PREFIX + key, amount)
-        pipe.expire(PREFIX + key, ttl_s, nx=True)
-        value, _ = pipe.execute()
+        _, value = pipe.execute()
         return int(value)
 
     def get(self, key: str) -> int:
