@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
+from course_bots import i18n
 from lti_tool.context import api_error
 from lti_tool.extensions import db
 
@@ -26,9 +27,13 @@ class ServiceError(Exception):
 
 
 def error_response(exc: ServiceError) -> Response:
-    """Roll back what the refused request did and answer the API's error shape with the error's status."""
+    """Roll back what the refused request did and answer the API's error shape with the error's status.
+
+    The message is the catalogue's ``error_<code>`` in the request's language when it has one (so a German page
+    shows German), else the service's own message.
+    """
     db.session.rollback()
-    return api_error(exc.code, exc.message, exc.status)
+    return api_error(exc.code, i18n.error_text(exc.code, i18n.request_language(), exc.message), exc.status)
 
 
 def init_app(app: Flask) -> None:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flask import has_app_context
+from flask import g, has_app_context, has_request_context, request
 
 from lti_tool.extensions import current_config
 
@@ -69,3 +69,13 @@ def error_text(code: str | None, lang: str, default: str, **values: Any) -> str:
         return message.format(**values)
     except (KeyError, IndexError, ValueError):
         return default
+
+
+def request_language() -> str:
+    """The UI language of the current request: its session's locale, else the browser's Accept-Language."""
+    if not has_request_context():
+        return "en"
+    session = g.get("coursebots_session")
+    if session is not None and getattr(session, "locale", None):
+        return language_of(session.locale)
+    return request.accept_languages.best_match(LANGUAGES, default="en") or "en"

@@ -159,3 +159,17 @@ def test_the_consent_notice_says_who_answers(make_app: Callable[..., Flask], mon
             others = {"local", "external", "extractive"} - {kind}
             for other in others:
                 assert i18n.text(f"consent_model_sentence_{other}", lang, name="Gateway") not in text
+
+
+def test_service_refusals_answer_in_the_pages_language(make_app: Callable[..., Flask]) -> None:
+    from course_bots.errors import ServiceError, error_response
+
+    app = make_app()
+    refusal = ServiceError("invalid_faq", "An FAQ entry needs both a question and an answer.")
+    with app.test_request_context(headers={"Accept-Language": "de-DE,de;q=0.9"}):
+        assert error_response(refusal).get_json()["error"] == {
+            "code": "invalid_faq", "message": i18n.text("error_invalid_faq", "de")}
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert error_response(refusal).get_json()["error"]["message"].startswith("An FAQ entry needs a question")
+        unknown = ServiceError("something_new", "As it came.")
+        assert error_response(unknown).get_json()["error"]["message"] == "As it came."
