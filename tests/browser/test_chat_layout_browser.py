@@ -230,6 +230,7 @@ def test_code_from_a_slide_stays_a_code_block_with_copy_button(
     axe_clean(frame, "extractive answer with code and sources")
     page.keyboard.press("Escape")
     expect(cite).to_be_focused()
+    frame.locator('[data-cb="scroll"]').evaluate("node => { node.scrollTop = 0; }")  # the picture: from the question
     screenshot(page, SCREENSHOTS / "student-chat-extractive.png", full_page=False)
 
 
