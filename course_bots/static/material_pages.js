@@ -158,7 +158,14 @@
     list.textContent = "";
     var busy = body.status !== "ready" && body.status !== "failed";
     document.getElementById("cb-pages-busy").hidden = !busy;
-    if (!body.available) { list.appendChild(el("p", {}, t.pages_unavailable)); }
+    if (!body.available && !busy) {  // indexed before pages were kept: one re-index shows them
+      list.appendChild(el("p", {}, t.pages_unavailable));
+      list.appendChild(el("p", {})).appendChild(button(t.reindex, "reindex", function () {
+        view.options.call(view.options.api + "/materials/" + view.material.id + "/reindex", { method: "POST" })
+          .then(function () { if (view.options.onChange) { view.options.onChange(); } return load(); },
+            function (e) { view.options.say(e.message); });
+      }));
+    }
     body.pages.forEach(function (page) { list.appendChild(pageItem(page, body.locator)); });
     (body.previous_without_page || []).forEach(function (orphan) {
       var notice = el("div", { class: "cb-notice" });

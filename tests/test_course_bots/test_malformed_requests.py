@@ -89,7 +89,7 @@ def world(app: Flask) -> dict[str, Any]:
 
         db.session.commit()
         ids = {"bot_id": bot.id, "conversation_id": question.session_id, "message_id": answer.id,
-               "faq_id": faq.id, "material_id": 1}
+               "faq_id": faq.id, "material_id": 1, "number": 1, "question_id": 1}
         callers = {
             "anonymous": {}, "not-bearer": {"Authorization": "Basic eDp5"},
             "forged": {"Authorization": "Bearer " + "A" * 300}, "empty": {"Authorization": "Bearer "},
