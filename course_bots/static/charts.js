@@ -67,7 +67,7 @@
       chart.appendChild(svg("text", { x: x + 20, y: y, class: "cb-chart-label" }, s.label));
     });
     // y axis: gridlines and values
-    var ticks = max <= 4 ? max : 4;
+    var ticks = max <= 4 ? max : [5, 4, 3, 2].filter(function (n) { return max % n === 0; })[0] || 4;  // whole steps
     for (var t = 0; t <= ticks; t++) {
       var value = max * t / ticks, y = top + plotH - plotH * t / ticks;
       chart.appendChild(svg("line", { x1: left, y1: y, x2: left + plotW, y2: y, stroke: t ? "#d9d9d9" : "#1a1a1a",

@@ -6,6 +6,7 @@ with axe finding nothing.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -14,6 +15,7 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture
@@ -86,7 +88,8 @@ def _narrow(page: Any, frame: Any, where: str) -> None:
 
 
 def test_teacher_usage_chart_in_english(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
-                                        tool_server: Any, platform_server: Any) -> None:
+                                        tool_server: Any, platform_server: Any,
+                                        screenshot: Callable[..., Any]) -> None:
     page = launch("teacher", framed=False)
     frame = tool_frame(page)
     expect(frame.locator("main[data-page='teacher']")).to_be_visible()
@@ -98,6 +101,7 @@ def test_teacher_usage_chart_in_english(launch: Callable[..., Any], tool_frame: 
     assert any(any(m in d for m in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
                                     "Dec")) for d in dates), dates  # English date labels
     _axe_clean(page, "teacher usage chart")
+    screenshot(page, DOCS / "teacher-usage-chart.png")
     _narrow(page, frame, "teacher usage chart")
 
 
