@@ -214,3 +214,15 @@ def test_chat_answers_are_counted_by_outcome(app: Flask, client: FlaskClient,
     response = client.post(f"/api/v1/bots/{bot_id}/chat", headers=headers, json={"question": "hi", "client_id": "q"})
     assert response.status_code == 429 and response.get_json()["error"]["code"] == "quota_exceeded"
     assert value("coursebots_quota_rejections_total", code="quota_exceeded") - refused == 1
+
+
+def test_metrics_settings_are_checked_when_read(tmp_path: Path) -> None:
+    from lti_tool.config import Config, ConfigError
+
+    config = Config.from_env({"COURSEBOTS_METRICS_ALLOW": "10.0.0.0/8, ::1", "COURSEBOTS_LOG_FORMAT": "JSON"},
+                             instance_path=str(tmp_path))
+    assert config.metrics_allow == ("10.0.0.0/8", "::1") and config.log_format == "json"
+    for key, value in (("COURSEBOTS_METRICS_ALLOW", "10.0.0.0/33"), ("COURSEBOTS_METRICS_ALLOW", "intranet"),
+                       ("COURSEBOTS_LOG_FORMAT", "xml")):
+        with pytest.raises(ConfigError, match=key):
+            Config.from_env({key: value}, instance_path=str(tmp_path))
