@@ -14,6 +14,10 @@ from .tokens import estimate_messages
 logger = logging.getLogger(__name__)
 
 
+class StreamCut(Exception):
+    """The server's stream ended without a finish reason (the server died mid-answer): not a complete answer."""
+
+
 class _Server:
     """One OpenAI-compatible server of a backend: its client, circuit and requests in flight from this process."""
 
@@ -126,7 +130,7 @@ class OpenAIBackend:
                 verdict = True
                 yield ErrorEvent("timeout", "The language model server did not answer in time.")
                 return
-            except (openai.APIConnectionError, openai.InternalServerError) as exc:
+            except (openai.APIConnectionError, openai.InternalServerError, StreamCut) as exc:
                 server.breaker.failure()
                 verdict = True
                 logger.warning("OpenAI-compatible server %s failed (attempt %d): %s", server.base_url, attempt + 1,
@@ -175,7 +179,7 @@ class OpenAIBackend:
             timeout=httpx.Timeout(min(self.timeout_s, remaining), connect=self.connect_timeout_s), **kwargs)
         with self._lock:
             self._open[rid] = response
-        finish, usage, generated = "stop", Usage(), 0
+        finish, usage, generated, finished = "stop", Usage(), 0, False
         try:
             for chunk in response:
                 if time.monotonic() > deadline:
@@ -191,10 +195,13 @@ class OpenAIBackend:
                         generated += 1
                         yield TokenEvent(choice.delta.content)
                     if choice.finish_reason:
+                        finished = True
                         finish = str((chunk.model_extra or {}).get("coursebots_finish_reason")
                                      or choice.finish_reason)
         finally:
             response.close()
+        if not finished:  # a server killed mid-answer may close the stream cleanly: the answer is cut, not done
+            raise StreamCut("the stream ended without a finish reason")
         yield DoneEvent(finish, usage if usage.completion_tokens else Usage(usage.prompt_tokens, generated))
 
     def cancel(self, request_id: str) -> None:

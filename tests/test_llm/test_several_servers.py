@@ -25,6 +25,7 @@ class ScriptedServer:
         self.hold: threading.Event | None = None  # answers wait for this when set
         self.queued_at: int | None = None  # reports this queue position before answering
         self.busy_at: int | None = None  # answers 429 busy with this position
+        self.cut = False  # closes the stream after the first word, as a server killed mid-answer
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -57,6 +58,9 @@ class ScriptedServer:
                     status = {"state": "queued", "position": outer.queued_at}
                     self._send({"choices": [], "coursebots_status": status})
                 self._send({"choices": [{"index": 0, "delta": {"content": "from "}, "finish_reason": None}]})
+                if outer.cut:
+                    self.close_connection = True
+                    return
                 if outer.hold is not None:
                     outer.hold.wait(30)
                 self._send({"choices": [{"index": 0, "delta": {"content": outer.name}, "finish_reason": "stop"}]})
@@ -197,3 +201,24 @@ def test_a_trial_call_the_reader_abandons_does_not_hold_the_circuit_half_open(se
     assert answer(backend) == "from A", "the next call is the trial again"
     assert breaker.state == "closed"
     backend.close()
+
+
+def test_a_stream_cut_mid_answer_is_an_error_not_a_short_answer(servers: Pair) -> None:
+    """Found by the fault run: a model server killed mid-answer closed its stream cleanly, and the student got
+    the first half of the answer as if it were complete."""
+    a, b = servers
+    a.cut = True
+    backend = OpenAIBackend([a.base_url], "m", breaker=CircuitBreaker(threshold=1, cooldown_s=60))
+    events = list(backend.stream(ASK, GenerationParams()))
+    assert events == [TokenEvent("from "), ErrorEvent("unavailable", "The language model server cannot be reached.")]
+    assert backend.breaker.state == "open"
+    backend.close()
+    pool = OpenAIBackend([a.base_url, b.base_url], "m")
+    texts = set()
+    for _ in range(2):
+        events = list(pool.stream(ASK, GenerationParams()))
+        texts.add("".join(e.text for e in events if isinstance(e, TokenEvent)))
+        assert isinstance(events[-1], DoneEvent) or events[-1] == ErrorEvent(
+            "unavailable", "The language model server cannot be reached."), "text already sent: no second server"
+    assert texts == {"from ", "from B"}
+    pool.close()
