@@ -17,6 +17,8 @@ from flask import Flask, Response, g, request
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, REGISTRY, generate_latest, multiprocess,
                                values)
 
+#: HTTP methods counted by name (any other is counted as ``other``).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Latency buckets (seconds) for requests and the first token of an answer.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: Buckets (seconds) for long jobs: ingestion of a material.
@@ -95,9 +97,10 @@ def init_app(app: Flask) -> None:
     def _observe(response: Response) -> Response:
         started = getattr(g, "metrics_started", None)
         endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        HTTP_REQUESTS.labels(endpoint=endpoint, method=request.method, status=str(response.status_code)).inc()
+        method = request.method if request.method in METHODS else "other"  # a client invents methods, not series
+        HTTP_REQUESTS.labels(endpoint=endpoint, method=method, status=str(response.status_code)).inc()
         if started is not None:
-            HTTP_LATENCY.labels(endpoint=endpoint, method=request.method).observe(time.monotonic() - started)
+            HTTP_LATENCY.labels(endpoint=endpoint, method=method).observe(time.monotonic() - started)
         return response
 
 

@@ -62,6 +62,12 @@ def test_requests_are_counted_by_route_pattern_not_path(app: Flask, client: Flas
     assert not any("12345" in dict(labels).get("endpoint", "") for _, labels in after)
     latency = ("coursebots_http_request_seconds_count", (("endpoint", "/healthz"), ("method", "GET")))
     assert after[latency] - before.get(latency, 0.0) == 1
+    client.open("/nowhere/42?x=1", method="BREW")  # an invented method and path make no new series
+    final = samples(client.get("/metrics").get_data(as_text=True))
+    labels = [dict(key[1]) for key in final if key[0] == "coursebots_http_requests_total"]
+    assert {"endpoint": "<unmatched>", "method": "other", "status": "405"} in labels \
+        or {"endpoint": "<unmatched>", "method": "other", "status": "404"} in labels
+    assert not any(label["method"] == "BREW" or "42" in label["endpoint"] for label in labels)
 
 
 def test_requests_get_an_id(client: FlaskClient) -> None:
