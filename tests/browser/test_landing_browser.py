@@ -121,3 +121,24 @@ def test_other_unknown_addresses_stay_404(browser: Any, tool_server: Any) -> Non
         assert response is not None and response.status == 404
     finally:
         context.close()
+
+
+def test_the_landing_page_speaks_in_the_configured_du(browser: Any, tool_server: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    config = tool_server.app.extensions["coursebots.config"]
+    monkeypatch.setitem(tool_server.app.extensions, "coursebots.config",
+                        dataclasses.replace(config, german_address="du"))
+    context = browser.new_context(viewport=NARROW, locale="de-DE", extra_http_headers={"Accept-Language": "de"})
+    try:
+        page = context.new_page()
+        page.goto(tool_server.base_url + "/")
+        expect(page.locator("main[data-page='landing']")).to_have_attribute("data-lang", "de")
+        texts = visible.visible_texts(page.main_frame, "de")
+        assert "Öffne in Moodle" in " ".join(texts)
+        assert not visible.address_violations(texts, "du"), texts
+        assert not visible.foreign_sentences(texts, "de")
+        _axe_clean(page, "landing de du 320px")
+    finally:
+        context.close()
