@@ -256,3 +256,21 @@ def test_a_new_semester_copy_keeps_the_page_edits(papp: Flask) -> None:
                        headers=token(papp, bot_id=2)).get_json()["pages"]
     assert pages[1]["edit"]["excluded"] is True
     assert "Krebs" not in found_texts(papp, "What does the old exam ask about the Krebs cycle?", bot_id=2)
+
+
+def test_a_file_without_pages_is_shown_and_edited_by_sections(papp: Flask) -> None:
+    client = papp.test_client()
+    notes = ("# Osmosis\n\nWater moves across a semipermeable membrane towards the higher solute concentration.\n\n"
+             "# Diffusion\n\nParticles spread from high to low concentration until the platypus balance is reached.\n\n"
+             "# Active transport\n\nPumps move ions against their gradient and spend ATP on every cycle.\n").encode()
+    material_id = upload(papp, client, notes, name="Transport notes.md")
+    body = client.get(f"{API}/{material_id}/pages", headers=token(papp)).get_json()
+    assert body["locator"] == "section"
+    sections = [(p["number"], p["heading"]) for p in body["pages"]]
+    assert sections[:3] == [(1, "Osmosis"), (2, "Diffusion"), (3, "Active transport")]
+    assert all(p["passages"] for p in body["pages"])
+    edit(papp, client, material_id, 2, {"replacement": "Diffusion ends in the narwhal equilibrium."})
+    assert "platypus" not in found_texts(papp, "When does diffusion stop? platypus balance")
+    with papp.app_context():
+        hits = search_course(1, "narwhal equilibrium", k=3)
+    assert "narwhal" in hits[0].chunk.text and hits[0].chunk.position is None  # cited by its heading, not a number
