@@ -5,7 +5,7 @@ import time
 from datetime import date, datetime, time as day_time, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Date, and_, cast, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from course_bots.chat.models import ChatSession, Message, UsageEvent
@@ -147,34 +147,43 @@ def _day_rows(days: int, today: date | None) -> tuple[date, list[date]]:
 def _model_usage(first: date, issuer: str | None, bot_id: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Answers, tokens and answer time per model and per day since ``first``, from the stored answers.
 
-    Answers are deleted with their conversations (retention, erasure), so these are what is still stored.
+    Answers are deleted with their conversations (retention, erasure), so these are what is still stored. Summed
+    in the database (one row per model and day), not row by row here.
     """
     since = datetime.combine(first, day_time(0), tzinfo=timezone.utc)
-    query = (select(Message.model_id, Message.created_at, Message.prompt_tokens, Message.completion_tokens,
-                    Message.latency_ms)
+    day: Any
+    if db.engine.dialect.name == "sqlite":
+        day = func.date(Message.created_at)  # stored as UTC text: its first ten characters
+    else:
+        day = cast(func.timezone("UTC", Message.created_at), Date)  # the UTC day whatever the session's zone
+    query = (select(Message.model_id, day.label("day"), func.count(Message.id).label("answers"),
+                    func.coalesce(func.sum(Message.prompt_tokens), 0).label("tokens_in"),
+                    func.coalesce(func.sum(Message.completion_tokens), 0).label("tokens_out"),
+                    func.coalesce(func.sum(Message.latency_ms), 0).label("latency_ms"))
              .join(ChatSession, Message.session_id == ChatSession.id)
              .where(Message.role == "assistant", Message.status == "ok", Message.created_at >= since,
-                    ChatSession.preview.is_(False)))
+                    ChatSession.preview.is_(False))
+             .group_by(Message.model_id, day))
     if bot_id is not None:
         query = query.where(ChatSession.bot_id == bot_id)
     if issuer is not None:
         query = query.join(CourseBot, CourseBot.id == ChatSession.bot_id).where(CourseBot.issuer == issuer)
     models: dict[str, dict[str, Any]] = {}
     seconds_per_day: dict[str, float] = {}
-    for model_id, created_at, tokens_in, tokens_out, latency_ms in db.session.execute(query):
-        model = model_id or "unknown"
+    for row in db.session.execute(query):
+        model = row.model_id or "unknown"
         entry = models.setdefault(model, {"model": model, "answers": 0, "tokens_in": 0, "tokens_out": 0,
                                           "answer_seconds": 0.0})
-        entry["answers"] += 1
-        entry["tokens_in"] += int(tokens_in or 0)
-        entry["tokens_out"] += int(tokens_out or 0)
-        entry["answer_seconds"] += (latency_ms or 0) / 1000
-        if model not in ("refusal", "extractive") and latency_ms:
-            key = created_at.date().isoformat()
-            seconds_per_day[key] = seconds_per_day.get(key, 0.0) + latency_ms / 1000
+        entry["answers"] += int(row.answers)
+        entry["tokens_in"] += int(row.tokens_in)
+        entry["tokens_out"] += int(row.tokens_out)
+        entry["answer_seconds"] += int(row.latency_ms) / 1000
+        if model not in ("refusal", "extractive") and row.latency_ms:
+            key = str(row.day)[:10]
+            seconds_per_day[key] = seconds_per_day.get(key, 0.0) + int(row.latency_ms) / 1000
     rows = sorted(models.values(), key=lambda m: (-m["answers"], m["model"]))
-    for row in rows:
-        row["answer_seconds"] = round(row["answer_seconds"], 3)
+    for entry in rows:
+        entry["answer_seconds"] = round(entry["answer_seconds"], 3)
     return rows, seconds_per_day
 
 
