@@ -1,12 +1,12 @@
 """Every page, tab and state in German (Sie and du) and English: no sentence in the other language, one address.
 
 German teacher, student and administrator launch through the fake platform. The walk visits every tab it finds
-(tabs added later are walked too) and every chat state reached through the real flows: consent, empty,
-answering, answered, a model server that is down, a quota that is used up; plus a material that failed to load
-(a password-protected PDF). At each stop it collects the frame's visible text and accessible labels, and fails on
-any sentence in the other language (hard-coded strings included) and, in German, on the form of address that is
-not configured. Keyboard only; axe finds nothing; 320 px and desktop. ``COURSEBOTS_WALK_DUMP=<file>`` writes every
-stop's words to a file (one JSON line per stop) for reviewing the wording.
+(tabs added later are walked too) and every chat state reached through the real flows: consent, declined,
+empty, answering, answered, a model server that is down, a quota that is used up; plus a material that failed
+to load (a password-protected PDF). At each stop it collects the frame's visible text and accessible labels, and
+fails on any sentence in the other language (hard-coded strings included) and, in German, on the form of address
+that is not configured. Keyboard only; axe finds nothing; 320 px and desktop. ``COURSEBOTS_WALK_DUMP=<file>``
+writes every stop's words to a file (one JSON line per stop) for reviewing the wording.
 """
 from __future__ import annotations
 
@@ -231,6 +231,14 @@ def test_student_walks_every_state(launch: Callable[..., Any], tool_frame: Calla
     accept = frame.locator('[data-cb="consent-accept"]')
     expect(accept).to_be_visible()
     walk.check("consent")
+    decline = frame.locator('[data-cb="consent-decline"]')
+    decline.focus()
+    page.keyboard.press("Enter")
+    review = frame.locator('[data-cb="consent-review"]')
+    expect(review).to_be_focused()
+    walk.check("consent declined")
+    page.keyboard.press("Enter")  # read the notice again, then agree
+    expect(accept).to_be_visible()
     accept.focus()
     page.keyboard.press("Enter")
     question = frame.locator('[data-cb="question"]')
