@@ -23,7 +23,7 @@ worker_class = _env("GUNICORN_WORKER_CLASS", "gthread")
 # cores only add memory (each holds the embedding model and its course indexes).
 workers = int(_env("GUNICORN_WORKERS", str(os.cpu_count() or 2)))
 # Open streams one process serves at once (gthread). Beyond workers x threads, new connections wait in the backlog.
-threads = int(_env("GUNICORN_THREADS", "200"))
+threads = int(_env("GUNICORN_THREADS", "160"))
 # gevent only: concurrent connections per process (gunicorn's gevent worker monkey-patches before loading the app).
 worker_connections = int(_env("GUNICORN_WORKER_CONNECTIONS", "1000"))
 backlog = int(_env("GUNICORN_BACKLOG", "2048"))

@@ -59,7 +59,10 @@ def create_app(config: Config | None = None) -> Flask:
         SECRET_KEY=config.secret_key,
         TESTING=config.testing,
         SQLALCHEMY_DATABASE_URI=config.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True} if not config.is_sqlite else {},
+        # Each worker thread holds a connection only while it reads or writes (a streaming answer holds none).
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": config.db_pool_size,
+                                   "max_overflow": config.db_pool_size, "pool_timeout": config.db_pool_timeout}
+        if not config.is_sqlite else {},
         MAX_CONTENT_LENGTH=None,
         JSON_SORT_KEYS=False,
     )

@@ -275,6 +275,14 @@ class Config:
         "COURSEBOTS_GERMAN_ADDRESS", "sie",
         "How the German texts address users: `sie` (formal, the default for a university) or `du` (informal).",
         _parse_address)
+    db_pool_size: int = _setting(
+        "COURSEBOTS_DB_POOL_SIZE", 10,
+        "PostgreSQL connections each web process keeps (as many again open under load): workers x 2 x this must "
+        "stay below the server's `max_connections`.", int)
+    db_pool_timeout: int = _setting(
+        "COURSEBOTS_DB_POOL_TIMEOUT", 120,
+        "Seconds a request waits for a free PostgreSQL connection before it fails (an overloaded server answers late "
+        "instead of failing).", int)
     warm_on_start: bool = _setting(
         "COURSEBOTS_WARM_ON_START", False,
         "Each web worker loads the embedding model and the indexes of the most recently used courses when it starts "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import re
 import statistics
 import string
@@ -60,8 +61,11 @@ class Load:
         self.max_open = 0
         self.server_max_open = 0.0
         self.rss: dict[int, int] = {}
+        self.cpu: dict[int, float] = {}  # CPU seconds of each server process, last seen
+        self.cpu0: dict[int, float] = {}  # ... and when the load began (after start-up and warming)
         self.counter = 0
         self.stop_at = 0.0
+        self.run_tag = "".join(random.choice(string.ascii_lowercase) for _ in range(6))
 
     async def student(self, session: aiohttp.ClientSession, number: int, delay: float) -> None:
         """One student: wait for the ramp, then ask questions back to back until the end."""
@@ -71,7 +75,7 @@ class Load:
         conversation: int | None = None
         while time.monotonic() < self.stop_at:
             self.counter += 1
-            ref = ref_word(self.counter)
+            ref = self.run_tag + ref_word(self.counter)  # unique across runs: a rerun never repeats a question
             question = f"{questions[(self.counter * 7919) % len(questions)]} ref-{ref}"
             result = await self.ask(session, token, question, ref, conversation)
             conversation = result.get("conversation_id") or conversation
@@ -141,6 +145,9 @@ class Load:
                     processes = [root, *root.children(recursive=True)]
                     for process in processes:
                         self.rss[process.pid] = max(self.rss.get(process.pid, 0), process.memory_info().rss)
+                        times = process.cpu_times()
+                        self.cpu[process.pid] = times.user + times.system
+                        self.cpu0.setdefault(process.pid, times.user + times.system)
                 except psutil.Error:
                     pass
             await asyncio.sleep(0.5)
@@ -181,7 +188,8 @@ def stored_once(database_url: str, results: list[dict[str, Any]]) -> dict[str, A
     missing = [c for c in client_ids if c not in found]
     twice = [c for c, (questions, _, _) in found.items() if questions != 1]
     not_one_answer = [c for c, (_, ok, answers) in found.items() if ok != 1 or answers != 1]
-    return {"questions_checked": len(client_ids), "questions_missing": len(missing), "questions_twice": len(twice),
+    return {"missing_examples": missing[:3], "questions_checked": len(client_ids),
+            "questions_missing": len(missing), "questions_twice": len(twice),
             "answers_not_exactly_one": len(not_one_answer), "exactly_once": not (missing or twice or not_one_answer)}
 
 
@@ -198,6 +206,7 @@ def summarise(load: Load, ttfts: dict[str, float] | None, storage: dict[str, Any
         if r["error"]:
             errors[r["error"][:80]] = errors.get(r["error"][:80], 0) + 1
     elapsed = load.ended - load.started
+    cpu = sum(load.cpu[pid] - load.cpu0[pid] for pid in load.cpu)
     summary = {
         "streams_target": load.args.streams, "ramp_s": load.args.ramp, "hold_s": load.args.hold,
         "questions": len(results), "answered": len(ok), "errors": sum(errors.values()), "error_kinds": errors,
@@ -207,6 +216,8 @@ def summarise(load: Load, ttfts: dict[str, float] | None, storage: dict[str, Any
                            "max": _r(max(first, default=None))},
         "answer_ms": {"p50": _r(percentile(done, 50)), "p95": _r(percentile(done, 95))},
         "rss_mb": {str(pid): round(rss / 2 ** 20) for pid, rss in sorted(load.rss.items())},
+        # Server CPU per answered question during the load: what bounds questions/s on a machine of its own.
+        "server_cpu_s": round(cpu, 1), "server_cpu_ms_per_question": _r(cpu * 1000 / len(ok) if ok else None),
     }
     if ttfts:
         summary["backend_ttft_ms_p50"] = _r(statistics.median(ttfts.values()) * 1000 if ttfts else None)
