@@ -30,12 +30,13 @@ def list_pages(bot_id: int, material_id: int) -> Response:
     return jsonify(pages.pages_json(material))
 
 
-def _answer(material: Material) -> tuple[Response, int]:
-    """Commit, re-index this file only, and answer with its pages and its row."""
+def _answer(material: Material, reindexed: bool = True) -> tuple[Response, int]:
+    """Commit, re-index this file only (202), and answer with its pages and its row (200 when nothing is indexed)."""
     db.session.commit()
-    if material.status == MaterialStatus.QUEUED:
+    if reindexed and material.status == MaterialStatus.QUEUED:
         ingest_worker.dispatch([material.id])
-    return jsonify({"material": messages.material_json(material), "pages": pages.pages_json(material)}), 202
+    body = {"material": messages.material_json(material), "pages": pages.pages_json(material)}
+    return jsonify(body), 202 if reindexed else 200
 
 
 @bp.put("/pages/<int:number>")
@@ -59,5 +60,4 @@ def decide_previous(bot_id: int, material_id: int, number: int) -> tuple[Respons
     material = svc.get_material(bot_id, material_id)
     if material is None:
         return _not_found()
-    pages.decide_previous(material, number, parse_body(PreviousEditDecision).keep)
-    return _answer(material)
+    return _answer(material, pages.decide_previous(material, number, parse_body(PreviousEditDecision).keep))
