@@ -163,14 +163,16 @@ def test_input_stays_in_view_and_enter_sends_shift_enter_breaks(
     page, frame = open_chat(launch, tool_frame, name, width=width, height=640)
     question = frame.locator('[data-cb="question"]')
     question.focus()  # keyboard only from here
-    page.keyboard.type("Photosynthese: erste Zeile")
+    page.keyboard.type("Photosynthesis converts light energy: erste Zeile")
     page.keyboard.press("Shift+Enter")
     page.keyboard.type("zweite Zeile")
-    expect(question).to_have_value("Photosynthese: erste Zeile\nzweite Zeile")  # Shift+Enter broke the line
+    # Shift+Enter broke the line
+    expect(question).to_have_value("Photosynthesis converts light energy: erste Zeile\nzweite Zeile")
     grown = question.evaluate("node => node.getBoundingClientRect().height")
     page.keyboard.press("Enter")
     expect(question).to_have_value("")  # Enter sent it
-    expect(frame.locator(".cb-user .cb-text").last).to_have_text("Photosynthese: erste Zeile\nzweite Zeile")
+    sent = frame.locator(".cb-user .cb-text").last
+    expect(sent).to_have_text("Photosynthesis converts light energy: erste Zeile\nzweite Zeile")
     answer = frame.locator(".cb-assistant").last
     expect(answer.locator(".cb-tools")).to_be_visible(timeout=30_000)
     assert grown > question.evaluate("node => node.getBoundingClientRect().height"), "the input grew with the text"
@@ -299,7 +301,7 @@ def test_stop_then_try_again_stores_the_question_once(
         tool_server: Any) -> None:
     helpers.ensure_material(launch, tool_frame).context.close()
     model("langsam " * 60, delay_s=0.15)
-    text = f"Photosynthese langsam erklären {uuid.uuid4().hex[:6]}"
+    text = f"Photosynthesis converts light energy into chemical energy, slowly please {uuid.uuid4().hex[:4]}"
     page, frame = open_chat(launch, tool_frame, user("stopper", "de-DE", "74"))
     frame.locator('[data-cb="question"]').fill(text)
     frame.locator('[data-cb="question"]').press("Enter")
@@ -325,12 +327,12 @@ def test_leaving_mid_answer_leaves_no_duplicate(launch: Callable[..., Any], tool
                                                 model: Callable[..., Any], tool_server: Any) -> None:
     helpers.ensure_material(launch, tool_frame).context.close()
     model("Photosynthese " * 80, delay_s=0.2, status={"state": "warming_up"}, status_s=1.0)
-    text = f"Was passiert bei der Photosynthese {uuid.uuid4().hex[:6]}?"
+    text = f"Photosynthesis converts light energy into chemical energy in the chloroplasts? {uuid.uuid4().hex[:4]}"
     name = user("verlasser", "de-DE", "75")
     page, frame = open_chat(launch, tool_frame, name)
     frame.locator('[data-cb="question"]').fill(text)
     frame.locator('[data-cb="question"]').press("Enter")
-    expect(frame.locator('[data-cb="status"]')).to_contain_text(re.compile("gestartet|vorbereitet|durchsucht"))
+    expect(frame.locator('[data-cb="status"]')).to_contain_text("gestartet")  # the model server is warming up
     page.context.close()  # the student closes the frame while the answer is being prepared
     wait_for(lambda: [row[1:] for row in stored(tool_server, text)] == [("failed", "cancelled")])
     page, frame = open_chat(launch, tool_frame, name)
