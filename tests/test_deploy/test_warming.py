@@ -1,0 +1,34 @@
+"""COURSEBOTS_WARM_ON_START: a starting worker loads the embedding model and the recently used courses' indexes."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from flask_migrate import upgrade
+
+from course_bots.materials.course_index import get_cache
+from course_bots.models import CourseBot
+from lti_tool import create_app
+from lti_tool.app import warm_worker
+from lti_tool.extensions import db, utcnow
+from tests.conftest import make_config
+
+
+def test_warming_builds_the_most_recently_used_courses_first(tmp_path: Path) -> None:
+    app = create_app(make_config(tmp_path, warm_on_start=True, warm_courses=2))
+    with app.app_context():
+        upgrade()
+        now = utcnow()
+        bots = [CourseBot(issuer="https://moodle.example.edu", deployment_id="1", context_id=f"c{i}",
+                          last_used_at=now - timedelta(days=i)) for i in range(3)]
+        db.session.add_all(bots)
+        db.session.commit()
+        ids = [bot.id for bot in bots]
+    assert warm_worker(app) == 2
+    cache = get_cache(app)
+    assert ids[0] in cache and ids[1] in cache and ids[2] not in cache  # the oldest course waits for its question
+
+
+def test_no_warming_unless_configured(tmp_path: Path) -> None:
+    app = create_app(make_config(tmp_path))
+    assert warm_worker(app) == 0
