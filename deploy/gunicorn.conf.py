@@ -45,6 +45,11 @@ keepalive = int(_env("GUNICORN_KEEPALIVE", "75"))
 max_requests = int(_env("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = int(_env("GUNICORN_MAX_REQUESTS_JITTER", "2000"))
 
+# gunicorn >= 25's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), which two servers on
+# one machine would share: off unless GUNICORN_CONTROL_SOCKET names a path of this server's own.
+control_socket = _env("GUNICORN_CONTROL_SOCKET", "") or "/run/coursebots-web/gunicorn.ctl"
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+
 # --- Proxies ---------------------------------------------------------------------------------------------------
 # Addresses whose X-Forwarded-* headers gunicorn believes (nginx on the same host by default). The app itself trusts
 # COURSEBOTS_PROXY_HOPS hops through werkzeug's ProxyFix (lti_tool/app.py).
