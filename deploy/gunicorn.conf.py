@@ -76,7 +76,8 @@ def on_starting(server: Any) -> None:
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
-        os.unlink(os.path.join(folder, name))
+        if name.endswith(".db"):
+            os.unlink(os.path.join(folder, name))
 
 
 def child_exit(server: Any, worker: Any) -> None:
