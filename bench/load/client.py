@@ -73,7 +73,7 @@ class Load:
         token = self.students["tokens"][number % len(self.students["tokens"])]
         questions = self.students["questions"]
         conversation: int | None = None
-        while time.monotonic() < self.stop_at:
+        while self.args.one_question or time.monotonic() < self.stop_at:  # with --one-question: exactly once
             self.counter += 1
             ref = self.run_tag + ref_word(self.counter)  # unique across runs: a rerun never repeats a question
             question = f"{questions[(self.counter * 7919) % len(questions)]} ref-{ref}"
