@@ -105,8 +105,9 @@ def supervise(redis_url: str, app: Flask, *, burst: bool = False, worker_class: 
                 log.warning("ingestion worker stopped: %s", type(exc).__name__)
             finally:
                 _stop_listening(worker)
-            if worker is not None and getattr(worker, "_stop_requested", False):
-                return restarts
+            if worker is not None and (getattr(worker, "_stop_requested", False)
+                                       or getattr(worker, "_shutdown_requested_date", None) is not None):
+                return restarts  # SIGTERM/SIGINT (RQ raises StopRequested when idle, without _stop_requested)
             if clean and burst:
                 return restarts
             if clean or time.monotonic() - started > 60:

@@ -154,3 +154,18 @@ def test_enqueue_missing_skips_files_already_waiting(worker_app: Flask, own_redi
         assert jobs.enqueue_missing(queue) == [waiting]
         assert queue.count == 1
         db.session.remove()
+
+
+def test_a_stop_request_ends_the_supervised_worker(worker_app: Flask, own_redis: RedisProcess) -> None:
+    """SIGTERM (systemctl stop) while the worker waits for jobs ends it instead of starting a new one."""
+    import signal
+
+    from rq import SimpleWorker
+
+    main = threading.main_thread().ident
+    assert main is not None
+    # to the main thread itself, so its blocking wait for jobs is interrupted (RQ's handler runs there)
+    threading.Timer(1.0, signal.pthread_kill, args=(main, signal.SIGTERM)).start()
+    restarts = rq_worker.supervise(own_redis.url, worker_app, worker_class=SimpleWorker, backoff_s=0.2,
+                                   recovery=False)
+    assert restarts == 0
