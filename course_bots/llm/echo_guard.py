@@ -2,8 +2,10 @@
 
 The answer is compared with the private text after folding case, accents, width, whitespace and punctuation:
 any run of ``window`` folded characters of the answer that also occurs in the folded private text is a leak.
-Text is released chunk by chunk, unchanged, only once no leaked run can start inside it; the last
-``window - 1`` folded characters are held back until more text (or the end) shows they are harmless.
+Text is released chunk by chunk, unchanged, only once no leaked run can start inside it: at most the last
+``window - 1`` folded characters are held back, and only as long as they still occur in the private text (the
+start of an answer that the prompt does not contain is released at once, so the guard adds little to the time
+to the first token).
 
 The folding is done one character at a time (NFKD, casefold, keep letters and digits, drop combining marks),
 so a chunk boundary anywhere (even between a letter and its accent) gives the same folded text; a leak is
@@ -69,7 +71,8 @@ class EchoGuard:
         if self.active:
             self._secret = _window_hashes(self._private, self.window) - _window_hashes(self._public, self.window)
             self.active = bool(self._secret)
-        self._top = pow(_BASE, max(self.window - 1, 0), _MOD)
+        self._pows = [pow(_BASE, k, _MOD) for k in range(max(self.window, 1))]
+        self._top = self._pows[-1]
         self._hash = 0
         self._pending: deque[tuple[str, int]] = deque()  # folded characters not yet cleared, with raw offsets
         self._chunks: deque[tuple[int, str]] = deque()  # held chunks with their end offsets
@@ -103,8 +106,20 @@ class EchoGuard:
         self._pending.clear()
         return released
 
+    def _trim(self) -> None:
+        """Clear held characters no private run can start at: the held text from there on is not in the private text.
+
+        A leaked run starting at the first held character would begin with all held characters, so they would
+        occur in the private text; while they do not, that character is safe. (Held characters that occur only in
+        the public texts are kept a little longer: conservative, never unsafe.)
+        """
+        while self._pending and "".join(f for f, _o in self._pending) not in self._private:
+            first = self._pending.popleft()[0]
+            self._hash = (self._hash - ord(first) * self._pows[len(self._pending)]) % _MOD
+
     def _release(self) -> list[str]:
         """Pop the held chunks that end before the first folded character not yet cleared."""
+        self._trim()
         safe = self._pending[0][1] if self._pending else self._end
         released = []
         while self._chunks and self._chunks[0][0] <= safe:
