@@ -3,7 +3,8 @@
 :func:`supervise` runs RQ's worker loop and, when Redis goes away (RQ's loop then quits, or cannot start), waits
 with exponential backoff and starts a fresh worker once Redis answers again. On every (re)start it enqueues the
 files that are queued in the database but have no job in Redis (a Redis restarted empty, an enqueue the web
-process could not make), and a recovery thread re-queues stale materials even while no job arrives. Jobs run
+process could not make), and a recovery thread does the same every few seconds (RQ's loop often rides out a
+short outage itself) and re-queues stale materials even while no job arrives. Jobs run
 ``course_bots.worker.ingest_job``: in this app with RQ's ``SimpleWorker``; RQ's forked work horse builds its own
 (a forked copy of this one's database pool must not be used).
 """
@@ -31,19 +32,36 @@ def supervised_app() -> Flask | None:
     return current[0] if current is not None and current[1] == os.getpid() else None
 
 
-def _recovery_loop(app: Flask, stop: threading.Event) -> None:
-    """Re-queue stale materials every half stale period, also while no job arrives; survives any outage."""
+MISSING_EVERY_S = 5.0  # how often queued files without a job in Redis are looked for
+
+
+def _recovery_loop(app: Flask, redis_url: str, stop: threading.Event) -> None:
+    """Enqueue queued files Redis lost (every few seconds) and re-queue stale ones (every half stale period).
+
+    RQ's own loop often rides out a Redis restart without returning, so this, not the restart of the worker,
+    is what hands an upload made during the outage to the worker once Redis is back. Survives any outage.
+    """
+    from redis import Redis
+    from rq import Queue
+
+    queue = Queue(QUEUE_NAME, connection=Redis.from_url(redis_url, socket_connect_timeout=5))
+    last_stale = 0.0
     while True:
         with app.app_context():
             every = max(1.0, current_config().ingest_stale_seconds / 2)
             try:
-                recover_stale()
+                if time.monotonic() - last_stale >= every:
+                    last_stale = time.monotonic()
+                    recover_stale()
+                requeued = enqueue_missing(queue)
+                if requeued:
+                    log.warning("enqueued %d queued file(s) that had no job in Redis", len(requeued))
             except Exception as exc:  # Redis or the database is away: the next round tries again
-                log.warning("stale-job recovery failed: %s", type(exc).__name__)
+                log.warning("ingestion recovery failed: %s", type(exc).__name__)
                 db.session.rollback()
             finally:
                 db.session.remove()
-        if stop.wait(every):
+        if stop.wait(min(every, MISSING_EVERY_S)):
             return
 
 
@@ -82,7 +100,8 @@ def supervise(redis_url: str, app: Flask, *, burst: bool = False, worker_class: 
     _supervised = (app, os.getpid())
     stop = threading.Event()
     if recovery:
-        threading.Thread(target=_recovery_loop, args=(app, stop), name="coursebots-recovery", daemon=True).start()
+        threading.Thread(target=_recovery_loop, args=(app, redis_url, stop), name="coursebots-recovery",
+                         daemon=True).start()
     restarts, wait = 0, backoff_s
     try:
         while True:

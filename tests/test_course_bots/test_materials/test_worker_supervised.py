@@ -169,3 +169,23 @@ def test_a_stop_request_ends_the_supervised_worker(worker_app: Flask, own_redis:
     restarts = rq_worker.supervise(own_redis.url, worker_app, worker_class=SimpleWorker, backoff_s=0.2,
                                    recovery=False)
     assert restarts == 0
+
+
+def test_the_recovery_thread_enqueues_a_file_redis_lost_while_the_worker_kept_running(
+        worker_app: Flask, own_redis: RedisProcess) -> None:
+    from redis import Redis
+
+    material_id = upload(worker_app, "lost.md")
+    Redis.from_url(own_redis.url).flushdb()  # Redis restarted empty under a worker that never noticed
+    stop = threading.Event()
+    thread = threading.Thread(target=rq_worker._recovery_loop, args=(worker_app, own_redis.url, stop))
+    thread.start()
+    try:
+        queue = jobs.rq_queue(own_redis.url)
+        deadline = time.monotonic() + 30
+        while queue.count == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [job.args[0] for job in queue.get_jobs()] == [material_id]
+    finally:
+        stop.set()
+        thread.join(30)
