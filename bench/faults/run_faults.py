@@ -18,6 +18,7 @@ import collections
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -363,6 +364,8 @@ def main() -> None:
                 results.append(row)
     finally:
         harness.close()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, ensure_ascii=False))
     print(f"logs: {tmp}" if args.keep else "", flush=True)
