@@ -1,6 +1,8 @@
 """Backend for any OpenAI-compatible server: ours, vLLM, Ollama, TGI or an institution's gateway."""
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import threading
 import time
@@ -173,36 +175,20 @@ class OpenAIBackend:
             kwargs["seed"] = params.seed
         # typed as Any: the overloads only know OpenAI's own model names and message types
         client: Any = (server or self.servers[0]).client
-        response = client.chat.completions.create(
-            model=self.model, messages=[dict(m) for m in messages], stream=True,
-            max_tokens=params.max_new_tokens, stream_options={"include_usage": True}, extra_body=extra or None,
-            timeout=httpx.Timeout(min(self.timeout_s, remaining), connect=self.connect_timeout_s), **kwargs)
-        with self._lock:
-            self._open[rid] = response
-        finish, usage, generated, finished = "stop", Usage(), 0, False
-        try:
-            for chunk in response:
-                if time.monotonic() > deadline:
-                    yield DoneEvent("timeout", Usage(usage.prompt_tokens, generated))
-                    return
-                status = (chunk.model_extra or {}).get("coursebots_status")
-                if status:
-                    yield StatusEvent(str(status.get("state")), status.get("position"))
-                if chunk.usage is not None:
-                    usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                for choice in chunk.choices:
-                    if choice.delta is not None and choice.delta.content:
-                        generated += 1
-                        yield TokenEvent(choice.delta.content)
-                    if choice.finish_reason:
-                        finished = True
-                        finish = str((chunk.model_extra or {}).get("coursebots_finish_reason")
-                                     or choice.finish_reason)
-        finally:
-            response.close()
-        if not finished:  # a server killed mid-answer may close the stream cleanly: the answer is cut, not done
-            raise StreamCut("the stream ended without a finish reason")
-        yield DoneEvent(finish, usage if usage.completion_tokens else Usage(usage.prompt_tokens, generated))
+        # The SDK builds the request (auth, timeouts, status errors); the stream is read raw: one json.loads per
+        # chunk instead of the SDK's SSE decoder and pydantic chunk objects (the web worker's CPU per token).
+        with client.chat.completions.with_streaming_response.create(
+                model=self.model, messages=[dict(m) for m in messages], stream=True,
+                max_tokens=params.max_new_tokens, stream_options={"include_usage": True}, extra_body=extra or None,
+                timeout=httpx.Timeout(min(self.timeout_s, remaining), connect=self.connect_timeout_s),
+                **kwargs) as raw:
+            response = raw.http_response
+            with self._lock:
+                self._open[rid] = response
+            try:
+                yield from _read_stream(response, deadline)
+            finally:
+                response.close()
 
     def cancel(self, request_id: str) -> None:
         """Close a running stream (the server sees the disconnect and stops generating)."""
@@ -226,6 +212,95 @@ class OpenAIBackend:
         """Close the pooled HTTP connections (the CLI after one completion; tests)."""
         for server in self.servers:
             server.client.close()
+
+
+def _read_stream(response: Any, deadline: float) -> Iterator[Event]:
+    """The events of a raw ``chat.completions`` SSE stream (an httpx response), as the SDK's stream would give.
+
+    Handles ``[DONE]``, our ``coursebots_status``/``coursebots_finish_reason`` extensions, usage, error payloads
+    (``openai.APIError``) and transport errors (``APITimeoutError``/``APIConnectionError``); a stream that ends
+    without a finish reason raises :class:`StreamCut`.
+    """
+    import openai
+
+    finish, usage, generated, finished = "stop", Usage(), 0, False
+    monotonic, loads, token = time.monotonic, json.loads, TokenEvent
+    data: list[str] = []
+    try:
+        for line in response.iter_lines():
+            if line.startswith("data:"):  # one JSON chunk per line, the common case: handled when its event ends
+                data.append(line[6:] if line.startswith("data: ") else line[5:])
+                continue
+            if line or not data:  # another field (event:, id:, a comment), or a blank line with no data
+                continue
+            payload = data[0] if len(data) == 1 else "\n".join(data)
+            data = []
+            if payload.startswith("[DONE]"):
+                break
+            if monotonic() > deadline:
+                yield DoneEvent("timeout", Usage(usage.prompt_tokens, generated))
+                return
+            chunk = loads(payload)
+            if not isinstance(chunk, dict):
+                continue
+            if chunk.get("error"):
+                error = chunk["error"]
+                message = error.get("message") if isinstance(error, dict) else None
+                raise openai.APIError(message if isinstance(message, str) and message
+                                      else "An error occurred during streaming", response.request, body=error)
+            status = chunk.get("coursebots_status")
+            if status:
+                yield StatusEvent(str(status.get("state")), status.get("position"))
+            counts = chunk.get("usage")
+            if counts is not None:
+                usage = Usage(counts.get("prompt_tokens") or 0, counts.get("completion_tokens") or 0)
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta")
+                if delta and delta.get("content"):
+                    generated += 1
+                    yield token(delta["content"])
+                if choice.get("finish_reason"):
+                    finished = True
+                    finish = str(chunk.get("coursebots_finish_reason") or choice["finish_reason"])
+    except _timeout_errors() as exc:
+        raise openai.APITimeoutError(request=response.request) from exc
+    except _transport_errors() as exc:
+        raise openai.APIConnectionError(request=response.request) from exc
+    if not finished:  # a server killed mid-answer may close the stream cleanly: the answer is cut, not done
+        raise StreamCut("the stream ended without a finish reason")
+    yield DoneEvent(finish, usage if usage.completion_tokens else Usage(usage.prompt_tokens, generated))
+
+
+@functools.cache
+def _timeout_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP clients' timeout errors (the SDK talks httpx2 from openai 3 on, httpx before)."""
+    import httpx
+
+    errors: list[type[BaseException]] = [httpx.TimeoutException]
+    try:
+        import httpx2
+    except ImportError:
+        pass
+    else:
+        errors.append(httpx2.TimeoutException)
+    return tuple(errors)
+
+
+@functools.cache
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP clients' errors of a broken connection (as the SDK's stream maps them to APIConnectionError)."""
+    import ssl
+
+    import httpx
+
+    errors: list[type[BaseException]] = [httpx.RequestError, ssl.SSLError]
+    try:
+        import httpx2
+    except ImportError:
+        pass
+    else:
+        errors.append(httpx2.RequestError)
+    return tuple(errors)
 
 
 def _busy_position(exc: Any) -> int | None:
