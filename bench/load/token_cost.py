@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.load.run import free_port, wait_for  # noqa: E402
-from course_bots.llm import openai_backend  # noqa: E402
 from course_bots.llm.base import (DoneEvent, Event, GenerationParams, Message, StatusEvent, TokenEvent,  # noqa: E402
                                   Usage)
 from course_bots.llm.openai_backend import OpenAIBackend, StreamCut  # noqa: E402
@@ -188,7 +187,7 @@ class ChatView:
         from course_bots import backends
 
         def run() -> int:
-            backends.backend_for = lambda entry: backend  # type: ignore[assignment]
+            backends.backend_for = lambda entry: backend
             self.asked += 1
             response = self.client.post(f"/api/v1/bots/{self.bot}/chat", headers=self.headers, buffered=False,
                                         json={"question": "What does the learning rate control?",
@@ -213,8 +212,8 @@ def use_old_view(old: bool) -> None:
     if not hasattr(api, "_bench_new"):
         api._bench_new = (api.sse, usage.metered)  # type: ignore[attr-defined]
     new_sse, new_metered = api._bench_new  # type: ignore[attr-defined]
-    api.sse = old_sse if old else new_sse  # type: ignore[assignment]
-    usage.metered = old_metered if old else new_metered  # type: ignore[assignment]
+    api.sse = old_sse if old else new_sse
+    usage.metered = old_metered if old else new_metered
 
 
 def search_stub(bot_id: int, query: str, k: int) -> list[Any]:
@@ -239,7 +238,7 @@ def main() -> None:
     logging.disable(logging.WARNING)
     from course_bots.chat import operations
 
-    operations.default_search = search_stub  # type: ignore[assignment]
+    operations.default_search = search_stub
     servers = {n: start_fake(n) for n in (LONG, SHORT)}
     paths = [args.only] if args.only else ["old", "new"]
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
