@@ -11,7 +11,7 @@ from retrieval.errors import CorruptDocumentError, EmptyDocumentError, FileTooLa
 from retrieval.language import detect_language
 from retrieval.loaders import sniff
 from retrieval.loaders.limits import LoadLimits, OcrProgress
-from retrieval.types import Document, Locator, Section
+from retrieval.types import Document, Locator
 
 __all__ = ["LoadLimits", "OcrProgress", "load_document", "load_documents", "decode_text", "document_id_for"]
 
@@ -59,10 +59,11 @@ def load_document(data: bytes, filename: str, media_type: str | None = None,
     metadata: dict[str, str] = {"kind": kind}
     try:
         if kind == sniff.PDF:
-            from retrieval.loaders.pdf import load_pdf_pages
+            from retrieval.loaders.pdf import load_pdf_pages, pdf_sections
 
-            pages, meta, used_ocr = load_pdf_pages(data, limits, on_ocr_page)
-            sections = [Section(text=t, position=i) for i, t in enumerate(pages, start=1) if t]
+            tables: dict[int, list[str]] = {}  # a tagged PDF's tables by page
+            pages, meta, used_ocr = load_pdf_pages(data, limits, on_ocr_page, tables)
+            sections = pdf_sections(pages, tables)
             locator = Locator.PAGE
             metadata["pages"] = str(len(pages))
             if used_ocr:

@@ -15,7 +15,9 @@ from retrieval.language import detect_language
 from retrieval.loaders.cleanup import normalise_text, remove_repeated_lines
 from retrieval.loaders.words import Lexicon
 from retrieval.loaders.limits import LoadLimits, OcrProgress
+from retrieval.loaders.pdf_tables import PageStructure, is_tagged, read_page_structure, remove_table_lines
 from retrieval.loaders.unpack import check_pdf_streams
+from retrieval.types import Section
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +28,27 @@ _MIN_WORD_CHARS = 3  # fewer letters/digits than this on every page: the PDF is 
 _OCR_PAGE_SECONDS = 120  # one page at 300 dpi takes 1-5 s on a small CPU
 
 
-def extract_pages(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[str, str]]:
-    """Return the raw text of every page and the document's metadata (title, author)."""
+def extract_pages(data: bytes, limits: LoadLimits, structures: list[PageStructure] | None = None
+                  ) -> tuple[list[str], dict[str, str]]:
+    """Return the raw text of every page and the document's metadata (title, author).
+
+    ``structures``, when given, receives each page's tables and figure texts from a tagged PDF's structure tree
+    (one entry per page; all empty for untagged PDFs and for PDFs only pypdf can read).
+    """
     try:
-        return _extract_pdfium(data, limits)
+        return _extract_pdfium(data, limits, structures)
     except (IngestError, MemoryError):  # out of memory is not "damaged": the sandbox reports it
         raise
     except Exception as exc:  # pdfium rejects some damaged files that pypdf can still repair
         log.info("pdfium failed (%s); trying pypdf", exc)
-    return _extract_pypdf(data, limits)
+    pages, meta = _extract_pypdf(data, limits)
+    if structures is not None:
+        structures[:] = [PageStructure() for _ in pages]
+    return pages, meta
 
 
-def _extract_pdfium(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[str, str]]:
+def _extract_pdfium(data: bytes, limits: LoadLimits, structures: list[PageStructure] | None = None
+                    ) -> tuple[list[str], dict[str, str]]:
     """Extract with pypdfium2; a password error becomes a typed error."""
     import pypdfium2 as pdfium
 
@@ -53,10 +64,13 @@ def _extract_pdfium(data: bytes, limits: LoadLimits) -> tuple[list[str], dict[st
                                                 f"{limits.max_pages}. Split it and upload the parts.")
         meta = {k.lower(): str(v) for k, v in pdf.get_metadata_dict(skip_empty=True).items()}
         pages = []
+        tagged = structures is not None and is_tagged(pdf.raw)
         for i in range(len(pdf)):
             page = pdf[i]
             textpage = page.get_textpage()
             pages.append(_page_text(textpage))
+            if structures is not None:
+                structures.append(read_page_structure(page.raw, textpage.raw) if tagged else PageStructure())
             textpage.close()
             page.close()
         return pages, meta
@@ -177,15 +191,18 @@ def _scanned(text: str) -> bool:
     return len(_WORD_CHAR.findall(text)) < _MIN_WORD_CHARS
 
 
-def load_pdf_pages(data: bytes, limits: LoadLimits, on_ocr_page: OcrProgress | None = None
-                   ) -> tuple[list[str], dict[str, str], bool]:
+def load_pdf_pages(data: bytes, limits: LoadLimits, on_ocr_page: OcrProgress | None = None,
+                   tables: dict[int, list[str]] | None = None) -> tuple[list[str], dict[str, str], bool]:
     """Return cleaned page texts, metadata and whether OCR produced any of them.
 
     Pages without a text layer (scans, photographed slides) are read with tesseract when it is installed,
     also inside PDFs whose other pages have text; at most ``limits.ocr_max_pages`` pages per file.
+    ``tables``, when given, receives the tables of a tagged PDF by page number (1-based), each as
+    "Header: value" rows; their lines are then left out of the page texts.
     """
     check_pdf_streams(data, limits.max_uncompressed_bytes)  # before pdfium inflates anything
-    pages, meta = extract_pages(data, limits)
+    structures: list[PageStructure] = []
+    pages, meta = extract_pages(data, limits, structures if tables is not None else None)
     if not pages:
         raise EmptyDocumentError("This PDF has no pages.")
     blank = [i for i, page in enumerate(pages) if _scanned(page)]
@@ -204,5 +221,34 @@ def load_pdf_pages(data: bytes, limits: LoadLimits, on_ocr_page: OcrProgress | N
         raise NoTextLayerError("This PDF contains no text, and text recognition (OCR) found none either.")
     # The document's own words and language decide what a lost ligature or a line-end hyphen was.
     lexicon = Lexicon.from_texts(pages, detect_language(" ".join(pages[:50])))
+    if tables is not None:
+        pages = _apply_structure(pages, structures, tables, lexicon)
     cleaned = remove_repeated_lines([normalise_text(p, lexicon) for p in pages])
     return cleaned, meta, recognised > 0
+
+
+def _apply_structure(pages: list[str], structures: list[PageStructure], tables: dict[int, list[str]],
+                     lexicon: Lexicon) -> list[str]:
+    """Move each page's tables into ``tables`` and out of its text; add its figures' alternative texts.
+
+    Done after the text-layer checks, so a page that is all table or all figure is never taken for a scan.
+    """
+    result = []
+    for number, (text, structure) in enumerate(zip(pages, structures), start=1):
+        if structure.tables:
+            tables[number] = [normalise_text(t, lexicon) for t in structure.tables]
+            text = remove_table_lines(text, structure.table_lines)
+        if structure.alt_texts:  # a figure's alternative text says what it shows (as for HTML and Office)
+            text = text + "\n\n" + "\n".join(structure.alt_texts)
+        result.append(text)
+    return result + pages[len(result):]
+
+
+def pdf_sections(pages: list[str], tables: dict[int, list[str]]) -> list[Section]:
+    """One body section per page with text, followed by that page's tables as ``kind="table"`` sections."""
+    sections = []
+    for number, text in enumerate(pages, start=1):
+        if text:
+            sections.append(Section(text=text, position=number))
+        sections.extend(Section(text=t, position=number, kind="table") for t in tables.get(number, []) if t)
+    return sections

@@ -1,0 +1,269 @@
+"""Tagged PDFs: tables read from the structure tree (header repeated with each row) and figures' alternative text.
+
+pdfium's text of a page reads a table as loose lines ("Name Credits", "Logic 6"); a tagged PDF says which text is
+which cell. Each Table element's rows (TR, also inside THead/TBody/TFoot) and cells (TH/TD) become rows for
+:func:`retrieval.loaders.office.table_rows`, the format DOCX, PPTX and HTML tables have; the table's lines are
+then taken out of the page's body text. Untagged PDFs, and PDFs whose structure tree pdfium cannot read, are
+left exactly as they were: every failure here means "no structure".
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from retrieval.loaders.office import table_rows
+
+log = logging.getLogger(__name__)
+
+MAX_ELEMENTS = 20_000  # structure elements visited per page: the loader runs with time and memory limits
+MAX_CHARS = 200_000  # characters of a page looked at when cells are filled
+_ROW_GROUPS = {"THead", "TBody", "TFoot"}
+_CELLS = {"TH", "TD"}
+_SPACES = {0x20, 0x09, 0x0A, 0x0D, 0xA0}
+_NEWLINES = {0x0A, 0x0D}
+_MARKS = {0, 2, 0xFFFE}
+
+
+@dataclass
+class PageStructure:
+    """What a page's structure tree adds to its text: tables as rows and figures' alternative texts."""
+
+    tables: list[str] = field(default_factory=list)  # each rendered like a DOCX table ("Header: value" rows)
+    table_lines: Counter[str] = field(default_factory=Counter)  # body lines made of table text (no spaces)
+    alt_texts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Table:
+    rows: list[list[set[int]]]  # each cell's marked-content ids
+    header: bool | None
+
+
+def is_tagged(pdf_handle: Any) -> bool:
+    """Whether the document says it is tagged (/MarkInfo /Marked true); never raises."""
+    import pypdfium2.raw as raw
+
+    try:
+        return bool(raw.FPDFCatalog_IsTagged(pdf_handle))
+    except Exception:  # an old pdfium without the call, or a damaged catalogue
+        return False
+
+
+def compact(line: str) -> str:
+    """A line without spaces and pdfium's marks: how a body line is matched with a table's line."""
+    return "".join(c for c in line if not c.isspace() and c not in "\x02\ufffe\x00")
+
+
+def remove_table_lines(text: str, table_lines: Counter[str]) -> str:
+    """The page text without the lines that the page's tables now say (each such line once)."""
+    if not table_lines:
+        return text
+    left = Counter(table_lines)
+    kept = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        key = compact(line)
+        if key and left[key] > 0:
+            left[key] -= 1
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def read_page_structure(page_handle: Any, textpage_handle: Any) -> PageStructure:
+    """Tables and figure texts of one page of a tagged PDF; empty when the page has none or its tree is broken."""
+    try:
+        return _read(page_handle, textpage_handle)
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as exc:  # a broken structure tree is read as no structure: the page keeps its plain text
+        log.info("structure tree not usable (%s); reading the page as plain text", type(exc).__name__)
+        return PageStructure()
+
+
+def _read(page_handle: Any, textpage_handle: Any) -> PageStructure:
+    """Walk the page's structure tree (at most MAX_ELEMENTS elements), then fill the tables' cells."""
+    import pypdfium2.raw as raw
+
+    tree = raw.FPDF_StructTree_GetForPage(page_handle)
+    if not tree:
+        return PageStructure()
+    structure = PageStructure()
+    tables: list[_Table] = []
+    try:
+        budget = [MAX_ELEMENTS]
+        stack = [e for e in (raw.FPDF_StructTree_GetChildAtIndex(tree, i)
+                             for i in range(min(raw.FPDF_StructTree_CountChildren(tree), MAX_ELEMENTS))) if e]
+        stack.reverse()
+        while stack and budget[0] > 0:
+            element = stack.pop()
+            budget[0] -= 1
+            kind = _type(element)
+            if kind == "Table":
+                table = _table(element, budget)
+                if table.rows:
+                    tables.append(table)
+                continue  # a table's figures belong to its cells' text
+            if kind == "Figure":
+                alt = " ".join(_utf16(raw.FPDF_StructElement_GetAltText, element).split())
+                if alt:
+                    structure.alt_texts.append(alt)
+            stack.extend(reversed(_children(element)))
+        if tables:
+            _fill(tables, textpage_handle, page_handle, structure)
+    finally:
+        raw.FPDF_StructTree_Close(tree)
+    return structure
+
+
+def _utf16(function: Any, handle: Any) -> str:
+    """Call one of pdfium's "write UTF-16LE into a buffer" getters."""
+    size = function(handle, None, 0)
+    if size <= 2 or size > 1_000_000:
+        return ""
+    buffer = ctypes.create_string_buffer(size)
+    function(handle, buffer, size)
+    return buffer.raw[:size].decode("utf-16-le", errors="replace").rstrip("\x00")
+
+
+def _type(element: Any) -> str:
+    """An element's structure type after the role map ("Table", "TR", "TD", ...)."""
+    import pypdfium2.raw as raw
+
+    return _utf16(raw.FPDF_StructElement_GetType, element)
+
+
+def _children(element: Any) -> list[Any]:
+    """An element's child elements (marked-content and object kids are no elements and are left out)."""
+    import pypdfium2.raw as raw
+
+    count = min(raw.FPDF_StructElement_CountChildren(element), MAX_ELEMENTS)
+    return [c for c in (raw.FPDF_StructElement_GetChildAtIndex(element, i) for i in range(count)) if c]
+
+
+def _mcids(element: Any, budget: list[int]) -> set[int]:
+    """The marked-content ids of an element and all elements below it."""
+    import pypdfium2.raw as raw
+
+    found: set[int] = set()
+    stack = [element]
+    while stack and budget[0] > 0:
+        current = stack.pop()
+        budget[0] -= 1
+        for i in range(min(raw.FPDF_StructElement_GetMarkedContentIdCount(current), MAX_ELEMENTS)):
+            mcid = raw.FPDF_StructElement_GetMarkedContentIdAtIndex(current, i)
+            if mcid >= 0:
+                found.add(mcid)
+        stack.extend(_children(current))
+    return found
+
+
+def _table(element: Any, budget: list[int]) -> _Table:
+    """A Table element's rows of cells (as marked-content ids); the header is the first row when it is all TH."""
+    rows: list[list[set[int]]] = []
+    kinds: list[list[str]] = []
+    in_head: list[bool] = []
+    groups = [(element, False)]
+    while groups and budget[0] > 0:
+        parent, head = groups.pop(0)
+        for child in _children(parent):
+            budget[0] -= 1
+            kind = _type(child)
+            if kind in _ROW_GROUPS:
+                groups.append((child, kind == "THead"))
+            elif kind == "TR":
+                cells = [(c, _type(c)) for c in _children(child)]
+                cells = [(c, k) for c, k in cells if k in _CELLS]
+                if cells:
+                    rows.append([_mcids(c, budget) for c, _ in cells])
+                    kinds.append([k for _, k in cells])
+                    in_head.append(head)
+    header: bool | None = None  # no TH: decided like a DOCX table, from the first row's look
+    if kinds and (in_head[0] or all(k == "TH" for k in kinds[0])):
+        header = True
+    return _Table(rows=rows, header=header)
+
+
+def _object_mcids(page_handle: Any) -> dict[int | None, int]:
+    """Marked-content id of each top-level page object (by address); objects inside forms are left out."""
+    import pypdfium2.raw as raw
+
+    found: dict[int | None, int] = {}
+    for i in range(min(raw.FPDFPage_CountObjects(page_handle), MAX_CHARS)):
+        obj = raw.FPDFPage_GetObject(page_handle, i)
+        if obj:
+            mcid = raw.FPDFPageObj_GetMarkedContentID(obj)
+            if mcid >= 0:
+                found[ctypes.cast(obj, ctypes.c_void_p).value] = mcid
+    return found
+
+
+def _fill(tables: list[_Table], textpage: Any, page_handle: Any, structure: PageStructure) -> None:
+    """Read each cell's characters in pdfium's order; note the body lines made of table text only."""
+    import pypdfium2.raw as raw
+
+    owner: dict[int, tuple[int, int, int]] = {}  # marked-content id -> (table, row, column)
+    for t, table in enumerate(tables):
+        for r, row in enumerate(table.rows):
+            for c, ids in enumerate(row):
+                for mcid in ids:
+                    owner.setdefault(mcid, (t, r, c))
+    objects = _object_mcids(page_handle)
+    texts = [[["" for _ in row] for row in table.rows] for table in tables]
+    last: tuple[int, int, int] | None = None
+    pending_space = False
+    line: list[str] = []
+    line_in_table = True
+    count = min(raw.FPDFText_CountChars(textpage), MAX_CHARS)
+    for i in range(count + 1):
+        code = raw.FPDFText_GetUnicode(textpage, i) if i < count else 0x0A  # a last newline ends the last line
+        if code in _NEWLINES:
+            if line and line_in_table:
+                structure.table_lines["".join(line)] += 1
+            line, line_in_table = [], True
+            pending_space = True
+            continue
+        obj = raw.FPDFText_GetTextObject(textpage, i)
+        object_mcid = objects.get(ctypes.cast(obj, ctypes.c_void_p).value) if obj else None
+        cell = owner.get(object_mcid) if object_mcid is not None else None
+        if cell is None:
+            if code in _SPACES:
+                pending_space = True
+            else:
+                last = None
+                if code not in _MARKS:
+                    line_in_table = False
+            continue
+        char = _char(textpage, i, code)
+        t, r, c = cell
+        if pending_space and last == cell and texts[t][r][c]:
+            if texts[t][r][c].endswith("\x02"):  # a word hyphenated at the cell's line end: join it
+                texts[t][r][c] = texts[t][r][c][:-1]
+            else:
+                texts[t][r][c] += " "
+        texts[t][r][c] += char
+        last, pending_space = cell, False
+        if code not in _SPACES and code not in _MARKS:
+            line.append(char)
+    for table, cells in zip(tables, texts):
+        rendered = table_rows([[_clean(c) for c in row] for row in cells], header=table.header)
+        if rendered.strip():
+            structure.tables.append(rendered)
+
+
+def _char(textpage: Any, index: int, code: int) -> str:
+    """One character as the page text has it: U+0002 for a removed line-end hyphen, U+FFFE for an unmapped glyph."""
+    import pypdfium2.raw as raw
+
+    if code in _MARKS:
+        return "\x02" if raw.FPDFText_IsHyphen(textpage, index) == 1 else "\ufffe"
+    if 0xD800 <= code <= 0xDFFF:
+        return "\ufffe"
+    return chr(code)
+
+
+def _clean(cell: str) -> str:
+    """A cell's text on one line, without a hyphen mark left at its end."""
+    return " ".join(cell.split()).rstrip("\x02")
