@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,10 @@ _CELLS = {"TH", "TD"}
 _SPACES = {0x20, 0x09, 0x0A, 0x0D, 0xA0}
 _NEWLINES = {0x0A, 0x0D}
 _MARKS = {0, 2, 0xFFFE}
+# Alternative texts that say nothing: "Figure", "Bild 3", "image1.png" (written by converters, not by people).
+_PLACEHOLDER_ALT = re.compile(r"^(?:figure|fig\.?|image|img|picture|graphic|grafik|bild|abbildung|abb\.?|foto|"
+                              r"photo|chart|diagram|diagramm|logo)?\s*\d*$|\.(?:png|jpe?g|gif|bmp|tiff?|svg|emf|wmf)$",
+                              re.IGNORECASE)
 
 
 @dataclass
@@ -39,7 +44,7 @@ class PageStructure:
 @dataclass
 class _Table:
     rows: list[list[set[int]]]  # each cell's marked-content ids
-    header: bool | None
+    header: bool
 
 
 def is_tagged(pdf_handle: Any) -> bool:
@@ -108,7 +113,7 @@ def _read(page_handle: Any, textpage_handle: Any) -> PageStructure:
                 continue  # a table's figures belong to its cells' text
             if kind == "Figure":
                 alt = " ".join(_utf16(raw.FPDF_StructElement_GetAltText, element).split())
-                if alt:
+                if alt and not _PLACEHOLDER_ALT.search(alt) and alt not in structure.alt_texts:
                     structure.alt_texts.append(alt)
             stack.extend(reversed(_children(element)))
         if tables:
@@ -180,9 +185,8 @@ def _table(element: Any, budget: list[int]) -> _Table:
                     rows.append([_mcids(c, budget) for c, _ in cells])
                     kinds.append([k for _, k in cells])
                     in_head.append(head)
-    header: bool | None = None  # no TH: decided like a DOCX table, from the first row's look
-    if kinds and (in_head[0] or all(k == "TH" for k in kinds[0])):
-        header = True
+    # As for HTML, the structure decides: a first row without TH cells (a key-value table, say) is no header.
+    header = bool(kinds) and (in_head[0] or all(k == "TH" for k in kinds[0]))
     return _Table(rows=rows, header=header)
 
 

@@ -24,7 +24,7 @@ def _marked(tag: str, mcid: int, content: bytes, tagged: bool) -> bytes:
     return b"/%s <</MCID %d>> BDC\n%s EMC\n" % (tag.encode(), mcid, content) if tagged else content
 
 
-def make_table_pdf(tagged: bool = True, tree: str = "good") -> bytes:
+def make_table_pdf(tagged: bool = True, tree: str = "good", alt: str = ALT) -> bytes:
     """A one-page PDF: a paragraph, a 3-column table with a header row, a figure, a paragraph.
 
     ``tree``: "good", "cycle" (a row that contains its table), "garbage" (structure entries of the wrong types),
@@ -80,7 +80,7 @@ def make_table_pdf(tagged: bool = True, tree: str = "good") -> bytes:
         objects[row_obj] = b"<< /Type /StructElem /S /TR /P %s /K [%s] >>" % (group, row_kids)
     figure_obj, outro_obj = number, number + 1
     objects[figure_obj] = (b"<< /Type /StructElem /S /Figure /P 6 0 R /Pg 3 0 R /Alt (%s) /K %d >>"
-                           % (ALT.encode(), figure_id))
+                           % (alt.encode(), figure_id))
     objects[outro_obj] = b"<< /Type /StructElem /S /P /P 6 0 R /Pg 3 0 R /K %d >>" % outro_id
     parent_of[0], parent_of[figure_id], parent_of[outro_id] = 7, figure_obj, outro_obj
     objects[7] = b"<< /Type /StructElem /S /P /P 6 0 R /Pg 3 0 R /K 0 >>"
@@ -144,6 +144,12 @@ def test_figure_keeps_its_alternative_text_on_its_page() -> None:
     assert body.index(OUTRO) < body.index(ALT)
 
 
+@pytest.mark.parametrize("placeholder", ["Figure", "Bild 3", "image1.png"])
+def test_a_placeholder_alternative_text_is_left_out(placeholder: str) -> None:
+    body = next(text for kind, _, text in _sections(make_table_pdf(alt=placeholder)) if kind == "body")
+    assert body.endswith(OUTRO)
+
+
 def test_untagged_pdf_with_the_same_content_reads_as_before() -> None:
     data = make_table_pdf(tagged=False)
     sections = _sections(data)
@@ -191,3 +197,9 @@ def test_the_element_budget_bounds_the_walk(monkeypatch: pytest.MonkeyPatch) -> 
     sections = _sections(make_table_pdf())
     assert [kind for kind, _, _ in sections] == ["body"]
     assert "Logic 6 Winter" in sections[0][2]
+
+
+def test_a_table_without_header_cells_gets_no_labels() -> None:
+    data = make_table_pdf().replace(b"/S /TH ", b"/S /TD ").replace(b"/S /THead", b"/S /TBody")
+    tables = [text for kind, _, text in _sections(data) if kind == "table"]
+    assert tables == ["Module | Credits | Semester\nLogic | 6 | Winter\nAlgebra | 9 | Summer\nProgramming | 8 | Winter"]
