@@ -104,9 +104,17 @@ def _consented(session: SessionToken) -> bool:
     return bool(privacy.has_consent(session))
 
 
+_to_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False) builds one per call
+_json_string = json.encoder.encode_basestring  # what that encoder writes for a str (ensure_ascii=False)
+
+
 def sse(name: str, data: dict[str, Any]) -> str:
     """One server-sent event (``data`` is JSON, so a newline in the text cannot end the event)."""
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    if name == "token" and len(data) == 1:  # the per-token event: the same bytes, written without the encoder
+        text = data.get("text")
+        if type(text) is str:
+            return 'event: token\ndata: {"text": ' + _json_string(text) + "}\n\n"
+    return f"event: {name}\ndata: {_to_json(data)}\n\n"
 
 
 @bp.post("/chat")

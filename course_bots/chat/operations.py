@@ -233,11 +233,12 @@ def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.A
     request_id = uuid.uuid4().hex
     parts: list[str] = []
     finished = False
+    feed, keep = guard.feed, parts.append  # looked up once, not per token
     try:
         for event in backend.stream(assembly.messages, params, request_id):
             if isinstance(event, TokenEvent):
-                for text in guard.feed(event.text):
-                    parts.append(text)
+                for text in feed(event.text):
+                    keep(text)
                     yield "token", {"text": text}
                 if guard.leaked:
                     finished = True

@@ -48,15 +48,16 @@ def metered(events: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str,
     metrics.OPEN_STREAMS.inc()
     try:
         for name, data in events:
-            if name == "status" and data.get("state") == "started":
+            if name == "token":  # most events: one comparison, then passed on
+                if first_token:
+                    first_token = False
+                    metrics.FIRST_TOKEN.observe(time.monotonic() - started)
+            elif name == "status" and data.get("state") == "started":
                 asked = True
                 metrics.QUESTIONS.inc()
             elif name == "status" and data.get("state") == "fallback":
                 fallback = True
                 metrics.BACKEND_ERRORS.labels(code="fallback").inc()
-            elif name == "token" and first_token:
-                first_token = False
-                metrics.FIRST_TOKEN.observe(time.monotonic() - started)
             elif name == "error" and outcome is None:
                 outcome = "error"
                 metrics.BACKEND_ERRORS.labels(code=str(data.get("code") or "unknown")[:32]).inc()

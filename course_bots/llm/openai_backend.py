@@ -109,8 +109,9 @@ class OpenAIBackend:
             produced = verdict = False
             try:
                 for event in self._attempt(rid, messages, params, deadline, server):
-                    produced = produced or isinstance(event, TokenEvent)
-                    if isinstance(event, DoneEvent) and not verdict:
+                    if not produced and isinstance(event, TokenEvent):
+                        produced = True
+                    elif not verdict and isinstance(event, DoneEvent):
                         server.breaker.success()  # before the reader sees it: many stop reading at "done"
                         verdict = True
                     yield event

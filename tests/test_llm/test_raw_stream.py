@@ -106,8 +106,8 @@ def test_tokens_are_counted_when_the_server_reports_no_usage_and_no_done(raw_ser
 def test_an_error_payload_in_the_stream_ends_the_answer(raw_server: RawServer) -> None:
     raw_server.body = sse(chunk("x"), {"error": {"message": "model crashed", "code": 500}}, chunk("never"))
     backend = OpenAIBackend(raw_server.base_url, "m", retries=0)
-    assert list(backend.stream(ASK, GenerationParams())) == [TokenEvent("x"), ErrorEvent("internal",
-                                                                                          "model crashed")]
+    assert list(backend.stream(ASK, GenerationParams())) == [
+        TokenEvent("x"), ErrorEvent("internal", "model crashed")]
     assert backend.breaker.state == "closed"
 
 
