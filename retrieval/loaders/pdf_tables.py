@@ -271,3 +271,29 @@ def _char(textpage: Any, index: int, code: int) -> str:
 def _clean(cell: str) -> str:
     """A cell's text on one line, without a hyphen mark left at its end."""
     return " ".join(cell.split()).rstrip("\x02")
+
+
+def structure_types(page_handle: Any) -> set[str]:
+    """The structure types on one page (at most MAX_ELEMENTS elements looked at); empty when there is no tree."""
+    import pypdfium2.raw as raw
+
+    found: set[str] = set()
+    try:
+        tree = raw.FPDF_StructTree_GetForPage(page_handle)
+        if not tree:
+            return found
+        try:
+            stack = [raw.FPDF_StructTree_GetChildAtIndex(tree, i)
+                     for i in range(min(raw.FPDF_StructTree_CountChildren(tree), MAX_ELEMENTS))]
+            for _ in range(MAX_ELEMENTS):
+                if not stack:
+                    break
+                element = stack.pop()
+                if element:
+                    found.add(_type(element))
+                    stack.extend(_children(element))
+        finally:
+            raw.FPDF_StructTree_Close(tree)
+    except Exception:  # a broken tree: nothing to report
+        return set()
+    return found
