@@ -111,6 +111,15 @@ def _faq(world: World) -> int:
     return int(entry.id)
 
 
+def _test_question(world: World) -> int:
+    from course_bots.evaluation.models import TestQuestion
+
+    question = TestQuestion(bot_id=world.bots["A"], question="When is the exam?", expected_file="lecture.pdf")
+    db.session.add(question)
+    db.session.flush()
+    return int(question.id)
+
+
 # id parameter -> (who owns such an object: "course" or "user", factory creating one in course A for A-learner)
 OBJECTS: dict[str, tuple[str, Callable[[World], int]]] = {
     "bot_id": ("course", lambda world: world.bots["A"]),
@@ -118,6 +127,8 @@ OBJECTS: dict[str, tuple[str, Callable[[World], int]]] = {
     "message_id": ("user", _message),
     "material_id": ("course", _material),
     "faq_id": ("course", _faq),
+    "number": ("course", lambda world: 1),  # a page of the material above (its routes name the material too)
+    "question_id": ("course", _test_question),
 }
 
 
