@@ -113,9 +113,12 @@ class EchoGuard:
         occur in the private text; while they do not, that character is safe. (Held characters that occur only in
         the public texts are kept a little longer: conservative, never unsafe.)
         """
-        while self._pending and "".join(f for f, _o in self._pending) not in self._private:
-            first = self._pending.popleft()[0]
-            self._hash = (self._hash - ord(first) * self._pows[len(self._pending)]) % _MOD
+        pending, private = self._pending, self._private
+        held = "".join([f for f, _o in pending])  # one folded character per held entry: joined once, then sliced
+        while held and held not in private:
+            held = held[1:]
+            first = pending.popleft()[0]
+            self._hash = (self._hash - ord(first) * self._pows[len(pending)]) % _MOD
 
     def _release(self) -> list[str]:
         """Pop the held chunks that end before the first folded character not yet cleared."""
