@@ -11,9 +11,9 @@ token is sent at once) in its own process, so only this process's CPU (``time.pr
 Per token is the marginal cost: (CPU of a 200-token answer - CPU of a 10-token answer) / 190, so the per-question
 work (storing, prompt) is not spread over the tokens; the per-question CPU of a 200-token answer is shown too.
 
-``old`` is the code before issue 15's per-token work: the SDK parsing every chunk into pydantic objects, and the
-view's SSE formatter and usage meter as they were (kept below, swapped in for the old rows). ``new`` is the
-checkout's. Rounds alternate old and new; the table gives the median over rounds.
+``old`` is the code before issue 15's per-token work: the SDK parsing every chunk into pydantic objects, and
+the view's SSE formatter, usage meter and echo guard trim as they were (kept below, swapped in for the old
+rows). ``new`` is the checkout's. Rounds alternate old and new; the table gives the median over rounds.
 """
 from __future__ import annotations
 
