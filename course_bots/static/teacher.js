@@ -101,8 +101,8 @@
       if (!body.versions.length) { list.appendChild(el("li", {}, t.no_versions)); }
       body.versions.forEach(function (v) {
         var item = el("li", {});
-        item.appendChild(el("span", {}, new Date(v.created_at).toLocaleString(main.dataset.lang) + " — " + v.role + " — "));
-        item.appendChild(el("q", {}, v.prompt.slice(0, 80)));
+        item.appendChild(el("span", {}, new Date(v.created_at).toLocaleString(main.dataset.lang) + " — " + (t["role_" + v.role] || v.role) + " — "));
+        item.appendChild(el("q", { "data-user-content": "" }, v.prompt.slice(0, 80)));  // the teacher's own words
         var diff = el("button", { type: "button", class: "cb-btn cb-small cb-secondary" }, t.show_diff);
         diff.addEventListener("click", function () { showDiff(v.prompt, form.elements.system_prompt.value); });
         var restore = el("button", { type: "button", class: "cb-btn cb-small cb-secondary" }, t.restore);
@@ -120,8 +120,8 @@
   function showDiff(old, current) {
     var a = old.split("\n"), b = current.split("\n"), box = $("cb-diff");
     box.textContent = "";
-    a.forEach(function (line) { if (b.indexOf(line) < 0) { box.appendChild(el("div", { class: "cb-del" }, "− " + line)); } });
-    b.forEach(function (line) { if (a.indexOf(line) < 0) { box.appendChild(el("div", { class: "cb-ins" }, "+ " + line)); } });
+    a.forEach(function (line) { if (b.indexOf(line) < 0) { box.appendChild(el("div", { class: "cb-del", "data-user-content": "" }, "− " + line)); } });
+    b.forEach(function (line) { if (a.indexOf(line) < 0) { box.appendChild(el("div", { class: "cb-ins", "data-user-content": "" }, "+ " + line)); } });
     if (!box.childNodes.length) { box.appendChild(el("div", {}, "=")); }
     box.hidden = false;
   }
@@ -317,7 +317,9 @@
     c.messages.forEach(function (m) {
       var p = el("p", { class: m.role === "user" ? "cb-text" : "cb-text cb-muted" });
       p.appendChild(el("strong", {}, (m.role === "user" ? t.faq_question : t.assistant) + ": "));
-      p.appendChild(document.createTextNode(m.text || (m.status === "failed" ? t.status_failed : "")));
+      // What participants and the assistant wrote is in their language, not the page's: marked for tests and tools.
+      if (m.text) { p.appendChild(el("span", { "data-user-content": "" }, m.text)); }
+      else { p.appendChild(document.createTextNode(m.status === "failed" ? t.status_failed : "")); }
       if (m.feedback) { p.appendChild(el("span", {}, " [" + (m.feedback.value === "up" ? t.filter_up : t.filter_down) + (m.feedback.comment ? " " + m.feedback.comment : "") + "]")); }
       item.appendChild(p);
       if (m.role === "user") { questionText = m.text; }

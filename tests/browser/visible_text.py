@@ -40,7 +40,9 @@ SENTENCE_END = re.compile(r"(?<=[.!?:;…])\s+|\n+|\s[–—]\s")
 
 COLLECT_JS = """(lang) => {
   // Quoted material (blockquote) is the teacher's text, not the interface; the live region repeats what is shown.
-  const skip = 'script, style, code, pre, noscript, template, blockquote, [aria-hidden="true"], [aria-live]';
+  // [data-user-content]: what participants and the assistant wrote (the logs), in their language, not the page's.
+  const skip = 'script, style, code, pre, noscript, template, blockquote, [aria-hidden="true"], [aria-live], ' +
+               '[data-user-content]';
   const out = [];
   const sameLang = (el) => { const l = el.closest('[lang]'); return !l || l.lang.toLowerCase().startsWith(lang); };
   const shown = (el) => el.getClientRects().length > 0 || el.closest('.cb-visually-hidden');
