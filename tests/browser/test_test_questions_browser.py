@@ -160,9 +160,9 @@ def test_german_teacher_adds_test_questions_and_sees_each_run(launch: Callable[.
     expect(frame.locator("#tq-state")).to_contain_text("Zuletzt geprüft", timeout=60_000)
     expect(results.nth(0)).to_contain_text("aus einer Frage von Studierenden")
     expect(results.nth(0)).to_contain_text(
-        "Gefunden: Seite 2 von skript.pdf ist die beste Quelle – der Bot würde antworten.")
+        "Gefunden: Seite 2 von skript.pdf ist die beste Quelle – der Assistent würde antworten.")
     expect(results.nth(1)).to_contain_text(
-        "Gefunden: Seite 3 von skript.pdf ist die beste Quelle – der Bot würde antworten.")
+        "Gefunden: Seite 3 von skript.pdf ist die beste Quelle – der Assistent würde antworten.")
     expect(results.nth(2)).to_contain_text(
         "Nicht gefunden: skript.pdf Seite 7 ist nicht unter den ersten fünf Treffern")
     history = frame.locator("#tq-history li")
@@ -197,6 +197,6 @@ def test_english_teacher_reads_the_same_results(launch: Callable[..., Any], tool
                                                              "next check.")
     mitosis = frame.locator("#tq-list li", has_text="Which phases does mitosis have?")
     expect(mitosis).to_contain_text(re.compile(r"Found: page 3 of skript\.pdf (is the best source|is hit number \d)"
-                                               r" – the bot would (answer|refuse)\."), timeout=60_000)
+                                               r" – the assistant would (answer|refuse)\."), timeout=60_000)
     expect(frame.locator("#tq-history li").first).to_contain_text(re.compile(r"\d of \d questions find their page"))
     axe_clean(page, "Test questions")
