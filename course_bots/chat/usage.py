@@ -9,6 +9,7 @@ from sqlalchemy import Date, and_, cast, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from course_bots.chat.models import ChatSession, Message, UsageEvent
+from course_bots.llm.catalogue import EXTRACTIVE_LABEL
 from course_bots.models import CourseBot
 from lti_tool import metrics
 from lti_tool.extensions import db, utcnow
@@ -174,12 +175,13 @@ def _model_usage(first: date, issuer: str | None, bot_id: int | None) -> tuple[l
     for row in db.session.execute(query):
         model = row.model_id or "unknown"
         entry = models.setdefault(model, {"model": model, "answers": 0, "tokens_in": 0, "tokens_out": 0,
-                                          "answer_seconds": 0.0})
+                                          "answer_seconds": 0.0,
+                                          "extractive": model in ("extractive", EXTRACTIVE_LABEL)})
         entry["answers"] += int(row.answers)
         entry["tokens_in"] += int(row.tokens_in)
         entry["tokens_out"] += int(row.tokens_out)
         entry["answer_seconds"] += int(row.latency_ms) / 1000
-        if model not in ("refusal", "extractive") and row.latency_ms:
+        if model not in ("refusal", "extractive", EXTRACTIVE_LABEL) and row.latency_ms:
             key = str(row.day)[:10]
             seconds_per_day[key] = seconds_per_day.get(key, 0.0) + int(row.latency_ms) / 1000
     rows = sorted(models.values(), key=lambda m: (-m["answers"], m["model"]))

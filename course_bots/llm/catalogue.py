@@ -27,6 +27,8 @@ FILE_FIELDS = frozenset({"key", "label", "kind", "model", "context_window", "bas
 FILE_MAX_NEW_TOKENS = 512  # a file entry's answer budget when it names none
 DEFAULT_MAX_ANSWER_TOKENS = 1024  # the default model's answer budget
 
+EXTRACTIVE_LABEL = "Extractive (no language model)"  # the default entry without a model; pages translate it
+
 
 class CatalogueError(ValueError):
     """The catalogue file is invalid; the message names the entry and field."""
@@ -99,7 +101,7 @@ def default_entry(*, backend: str = "", model: str = "", base_url: str = "", api
     """
     urls = tuple(u.strip() for u in base_url.split(",") if u.strip())
     backend = backend or ("openai" if urls else "extractive")
-    label = model or ("Extractive (no language model)" if backend == "extractive" else backend)
+    label = model or (EXTRACTIVE_LABEL if backend == "extractive" else backend)
     return ModelEntry(key="", label=label, backend=backend, model=model, base_url=urls[0] if urls else "",
                       base_urls=urls if len(urls) > 1 else (), api_key=api_key, context_window=context_window)
 

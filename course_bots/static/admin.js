@@ -107,8 +107,10 @@
       tbody.textContent = "";
       foot.textContent = "";
       body.courses.forEach(function (c) {
-        tbody.appendChild(row([c.title || c.context_id, number(c.participants), number(c.questions), number(c.answers),
-          number(c.errors), number(c.prompt_tokens + c.completion_tokens), date(c.last_used_at)], true));
+        var tr = row([c.title || c.context_id, number(c.participants), number(c.questions), number(c.answers),
+          number(c.errors), number(c.prompt_tokens + c.completion_tokens), date(c.last_used_at)], true);
+        tr.firstChild.setAttribute("data-user-content", "");  // the course's own title, in its own language
+        tbody.appendChild(tr);
       });
       if (!body.courses.length) { empty(tbody, 7); }
       var s = body.totals;
@@ -129,7 +131,7 @@
       var tbody = $("a-models-usage");
       tbody.textContent = "";
       body.by_model.forEach(function (m) {
-        var name = m.model === "refusal" ? t.usage_model_refusal : m.model;
+        var name = m.model === "refusal" ? t.usage_model_refusal : (m.extractive ? t.model_extractive : m.model);
         tbody.appendChild(row([name, number(m.answers), number(m.tokens_in), number(m.tokens_out),
           number(Math.round(m.answer_seconds))], true));
       });

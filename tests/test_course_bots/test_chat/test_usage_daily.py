@@ -65,7 +65,7 @@ def test_admin_sees_every_day_of_own_platform(ctx: Flask, world: dict) -> None: 
     by_model = {m["model"]: m for m in body["by_model"]}
     assert set(by_model) == {"Qwen 7B", "refusal"}
     assert by_model["Qwen 7B"] == {"model": "Qwen 7B", "answers": 2, "tokens_in": 300, "tokens_out": 40,
-                                   "answer_seconds": 4.0}
+                                   "answer_seconds": 4.0, "extractive": False}
     courses = {c["title"]: c for c in body["by_course"]}
     assert courses["Statistik"]["questions"] == 5 and courses["Einführung in die KI"]["questions"] == 4
     assert all(c["title"] != "c9" for c in body["by_course"]) and len(courses) == 2
