@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import Response, make_response, render_template
+from flask import Response, make_response, render_template, request
 from sqlalchemy import select
 
 from lti_tool.extensions import db
@@ -120,5 +120,74 @@ def rejection_response(exc: LaunchRejected) -> Response:
                    exc.deployment_id or "-")
     db.session.rollback()
     allow_framing_by_issuer(exc.issuer)
-    page = render_template("lti/error.html", code=exc.code, message=exc.reason.message)
+    # The browser's language: the launch failed, so no session says which one the user reads.
+    lang = request.accept_languages.best_match(["en", "de"]) or "en"
+    message = MESSAGES_DE.get(exc.code, exc.reason.message) if lang == "de" else exc.reason.message
+    page = render_template("lti/error.html", code=exc.code, message=message, lang=lang, texts=PAGE_TEXTS[lang])
     return make_response(page, exc.reason.status)
+
+
+_NEU = " Öffnen Sie die Aktivität im Kurs erneut."
+_ADMIN_DE = " Die Administration Ihres Lernmanagementsystems muss die Registrierung des Tools korrigieren."
+# What a German-speaking user is told (browser language German); the English texts above stay the reference.
+MESSAGES_DE: dict[str, str] = {
+    "login_invalid": "Der Anmeldeanfrage fehlt ein nötiger Parameter, einer ist zu lang, oder sie gilt einem anderen "
+                     "Tool." + _NEU,
+    "rate_limited": "Zu viele Anfragen von Ihrer Netzwerkadresse. Warten Sie eine Minute und öffnen Sie die Aktivität "
+                    "dann erneut.",
+    "unknown_platform": "Dieses Lernmanagementsystem (Aussteller und Client-ID) ist bei CourseBots nicht "
+                        "registriert." + _ADMIN_DE,
+    "id_token_missing": "Der Start enthielt kein id_token." + _NEU,
+    "token_malformed": "Das Start-Token ist kein gültiges JWT." + _NEU,
+    "alg_none": "Das Start-Token ist nicht signiert (alg none) und wurde abgelehnt.",
+    "alg_symmetric": "Das Start-Token ist mit einem gemeinsamen Geheimnis (HS*) signiert und wurde abgelehnt.",
+    "alg_unsupported": "Das Start-Token verwendet ein anderes Signaturverfahren als RS256.",
+    "state_missing": "Dem Start fehlt der state-Parameter." + _NEU,
+    "state_unknown": "Der state des Starts wurde hier nie ausgegeben oder ist abgelaufen." + _NEU,
+    "state_mismatch": "Der state des Starts gehört nicht zur Anmeldung dieses Browsers." + _NEU,
+    "nonce_mismatch": "Die Nonce des Start-Tokens ist nicht die bei der Anmeldung ausgegebene." + _NEU,
+    "nonce_replayed": "Dieser Start wurde bereits einmal verwendet und kann nicht wiederholt werden." + _NEU,
+    "unknown_issuer": "Der Aussteller des Start-Tokens ist kein registriertes Lernmanagementsystem." + _ADMIN_DE,
+    "wrong_issuer": "Der Aussteller des Start-Tokens ist nicht das System, bei dem die Anmeldung begann.",
+    "wrong_audience": "Das Start-Token ist nicht an die Client-ID dieses Tools gerichtet.",
+    "wrong_azp": "Die berechtigte Partei (azp) des Start-Tokens ist nicht die Client-ID dieses Tools.",
+    "unknown_deployment": "Diese Bereitstellung (Deployment) des Tools ist bei CourseBots nicht registriert."
+                          + _ADMIN_DE,
+    "kid_missing": "Das Start-Token nennt seinen Signaturschlüssel (kid) nicht.",
+    "unknown_kid": "Das Start-Token ist mit einem Schlüssel signiert, den das Lernmanagementsystem nicht "
+                   "veröffentlicht.",
+    "jwks_unreachable": "CourseBots konnte die öffentlichen Schlüssel des Lernmanagementsystems nicht abrufen. "
+                        "Versuchen Sie es gleich noch einmal.",
+    "bad_signature": "Die Signatur des Start-Tokens ist ungültig.",
+    "token_expired": "Das Start-Token ist abgelaufen." + _NEU,
+    "iat_in_future": "Das Start-Token wurde in der Zukunft ausgestellt (prüfen Sie die Uhren der Server).",
+    "claims_missing": "Dem Start-Token fehlen Angaben, die LTI 1.3 verlangt.",
+    "wrong_version": "Der Start ist keine LTI-1.3.0-Nachricht.",
+    "wrong_message_type": "CourseBots verarbeitet diese Art von LTI-Nachricht nicht.",
+    "deep_linking_not_allowed": "Nur Lehrende können CourseBots einem Kurs hinzufügen.",
+    "registration_missing_parameters": "Diese Adresse muss von der dynamischen Registrierung des "
+                                       "Lernmanagementsystems geöffnet werden (sie braucht eine "
+                                       "openid_configuration-URL).",
+    "registration_issuer_not_allowed": "CourseBots darf dieses System für die Registrierung nicht kontaktieren. "
+                                       "Bitten Sie die Administration von CourseBots, seinen Aussteller in "
+                                       "COURSEBOTS_REGISTRATION_ALLOWED_ISSUERS aufzunehmen (nötig für Systeme an "
+                                       "privaten Adressen).",
+    "registration_configuration_unreachable": "CourseBots konnte die OpenID-Konfiguration des Systems nicht "
+                                              "abrufen. Prüfen Sie, ob das System vom CourseBots-Server aus "
+                                              "erreichbar ist.",
+    "registration_configuration_invalid": "Die OpenID-Konfiguration des Systems ist keine gültige "
+                                          "LTI-Plattform-Konfiguration.",
+    "registration_endpoint_unreachable": "CourseBots konnte den Registrierungsendpunkt des Systems nicht erreichen.",
+    "registration_rejected": "Das System hat die Registrierung abgelehnt (das Registrierungs-Token ist vielleicht "
+                             "abgelaufen: Starten Sie die Registrierung im System erneut).",
+    "registration_invalid_response": "Die Antwort des Systems auf die Registrierung enthielt keine Client-ID oder "
+                                     "Deployment-ID.",
+}
+PAGE_TEXTS: dict[str, dict[str, str]] = {
+    "en": {"title": "CourseBots — error", "heading": "CourseBots could not open", "code": "Reason code:",
+           "tell": "If this keeps happening, tell your LMS administrator the reason code above."},
+    "de": {"title": "CourseBots – Fehler", "heading": "CourseBots konnte nicht geöffnet werden",
+           "code": "Fehlercode:",
+           "tell": "Wenn das wiederholt passiert, nennen Sie der Administration Ihres Lernmanagementsystems den "
+                   "Fehlercode oben."},
+}

@@ -239,3 +239,17 @@ def test_nonce_used_once_across_worker_processes(app: Flask, client: FlaskClient
     refused = [r for r in results if b"<code>nonce_replayed</code>" in r.data or b"<code>state_unknown</code>"
                in r.data]
     assert (len(launched), len(refused)) == (1, 1), [r.data[:300] for r in results]
+
+
+def test_error_page_speaks_the_browsers_language(client: FlaskClient, registered_platform: FakePlatform) -> None:
+    from lti_tool.reasons import MESSAGES_DE
+
+    preflight = registered_platform.login(client)
+    german = client.post("/lti/launch", data={"state": preflight.state},
+                         headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
+    page = german.get_data(as_text=True)
+    assert german.status_code == REASONS["id_token_missing"].status
+    assert '<html lang="de">' in page and "CourseBots konnte nicht geöffnet werden" in page
+    assert str(escape(MESSAGES_DE["id_token_missing"])) in page and "<code>id_token_missing</code>" in page
+    english = client.post("/lti/launch", data={"state": preflight.state}, headers={"Accept-Language": "en-GB"})
+    assert "CourseBots could not open" in english.get_data(as_text=True)
