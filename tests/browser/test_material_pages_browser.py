@@ -248,7 +248,8 @@ def test_german_pages_and_the_materials_table_at_320px(
         page.keyboard.type("Summengleichung der Zellatmung: C6H12O6 + 6 O2 → 6 CO2 + 6 H2O (etwa 30 ATP je Glucose).")
         tab_to(page, formula.get_by_role("button", name="Text speichern"))
         page.keyboard.press("Enter")
-    expect(formula).to_contain_text("Bearbeitet: Der Assistent verwendet Ihren Text statt des Texts der Datei.", timeout=SLOW)
+    expect(formula).to_contain_text("Bearbeitet: Der Assistent verwendet Ihren Text statt des Texts der Datei.",
+                                    timeout=SLOW)
     wait_ready(frame, "bereit")
     expect(formula.locator(".cb-page-passages")).to_contain_text("Summengleichung", timeout=SLOW)
     axe_clean(page, "German pages")
