@@ -172,6 +172,9 @@
   }
   function renderMaterials(items) {
     var body = $("cb-materials");
+    // The table is redrawn while files are processed: a keyboard user's focus stays on the same control.
+    var focused = document.activeElement && body.contains(document.activeElement)
+      ? document.activeElement.getAttribute("aria-label") : null;
     body.textContent = "";
     $("cb-materials-empty").hidden = items.length > 0;
     var active = false;
@@ -214,6 +217,12 @@
       row.appendChild(actions);
       body.appendChild(row);
     });
+    if (focused) {
+      var again = Array.prototype.filter.call(body.querySelectorAll("[aria-label]"), function (node) {
+        return node.getAttribute("aria-label") === focused;
+      })[0];
+      if (again) { again.focus(); }
+    }
     clearTimeout(state.polling);
     if (active) { state.polling = setTimeout(loadMaterials, 1500); }
   }
