@@ -6,12 +6,14 @@ import time
 from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from course_bots.materials import calibration
 from course_bots.materials import jobs as ingest_worker
 from course_bots.materials import operations as svc
 from course_bots.materials.course_index import get_embedder
+from course_bots.materials.rq_worker import supervise
 from course_bots.materials.jobs import recover_stale, reindex_for_current_model, run_pending
 from course_bots.materials.pipeline import process_material
 from course_bots.models import CourseBot
@@ -109,10 +111,6 @@ def work_command(once: bool, poll: float) -> None:
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty (while Redis answers).")
 def rq_worker_command(burst: bool) -> None:
     """Run an RQ ingestion worker that waits for Redis and starts again when Redis went away and came back."""
-    from flask import current_app
-
-    from course_bots.materials.rq_worker import supervise
-
     url = current_app.extensions["coursebots.config"].redis_url
     if not url:
         raise click.ClickException("COURSEBOTS_REDIS_URL is not set: use `materials work` or in-process threads.")

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from playwright.sync_api import expect
+from course_bots.materials.course_index import get_embedder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -74,7 +75,6 @@ def german_course(platform_server: Any) -> Iterator[None]:
 
 def test_fresh_install_answers_german_questions_with_the_right_page(
         german_course: None, launch: Callable[..., Any], tool_frame: Callable[[Any], Any], tool_server: Any) -> None:
-    from course_bots.materials.course_index import get_embedder
 
     teacher = launch("lehrende_de")
     frame = tool_frame(teacher)

@@ -16,6 +16,9 @@ from werkzeug.test import TestResponse
 from coursebots_tests_lti_platform import FakePlatform, PlatformKey, Preflight  # loaded by conftest.py
 from lti_tool.context import LaunchContext
 from lti_tool.reasons import REASONS
+from lti_tool import create_app
+from lti_tool.extensions import db
+from lti_tool.reasons import MESSAGES_DE
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 
@@ -208,7 +211,6 @@ def test_rejections_log_no_personal_data(client: FlaskClient, registered_platfor
 
 @pytest.mark.parametrize("app", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def _dispose(application: Flask) -> None:
-    from lti_tool.extensions import db
 
     with application.app_context():
         db.session.remove()
@@ -219,8 +221,6 @@ def test_nonce_used_once_across_worker_processes(app: Flask, client: FlaskClient
                                                  request: pytest.FixtureRequest) -> None:
     """Two workers (separate apps on one database) receive the same launch at the same moment: one accepts it."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from lti_tool import create_app
 
     other_worker = create_app(app.extensions["coursebots.config"])
     other_worker.extensions["coursebots.launch_handler"] = app.extensions["coursebots.launch_handler"]
@@ -242,7 +242,6 @@ def test_nonce_used_once_across_worker_processes(app: Flask, client: FlaskClient
 
 
 def test_error_page_speaks_the_browsers_language(client: FlaskClient, registered_platform: FakePlatform) -> None:
-    from lti_tool.reasons import MESSAGES_DE
 
     preflight = registered_platform.login(client)
     german = client.post("/lti/launch", data={"state": preflight.state},

@@ -13,6 +13,17 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from lti_tool import metrics
+from course_bots import backends
+from course_bots.chat import operations as chat
+from course_bots.chat.models import Message
+from course_bots.llm.base import DoneEvent, ErrorEvent, TokenEvent, Usage
+from course_bots.materials import jobs, operations
+from course_bots.models import CourseBot
+from course_bots.privacy import consent
+from course_bots.quotas.models import BotQuota
+from lti_tool.config import Config, ConfigError
+from lti_tool.extensions import db
+from retrieval.types import Chunk, Locator, SearchHit
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -112,10 +123,6 @@ def test_ingestion_jobs_are_counted_with_their_duration(make_app, tmp_path: Path
     from flask_migrate import upgrade
     from prometheus_client import REGISTRY
 
-    from course_bots.materials import jobs, operations
-    from course_bots.models import CourseBot
-    from lti_tool.extensions import db
-
     def value(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -143,12 +150,6 @@ def test_chat_answers_are_counted_by_outcome(app: Flask, client: FlaskClient,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from prometheus_client import REGISTRY
 
-    from course_bots import backends
-    from course_bots.chat import operations as chat
-    from course_bots.llm.base import DoneEvent, ErrorEvent, TokenEvent, Usage
-    from course_bots.privacy import consent
-    from lti_tool.extensions import db
-    from retrieval.types import Chunk, Locator, SearchHit
     from tests.test_course_bots.conftest import bearer, make_bot, make_session
 
     def value(name: str, **labels: str) -> float:
@@ -202,7 +203,6 @@ def test_chat_answers_are_counted_by_outcome(app: Flask, client: FlaskClient,
     assert value("coursebots_first_token_seconds_count") - first == 2  # the answer and the refusal
     assert value("coursebots_backend_errors_total", code="unavailable") - errors == 1
     with app.app_context():
-        from course_bots.chat.models import Message
 
         model = db.session.query(Message.model_id).filter(Message.prompt_tokens == 120).scalar()
     assert model  # the catalogue entry's label the answer was stored under
@@ -211,7 +211,6 @@ def test_chat_answers_are_counted_by_outcome(app: Flask, client: FlaskClient,
     assert value("coursebots_open_streams") == 0  # every stream decremented its gauge
 
     # A quota refusal is counted by its code at the response.
-    from course_bots.quotas.models import BotQuota
 
     with app.app_context():
         db.session.add(BotQuota(bot_id=bot_id, role="learner", questions_per_day=1))
@@ -223,7 +222,6 @@ def test_chat_answers_are_counted_by_outcome(app: Flask, client: FlaskClient,
 
 
 def test_metrics_settings_are_checked_when_read(tmp_path: Path) -> None:
-    from lti_tool.config import Config, ConfigError
 
     config = Config.from_env({"COURSEBOTS_METRICS_ALLOW": "10.0.0.0/8, ::1", "COURSEBOTS_LOG_FORMAT": "JSON"},
                              instance_path=str(tmp_path))

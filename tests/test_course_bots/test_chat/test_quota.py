@@ -25,6 +25,12 @@ from lti_tool.extensions import db
 from retrieval.types import Chunk, Locator, SearchHit
 
 from tests.test_course_bots.conftest import BOTH_DATABASES, bearer, make_bot, make_session
+from course_bots.chat.models import Message
+from course_bots.privacy import operations as privacy
+from course_bots.quotas import operations as quotas
+from course_bots.quotas.counters import RedisCounters
+from course_bots.quotas.models import BotQuota, QuotaHit
+from course_bots.settings.operations import settings_for_update
 
 # 2026-12-02 10:00:30 UTC = 11:00:30 in Berlin (CET): mid-minute, mid-day
 NOW = datetime(2026, 12, 2, 10, 0, 30, tzinfo=timezone.utc).timestamp()
@@ -87,8 +93,6 @@ def done_of(response: Any) -> dict[str, Any]:
 def stored_questions() -> int:
     from sqlalchemy import func, select
 
-    from course_bots.chat.models import Message
-
     return int(db.session.scalar(select(func.count()).select_from(Message).where(Message.role == "user")) or 0)
 
 
@@ -112,7 +116,6 @@ def test_a_burst_is_refused_with_retry_after_and_resets_next_minute(client: Flas
 
 def test_the_daily_limit_names_the_local_reset_and_the_done_event_counts_down(client: FlaskClient,
                                                                               world: dict[str, Any]) -> None:
-    from course_bots.quotas.models import BotQuota
 
     db.session.add(BotQuota(bot_id=world["bot"], role="learner", questions_per_day=3))
     db.session.commit()
@@ -136,7 +139,6 @@ def test_the_daily_limit_names_the_local_reset_and_the_done_event_counts_down(cl
 
 
 def test_a_retry_of_a_question_let_through_is_not_counted_twice(client: FlaskClient, world: dict[str, Any]) -> None:
-    from course_bots.quotas.models import BotQuota
 
     db.session.add(BotQuota(bot_id=world["bot"], role="learner", questions_per_day=2))
     db.session.commit()
@@ -196,7 +198,6 @@ def test_the_model_catalogue_rate_is_enforced_per_course(client: FlaskClient, wo
     app = world["app"]
     monkeypatch.setitem(app.extensions, "coursebots.config",
                         dataclasses.replace(app.extensions["coursebots.config"], model_catalogue=str(path)))
-    from course_bots.settings.operations import settings_for_update
 
     settings_for_update(world["bot"], "de").model_key = "small"
     db.session.commit()
@@ -231,9 +232,6 @@ def test_redis_down_falls_back_to_the_process(make_app: Any, monkeypatch: pytest
 def test_erasing_a_participant_erases_their_limit_hits(client: FlaskClient, world: dict[str, Any]) -> None:
     from sqlalchemy import func, select
 
-    from course_bots.privacy import operations as privacy
-    from course_bots.quotas.models import QuotaHit
-
     for i in range(7):
         post(client, world, "student", f"e{i}")
     assert db.session.scalar(select(func.count()).select_from(QuotaHit)) == 1
@@ -244,8 +242,6 @@ def test_erasing_a_participant_erases_their_limit_hits(client: FlaskClient, worl
 
 
 def test_tokens_per_day_refuse_once_the_answers_used_them(client: FlaskClient, world: dict[str, Any]) -> None:
-    from course_bots.quotas import operations as quotas
-    from course_bots.quotas.models import BotQuota
 
     db.session.add(BotQuota(bot_id=world["bot"], role="learner", tokens_per_day=1000))
     db.session.commit()
@@ -267,8 +263,6 @@ def test_the_chat_counts_in_redis_and_keeps_working_when_redis_stops(make_app: A
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import redis
     from flask_migrate import upgrade
-
-    from course_bots.quotas.counters import RedisCounters
 
     monkeypatch.setattr(chat, "default_search", fake_search)
     monkeypatch.setattr(backends, "backend_for", lambda entry: ExtractiveBackend())
@@ -304,9 +298,6 @@ def test_the_retention_purge_deletes_old_limit_hits(world: dict[str, Any]) -> No
     from datetime import date, timedelta
 
     from sqlalchemy import select
-
-    from course_bots.privacy import operations as privacy
-    from course_bots.quotas.models import QuotaHit
 
     today = date.today()
     for day in (today, today - timedelta(days=200)):
