@@ -87,14 +87,17 @@ def test_full_queue_answers_429_with_position(make_engine: Callable[..., Engine]
     server = make_server(engine)
     base = f"http://{server.host}:{server.port}/v1/chat/completions"
     body = {"model": "tiny", "messages": ASK, "max_tokens": 1800, "ignore_eos": True, "stream": True}
-    # Decoding stops at a gate we hold shut while the third request arrives: the running answer can neither go on
-    # nor finish and the queued one cannot start, so a 429 proves busy waits for neither (no clock involved).
+    # Decoding stops at a gate we shut once the running answer has streamed its first word: it can then neither go
+    # on nor finish and the queued one cannot start, so a 429 proves busy waits for neither. While shut, the engine
+    # thread still tells waiting requests their place in line (as its loop does between steps).
     gate = threading.Event()
     gate.set()
     decode_step = engine._decode_step
 
     def gated_step() -> None:
-        gate.wait(60)
+        while not gate.wait(0.01):
+            with engine._cond:
+                engine._report_positions()
         decode_step()
 
     monkeypatch.setattr(engine, "_decode_step", gated_step)
@@ -103,10 +106,10 @@ def test_full_queue_answers_429_with_position(make_engine: Callable[..., Engine]
             with http.stream("POST", base, json=body) as running:
                 lines = running.iter_lines()
                 next(line for line in lines if '"content": "' in line and '"content": ""' not in line)
+                gate.clear()
                 with http.stream("POST", base, json=body) as queued:
                     first = next(line for line in queued.iter_lines() if "coursebots_status" in line)
                     assert json.loads(first[6:])["coursebots_status"] == {"state": "queued", "position": 1}
-                    gate.clear()
                     busy = http.post(base, json=body)
                     load = engine.health()
                     assert (load.active, load.queue_length) == (1, 1), "busy came first: the queued one still waits"
