@@ -24,7 +24,10 @@ from .engine import Engine, EngineOptions
 
 logger = logging.getLogger(__name__)
 
-_HTTP_STATUS = {"busy": 429, "bad_request": 400, "timeout": 504, "unavailable": 503, "internal": 500}
+# Each error code's HTTP status: a client (and the OpenAI SDK) tells a wrong key (401) from a full queue (429), a
+# server that cannot answer now (503) and one that took too long (504); an unknown code is the server's fault (500).
+_HTTP_STATUS = {"unauthorised": 401, "bad_request": 400, "busy": 429, "timeout": 504, "unavailable": 503,
+                "internal": 500}
 _OPENAI_FINISH = {"stop": "stop", "length": "length", "timeout": "length", "cancelled": "stop"}
 
 
@@ -39,7 +42,7 @@ def create_app(engine: Engine, model_name: str, *, max_new_tokens_cap: int = 409
     def error(code: str, message: str, position: int | None = None) -> Response:
         """The JSON error shape with the HTTP status of its code."""
         body: dict[str, Any] = {"code": code, "message": message, "type": code}
-        headers = {}
+        headers = {"WWW-Authenticate": 'Bearer realm="coursebots"'} if code == "unauthorised" else {}
         if position is not None:
             body["position"] = position
             headers["Retry-After"] = "2"
