@@ -6,16 +6,23 @@ of address space and ``COURSEBOTS_PARSE_MAX_SECONDS`` of CPU time. A child that 
 fresh child (the machine may just have been short of memory); a second death fails the file with the reason.
 At most ``COURSEBOTS_INGEST_THREADS`` children parse at the same time in one process, however many files a
 request uploads.
+
+The child starts with :func:`child_environment`, never the worker's own: a parser that a hostile file takes over
+finds no ``COURSEBOTS_*`` secret (secret key, pseudonym key, database password, API keys) to read.
 """
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import threading
+from typing import Any, Mapping
 
 from course_bots.materials.operations import MB
 from lti_tool.config import Config
 from lti_tool.extensions import current_config
 from retrieval.loaders import LoadLimits, OcrProgress
+from retrieval.loaders import sandbox as _sandbox
 from retrieval.loaders.sandbox import DEFAULT_LOADER, ParserCrashError, SandboxLimits, load_document_isolated
 from retrieval.types import Document
 
@@ -24,6 +31,16 @@ log = logging.getLogger(__name__)
 CRASH_ATTEMPTS = 2  # a file whose reader dies this many times is marked failed
 LOADER = DEFAULT_LOADER
 """The parser the child runs (``module:function``); tests point it at a misbehaving one to crash the child."""
+
+# What a parser child needs of the environment, and nothing else: finding tesseract and shared libraries, temporary
+# files, locale, thread counts (OpenMP, BLAS, tesseract), tesseract's models and the Python start-up settings.
+# The parser reads no COURSEBOTS_* setting: its limits come in the request on stdin.
+CHILD_ENV_NAMES = frozenset({
+    "PATH", "HOME", "TMPDIR", "TEMP", "TMP", "LANG", "LANGUAGE", "TZ", "LD_LIBRARY_PATH",
+    "OMP_NUM_THREADS", "OMP_THREAD_LIMIT", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TESSDATA_PREFIX",
+    "PYTHONPATH", "PYTHONHOME", "PYTHONUTF8", "PYTHONIOENCODING", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED",
+})
+CHILD_ENV_PREFIXES = ("LC_",)
 
 _slots_lock = threading.Lock()
 _slots: tuple[int, threading.BoundedSemaphore] | None = None
@@ -36,6 +53,34 @@ def parse_slots(size: int) -> threading.BoundedSemaphore:
         if _slots is None or _slots[0] != size:
             _slots = (size, threading.BoundedSemaphore(size))
         return _slots[1]
+
+
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a parser child starts with: the allowed names of ``environ`` (default: this process's)."""
+    source = os.environ if environ is None else environ
+    return {name: value for name, value in source.items()
+            if (name in CHILD_ENV_NAMES or name.startswith(CHILD_ENV_PREFIXES)) and not name.startswith("COURSEBOTS_")}
+
+
+class _MinimalEnvSubprocess:
+    """``subprocess`` as the sandbox launcher sees it: a child started without ``env`` gets child_environment().
+
+    ``retrieval.loaders.sandbox`` (a pure library) starts its child with the parent's whole environment and takes
+    no ``env``; this product-side seam keeps secrets out of that child without changing the library.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: Any, **kwargs: Any) -> "subprocess.Popen[bytes]":  # noqa: N802  (subprocess's own name)
+        """Start the child with the minimal environment unless the caller chose one."""
+        if kwargs.get("env") is None:
+            kwargs["env"] = child_environment()
+        return subprocess.Popen(*args, **kwargs)
+
+
+_sandbox.subprocess = _MinimalEnvSubprocess()  # type: ignore[assignment]
 
 
 def limits_for(config: Config) -> tuple[LoadLimits, SandboxLimits]:
