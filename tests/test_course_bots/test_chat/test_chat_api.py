@@ -2,18 +2,25 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Iterator, Sequence
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from course_bots.llm.base import DoneEvent, ErrorEvent, Event, GenerationParams, Message, StatusEvent, TokenEvent
-from course_bots.llm.extractive import ExtractiveBackend
-from course_bots import backends
+import course_bots.privacy
+from course_bots import backends, i18n
 from course_bots.chat import operations as chat
+from course_bots.chat.models import ChatSession, Message as StoredMessage, UsageEvent
+from course_bots.llm.base import (DoneEvent, ErrorEvent, Event, GenerationParams, Message as PromptMessage,
+                                  StatusEvent, TokenEvent)
+from course_bots.llm.extractive import ExtractiveBackend
+from course_bots.models import CourseBot
+from course_bots.privacy import consent
+from course_bots.quotas.models import BotQuota
+from lti_tool.extensions import db
 from retrieval.types import Chunk, Locator, SearchHit
-
 from tests.test_course_bots.conftest import BOTH_DATABASES, bearer, make_bot, make_session
 
 PASSAGE = ("Gradient descent updates the weights in the direction of the negative gradient. "
@@ -34,7 +41,7 @@ class ScriptedBackend:
         self.events = list(events)
         self.calls = 0
 
-    def stream(self, messages: Sequence[Message], params: GenerationParams,
+    def stream(self, messages: Sequence[PromptMessage], params: GenerationParams,
                request_id: str | None = None) -> Iterator[Event]:
         self.calls += 1
         yield from self.events
@@ -42,7 +49,7 @@ class ScriptedBackend:
     def cancel(self, request_id: str) -> None:
         pass
 
-    def count_tokens(self, messages: Sequence[Message]) -> int:
+    def count_tokens(self, messages: Sequence[PromptMessage]) -> int:
         return 10
 
     def health(self) -> Any:
@@ -65,11 +72,7 @@ def setup(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any
     with app.app_context():
         bot = make_bot()
         student = make_session(bot)
-        from course_bots.privacy import consent
-
         consent.record_consent(student, True, consent.current_notice(student.issuer, student.locale).version)
-        from lti_tool.extensions import db
-
         db.session.commit()
         yield {"bot": bot.id, "headers": bearer(student), "backend": backend,
                "other": bearer(make_session(make_bot("course-2")))}
@@ -170,9 +173,6 @@ def test_invalid_requests_use_the_error_shape(client: FlaskClient, setup: dict[s
 
 def test_quota_hook_refuses_with_its_message(client: FlaskClient, setup: dict[str, Any],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_bots.quotas.models import BotQuota
-    from lti_tool.extensions import db
-
     with client.application.app_context():  # the teacher allows one question a day (tests/.../test_quota*.py)
         db.session.add(BotQuota(bot_id=setup["bot"], role="learner", questions_per_day=1))
         db.session.commit()
@@ -182,8 +182,6 @@ def test_quota_hook_refuses_with_its_message(client: FlaskClient, setup: dict[st
     assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
     error = response.get_json()["error"]
     assert error["code"] == "quota_exceeded"
-    from course_bots import i18n
-
     assert error["message"].startswith(i18n.catalogue("de")["quota_questions_exceeded"].split("{time}")[0]
                                        .format(limit=1))
 
@@ -213,13 +211,9 @@ def test_without_consent_the_chat_refuses(app: Flask, client: FlaskClient) -> No
 
 def test_consent_check_fails_closed_when_the_consent_module_cannot_be_imported(
         app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
     with app.app_context():
         bot = make_bot("course-10")
         headers = bearer(make_session(bot, sub="new-student"))
-    import course_bots.privacy
-
     monkeypatch.setitem(sys.modules, "course_bots.privacy.consent", None)  # any import of it now fails
     monkeypatch.delattr(course_bots.privacy, "consent")
     response = client.post(f"/api/v1/bots/{bot.id}/chat", headers=headers, json={"question": "hi", "client_id": "a"})
@@ -248,7 +242,7 @@ def test_personal_data_is_scrubbed_before_the_question_is_searched_or_sent_to_a_
         return fake_search(bot_id, query, k)
 
     class RecordingBackend(ScriptedBackend):
-        def stream(self, messages: Sequence[Message], params: GenerationParams,
+        def stream(self, messages: Sequence[PromptMessage], params: GenerationParams,
                    request_id: str | None = None) -> Iterator[Event]:
             sent.extend(str(m["content"]) for m in messages)
             return super().stream(messages, params, request_id)
@@ -299,13 +293,10 @@ def test_citations_speak_the_page_language_and_keep_the_passage_lines(
 
 def test_leaving_mid_answer_stores_it_once_and_asking_again_answers_that_question(
         app: Flask, client: FlaskClient, setup: dict[str, Any]) -> None:
-    from course_bots.chat.models import ChatSession, Message, UsageEvent
-    from lti_tool.extensions import db
-
     setup["backend"]["b"] = ScriptedBackend([TokenEvent("The "), TokenEvent("step "), TokenEvent("size [1]."),
                                              DoneEvent("stop")])
     with app.app_context():
-        bot = db.session.get(__import__("course_bots.models", fromlist=["CourseBot"]).CourseBot, setup["bot"])
+        bot = db.session.get(CourseBot, setup["bot"])
         student = make_session(bot)
         settings = chat.settings_for(bot.id)
         asked = chat.record(student, chat.Question(bot.id, "What is the step size?", "left-1"), settings)
@@ -315,7 +306,7 @@ def test_leaving_mid_answer_stores_it_once_and_asking_again_answers_that_questio
         names = [next(stream)[0] for _ in range(2)]
         assert "token" in names or "status" in names
         stream.close()  # the page was closed: the server sees GeneratorExit
-        answer = db.session.query(Message).filter_by(reply_to_id=asked.question_id).one()
+        answer = db.session.query(StoredMessage).filter_by(reply_to_id=asked.question_id).one()
         assert (answer.status, answer.error_code) == ("failed", "cancelled")
         assert sum(u.errors or 0 for u in db.session.query(UsageEvent).all()) == 0  # leaving is no error
     listed = client.get(f"/api/v1/bots/{setup['bot']}/conversations", headers=setup["headers"]).get_json()
@@ -327,15 +318,12 @@ def test_leaving_mid_answer_stores_it_once_and_asking_again_answers_that_questio
     assert again[-1][0] == "done"
     with app.app_context():
         assert db.session.query(ChatSession).count() == 1
-        assert db.session.query(Message).filter_by(role="user").count() == 1
-        assert db.session.query(Message).filter_by(reply_to_id=asked.question_id).one().status == "ok"
+        assert db.session.query(StoredMessage).filter_by(role="user").count() == 1
+        assert db.session.query(StoredMessage).filter_by(reply_to_id=asked.question_id).one().status == "ok"
 
 
 def test_asking_again_after_an_answer_or_with_other_words_is_a_new_question(
         app: Flask, client: FlaskClient, setup: dict[str, Any]) -> None:
-    from course_bots.chat.models import Message
-    from lti_tool.extensions import db
-
     first = ask(client, setup, question="What is the step size?", client_id="a-1")
     again = ask(client, setup, question="What is the step size?", client_id="a-2",
                 conversation_id=first[-1][1]["conversation_id"])
@@ -343,4 +331,4 @@ def test_asking_again_after_an_answer_or_with_other_words_is_a_new_question(
     assert again[-1][0] == other[-1][0] == "done"
     assert again[-1][1]["message_id"] != first[-1][1]["message_id"]  # answered: asking again is asking again
     with app.app_context():
-        assert db.session.query(Message).filter_by(role="user").count() == 3
+        assert db.session.query(StoredMessage).filter_by(role="user").count() == 3
