@@ -3,7 +3,8 @@
 Issuer and client id are public, so the key is the client address as ProxyFix (``COURSEBOTS_PROXY_HOPS``) sees it;
 IPv6 clients are counted per /64, since one host usually holds a whole /64. Fixed windows: counters live in the
 process (one limit per worker) or, with ``COURSEBOTS_REDIS_URL``, in Redis (one limit for all workers). When Redis
-is unreachable the limit is not enforced rather than refusing every launch.
+is unreachable the limit falls back to counters in the process (one limit per worker, as without Redis) rather than
+refusing every launch or turning off; Redis is tried again after ``REDIS_RETRY_SECONDS``.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from lti_tool.reasons import LaunchRejected, rejection_response
 logger = logging.getLogger(__name__)
 
 EXTENSION = "coursebots.rate_limiter"
+REDIS_RETRY_SECONDS = 5.0  # while Redis is down, count in the process and ask Redis again after this long
 
 
 class MemoryCounters:
@@ -66,19 +68,33 @@ class RateLimiter:
         self.rate = rate
         self.counters = counters
         self.clock = clock
+        self.fallback = MemoryCounters()  # used while the shared store (Redis) is unreachable
+        self._store_down_until = 0.0  # monotonic time before which the shared store is not asked
 
     def hit(self, scope: str, address: str) -> int | None:
         """Count a request; None when allowed, else the seconds until the window ends (for ``Retry-After``)."""
         now = self.clock()
         window = int(now // self.rate.seconds)
-        try:
-            count = self.counters.incr(f"{scope}:{client_key(address)}", window, self.rate.seconds)
-        except Exception as exc:  # Redis down: let launches through rather than refuse every one
-            logger.warning("rate limit not enforced: counter store unavailable (%s)", type(exc).__name__)
-            return None
+        count = self._count(f"{scope}:{client_key(address)}", window)
         if count <= self.rate.count:
             return None
         return max(1, int((window + 1) * self.rate.seconds - now + 0.999))
+
+    def _count(self, key: str, window: int) -> int:
+        """Count in the configured store, or in this process while that store is unreachable."""
+        if time.monotonic() < self._store_down_until:
+            return self.fallback.incr(key, window, self.rate.seconds)
+        try:
+            count = self.counters.incr(key, window, self.rate.seconds)
+        except Exception as exc:  # Redis down: keep limiting, per process, rather than refuse or admit every one
+            if not self._store_down_until:
+                logger.warning("rate limit counted per process: counter store unavailable (%s)", type(exc).__name__)
+            self._store_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+            return self.fallback.incr(key, window, self.rate.seconds)
+        if self._store_down_until:
+            logger.info("rate limit counted in the shared store again")
+            self._store_down_until = 0.0
+        return count
 
 
 def client_key(address: str) -> str:
