@@ -6,17 +6,13 @@ and one-line description; README.md's configuration table lists exactly these ke
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
-import secrets
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-logger = logging.getLogger(__name__)
-
-SECRETS_FILE = "secrets.json"
+from lti_tool.quick_start import quick_start_secrets
 
 
 class ConfigError(RuntimeError):
@@ -342,7 +338,7 @@ class Config:
                     f"{' and '.join(missing)} must be set when the database is not SQLite: every web and job "
                     "worker must share the same secrets. Generate one with: "
                     "python -c \"import secrets; print(secrets.token_urlsafe(48))\"")
-            changes.update(_quick_start_secrets(path))
+            changes.update(quick_start_secrets(path))
             for name in ("secret_key", "pseudonym_key"):
                 if getattr(self, name):
                     changes.pop(name)
@@ -372,6 +368,12 @@ def named_secret(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
+def inheritable_environment(names: frozenset[str], prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """This process's variables that a child process may inherit: those named or prefixed, never ``COURSEBOTS_*``."""
+    return {name: value for name, value in os.environ.items()
+            if (name in names or name.startswith(prefixes)) and not name.startswith("COURSEBOTS_")}
+
+
 def settings_table() -> list[tuple[str, str, str]]:
     """(environment key, default, description) for every setting: the README table's source of truth."""
     rows = []
@@ -382,19 +384,3 @@ def settings_table() -> list[tuple[str, str, str]]:
                 default = ",".join(default)
             rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
     return rows
-
-
-def _quick_start_secrets(instance_path: Path) -> dict[str, str]:
-    """Load the generated secrets of a quick-start installation, creating them once."""
-    secrets_path = instance_path / SECRETS_FILE
-    if secrets_path.exists():
-        stored = json.loads(secrets_path.read_text(encoding="utf-8"))
-        return {"secret_key": stored["secret_key"], "pseudonym_key": stored["pseudonym_key"]}
-    instance_path.mkdir(parents=True, exist_ok=True)
-    generated = {"secret_key": secrets.token_urlsafe(48), "pseudonym_key": secrets.token_urlsafe(48)}
-    fd = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(generated, handle)
-    logger.warning("Quick-start mode: generated COURSEBOTS_SECRET_KEY and COURSEBOTS_PSEUDONYM_KEY into %s. "
-                   "Back this file up; set both variables explicitly for production.", secrets_path)
-    return generated

@@ -13,13 +13,12 @@ finds no ``COURSEBOTS_*`` secret (secret key, pseudonym key, database password, 
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import threading
-from typing import Any, Mapping
+from typing import Any
 
 from course_bots.materials.operations import MB
-from lti_tool.config import Config
+from lti_tool.config import Config, inheritable_environment
 from lti_tool.extensions import current_config
 from retrieval.loaders import LoadLimits, OcrProgress
 from retrieval.loaders import sandbox as _sandbox
@@ -55,11 +54,9 @@ def parse_slots(size: int) -> threading.BoundedSemaphore:
         return _slots[1]
 
 
-def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment a parser child starts with: the allowed names of ``environ`` (default: this process's)."""
-    source = os.environ if environ is None else environ
-    return {name: value for name, value in source.items()
-            if (name in CHILD_ENV_NAMES or name.startswith(CHILD_ENV_PREFIXES)) and not name.startswith("COURSEBOTS_")}
+def child_environment() -> dict[str, str]:
+    """The environment a parser child starts with: this process's allowed variables, no ``COURSEBOTS_*`` one."""
+    return inheritable_environment(CHILD_ENV_NAMES, CHILD_ENV_PREFIXES)
 
 
 class _MinimalEnvSubprocess:

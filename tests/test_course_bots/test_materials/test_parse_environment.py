@@ -1,6 +1,7 @@
 """The child that reads an uploaded file starts without the tool's secrets, and still reads files (OCR included)."""
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -38,11 +39,14 @@ def test_the_parser_child_sees_no_secret(make_app, monkeypatch: pytest.MonkeyPat
     assert seen["OMP_THREAD_LIMIT"] == "1"
 
 
-def test_the_environment_is_an_allow_list() -> None:
-    environ = {"PATH": "/usr/bin", "HOME": "/home/app", "LC_CTYPE": "de_DE.UTF-8", "OMP_THREAD_LIMIT": "1",
-               "AWS_SECRET_ACCESS_KEY": "x", "COURSEBOTS_REDIS_URL": "redis://:pw@r", "HF_TOKEN": "y"}
-    assert parse_sandbox.child_environment(environ) == {
-        "PATH": "/usr/bin", "HOME": "/home/app", "LC_CTYPE": "de_DE.UTF-8", "OMP_THREAD_LIMIT": "1"}
+def test_the_environment_is_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    allowed = {"PATH": "/usr/bin", "HOME": "/home/app", "LC_CTYPE": "de_DE.UTF-8", "OMP_THREAD_LIMIT": "1"}
+    refused = {"AWS_SECRET_ACCESS_KEY": "x", "COURSEBOTS_REDIS_URL": "redis://:pw@r", "HF_TOKEN": "y"}
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    for name, value in {**allowed, **refused}.items():
+        monkeypatch.setenv(name, value)
+    assert parse_sandbox.child_environment() == allowed
 
 
 def test_files_are_still_read_with_secrets_in_the_parent(make_app, monkeypatch: pytest.MonkeyPatch) -> None:
