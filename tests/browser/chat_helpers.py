@@ -1,4 +1,5 @@
-"""Helpers for the chat/teacher browser tests: a slow fake OpenAI-compatible server, a tiny PDF, an XSS detector."""
+"""Helpers shared by the browser tests: a slow fake OpenAI-compatible server and the tool wired to it, a tiny PDF,
+an XSS detector, an axe check."""
 from __future__ import annotations
 
 import json
@@ -6,9 +7,16 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
+import pytest
 from flask import Flask, Response, request
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
+
+from course_bots import backends
+from course_bots.chat import conversations
+from course_bots.models import CourseBot
+from lti_tool.context import SessionToken
+from lti_tool.extensions import db
 
 
 class FakeModelServer:
@@ -60,6 +68,36 @@ class FakeModelServer:
         """Shut the server down."""
         self.server.shutdown()
         self.thread.join(5)
+
+
+def answer_through(monkeypatch: pytest.MonkeyPatch, base_url: str, label: str = "Fake model",
+                   timeout_s: float = 60.0) -> None:
+    """The tool (running in this process) answers through the OpenAI-compatible server at ``base_url``."""
+    entry = backends.ModelEntry(key="", label=label, backend="openai", model="fake", base_url=base_url,
+                                timeout_s=timeout_s)
+    monkeypatch.setattr(backends, "default_entry", lambda config: entry)
+    backends.forget_backends()
+
+
+def seed_questions(tool_server: Any, text: str, count: int = 5, prefix: str = "", locale: str = "en") -> None:
+    """``count`` other students asked ``text`` in the first course (the logs open at the small-course threshold)."""
+    with tool_server.app.app_context():
+        bot = db.session.query(CourseBot).order_by(CourseBot.id).first()
+        now = int(time.time())
+        for i in range(count):
+            session = SessionToken(issuer=bot.issuer, deployment_id=bot.deployment_id, bot_id=bot.id,
+                                   pseudonym=prefix + str(i).zfill(64 - len(prefix)), roles=("learner",),
+                                   locale=locale, expires_at=now + 600, launched_at=now)
+            conversations.record_question(session, None, f"{prefix}-seed-{i}".lstrip("-"), text)
+        db.session.commit()
+
+
+def axe_clean(target: Any, where: str) -> None:
+    """axe-core finds nothing on ``target`` (a page, or the tool's frame) as it is now."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(target)
+    assert results.violations_count == 0, f"{where}: " + results.generate_report()
 
 
 def tiny_pdf(pages: list[list[str]]) -> bytes:

@@ -2,18 +2,16 @@
 
 The tool runs on ``http://localhost:<port>``, the platform on ``http://127.0.0.1:<port>`` (different sites, so a
 framed tool sees third-party cookie rules exactly as under Moodle). Fixtures: ``browser`` (session),
-``tool_server``, ``platform_server``, ``platform_module``, ``launch(role, framed=True, ...) -> Page``,
+``tool_server``, ``platform_server``, ``platform_module``, ``admin_user``, ``launch(role, framed=True, ...) -> Page``,
 ``tool_frame(page) -> Frame``, ``tool_requests(page)`` and ``screenshot(page, path) -> Path`` (see README.md
 here). Every test under ``tests/browser`` is marked ``browser``; without Chromium they skip, or fail under
 ``CI=true``.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +26,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from lti_tool import create_app
 from lti_tool.config import Config
 from lti_tool.extensions import db
+from lti_tool.models import Deployment, Platform
+from lti_tool.security import forget_platform_origins
+from tests.browser import fake_platform
 
 logger = logging.getLogger(__name__)
 
@@ -39,22 +40,6 @@ VIEWPORT = {"width": 1280, "height": 900}
 LAUNCH_TIMEOUT_MS = 20_000
 EXPECT_TIMEOUT_MS = 15_000
 PLATFORM_AUTOPOST_PATHS = ("/mod/lti/launch.php", "/mod/lti/auth.php")  # pages that only auto-submit a form
-
-
-def _load_fake_platform() -> Any:
-    """Import fake_platform.py beside this file (tests run with --import-mode=importlib, not as a package)."""
-    name = "coursebots_browser_fake_platform"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("fake_platform.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fake_platform = _load_fake_platform()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -116,6 +101,16 @@ def platform_module() -> Any:
     return fake_platform
 
 
+@pytest.fixture
+def admin_user(platform_module: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A Moodle site administrator (institution Administrator and editing teacher) using German: ``launch("admin")``."""
+    user = platform_module.User("1", "Ada", "Admin", "ada.admin@example.edu",
+                                (platform_module.INSTITUTION + "Administrator",
+                                 platform_module.MEMBERSHIP + "Instructor"), locale="de")
+    monkeypatch.setitem(platform_module.USERS, "admin", user)
+    yield "admin"
+
+
 @pytest.fixture(scope="session")
 def platform_server(_sockets: dict[str, tuple[BaseWSGIServer, str]]) -> Iterator[Server]:
     """The fake LTI platform on ``http://127.0.0.1:<port>``; ``.app.extensions['state']`` is its PlatformState."""
@@ -134,9 +129,6 @@ def tool_server(_sockets: dict[str, tuple[BaseWSGIServer, str]], platform_server
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The real tool (migrated, platform registered) on ``http://localhost:<port>``."""
     from flask_migrate import upgrade
-
-    from lti_tool.models import Deployment, Platform
-    from lti_tool.security import forget_platform_origins
 
     server, base_url = _sockets["tool"]
     folder = tmp_path_factory.mktemp("browser-tool")

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
 CONTEXT_CLAIM_COURSE = "http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"
 
 
@@ -52,6 +53,12 @@ USERS: dict[str, User] = {
     "teacher": User("2", "Tessa", "Teacher", "tessa.teacher@example.edu", (MEMBERSHIP + "Instructor",)),
     "student": User("3", "Sam", "Student", "sam.student@example.edu", (MEMBERSHIP + "Learner",)),
 }
+
+
+def add_user(key: str, number: str, given: str, family: str, email: str, role: str, locale: str) -> str:
+    """Enrol ``key`` in the course as ``role`` (``Learner``, ``Instructor``) speaking ``locale``; returns ``key``."""
+    USERS[key] = User(number, given, family, email, (MEMBERSHIP + role,), locale=locale)
+    return key
 
 
 @dataclass

@@ -4,28 +4,20 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from playwright.sync_api import expect
 
+from course_bots.privacy import operations as privacy_ops
+from tests.browser.chat_helpers import axe_clean
+
 pytestmark = pytest.mark.browser
 
-INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
 CATALOGUE = ('[[models]]\nkey = "qwen"\nlabel = "Qwen 7B"\nkind = "local"\nmodel = "qwen"\ncontext_window = 8192\n'
              'base_url = "http://gpu.internal:8001/v1"\n\n'
              '[[models]]\nkey = "gw"\nlabel = "Gateway"\nkind = "external"\nmodel = "gpt"\ncontext_window = 16000\n'
              'max_new_tokens = 800\nbase_url = "https://gw.example/v1"\n')
-
-
-@pytest.fixture
-def admin_user(platform_module: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A Moodle site administrator (institution Administrator and editing teacher) using German."""
-    user = platform_module.User("1", "Ada", "Admin", "ada.admin@example.edu",
-                                (INSTITUTION + "Administrator", platform_module.MEMBERSHIP + "Instructor"),
-                                locale="de")
-    monkeypatch.setitem(platform_module.USERS, "admin", user)
-    yield "admin"
 
 
 @pytest.fixture
@@ -36,13 +28,6 @@ def catalogue(tool_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     config = tool_server.app.extensions["coursebots.config"]
     monkeypatch.setitem(tool_server.app.extensions, "coursebots.config",
                         dataclasses.replace(config, model_catalogue=str(path)))
-
-
-def _axe_clean(page: Any, where: str) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    assert results.violations_count == 0, f"{where}: " + results.generate_report()
 
 
 def test_administrator_sees_the_administration_tab(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
@@ -88,7 +73,7 @@ def test_administrator_sees_the_administration_tab(launch: Callable[..., Any], t
         per_course = frame.locator("[aria-labelledby='a-usage-h']")  # the per-model table has some of them too
         expect(per_course.get_by_role("columnheader", name=header, exact=True)).to_have_count(1)
     frame.wait_for_timeout(300)
-    _axe_clean(page, "administration tab")
+    axe_clean(page, "administration tab")
 
     # Retention: the form saves through the platform rule's API (and is put back afterwards).
     before = (frame.locator("#a-anonymize").input_value(), frame.locator("#a-delete").input_value())
@@ -97,8 +82,6 @@ def test_administrator_sees_the_administration_tab(launch: Callable[..., Any], t
     frame.locator("#a-retention button[type=submit]").click()
     expect(frame.locator("#cb-teacher-status")).to_have_text("Aufbewahrung gespeichert.")
     with tool_server.app.app_context():
-        from course_bots.privacy import operations as privacy_ops
-
         rule = privacy_ops.platform_retention(state.issuer)
         assert (rule.anonymize_days, rule.delete_days) == (30, 200)
     frame.locator("#a-anonymize").fill(before[0])
@@ -116,7 +99,7 @@ def test_administrator_sees_the_administration_tab(launch: Callable[..., Any], t
     frame.wait_for_timeout(300)
     overflow = frame.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 1, f"the page scrolls sideways by {overflow}px at 320px"
-    _axe_clean(page, "administration tab at 320px")
+    axe_clean(page, "administration tab at 320px")
 
 
 def test_instructor_has_no_administration_tab(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],

@@ -7,35 +7,24 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
+
+from course_bots.chat import usage
+from course_bots.models import CourseBot
+from lti_tool.extensions import db, utcnow
+from tests.browser.chat_helpers import axe_clean
 
 pytestmark = pytest.mark.browser
 
-INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-
-@pytest.fixture
-def admin_user(platform_module: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A Moodle site administrator (institution Administrator and editing teacher) using German."""
-    user = platform_module.User("1", "Ada", "Admin", "ada.admin@example.edu",
-                                (INSTITUTION + "Administrator", platform_module.MEMBERSHIP + "Instructor"),
-                                locale="de")
-    monkeypatch.setitem(platform_module.USERS, "admin", user)
-    yield "admin"
 
 
 def seed_usage(tool_server: Any, platform_server: Any) -> int:
     """Questions on three days of the last week for the course's bot (created by the launch); today's count."""
-    from sqlalchemy import select
-
-    from course_bots.chat import usage
-    from course_bots.models import CourseBot
-    from lti_tool.extensions import db, utcnow
-
     state = platform_server.app.extensions["state"]
     with tool_server.app.app_context():
         bot = db.session.scalars(select(CourseBot).where(CourseBot.issuer == state.issuer,
@@ -46,13 +35,6 @@ def seed_usage(tool_server: Any, platform_server: Any) -> int:
         usage.add_usage(bot.id, day=today, questions=2, answers=2, completion_tokens=120)
         db.session.commit()
         return int(usage.usage_daily(1, bot_id=bot.id)["days"][0]["questions"])
-
-
-def _axe_clean(page: Any, where: str) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    assert results.violations_count == 0, f"{where}: " + results.generate_report()
 
 
 def _check_chart(page: Any, frame: Any, box: str, summary: str, caption: str, date_header: str,
@@ -84,7 +66,7 @@ def _narrow(page: Any, frame: Any, where: str) -> None:
     frame.wait_for_timeout(400)  # the chart redraws for the new width
     overflow = frame.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 1, f"{where}: the page scrolls sideways by {overflow}px at 320px"
-    _axe_clean(page, f"{where} at 320px")
+    axe_clean(page, f"{where} at 320px")
 
 
 def test_teacher_usage_chart_in_english(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
@@ -100,7 +82,7 @@ def test_teacher_usage_chart_in_english(launch: Callable[..., Any], tool_frame: 
     dates = frame.locator("#cb-chart svg text").all_text_contents()
     assert any(any(m in d for m in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
                                     "Dec")) for d in dates), dates  # English date labels
-    _axe_clean(page, "teacher usage chart")
+    axe_clean(page, "teacher usage chart")
     screenshot(page, DOCS / "teacher-usage-chart.png")
     _narrow(page, frame, "teacher usage chart")
 
@@ -121,5 +103,5 @@ def test_administrator_usage_charts_in_german(launch: Callable[..., Any], tool_f
                                          "September", "Oktober", "November", "Dezember")), first_date
     expect(frame.locator("#a-tokens-chart svg.cb-chart")).to_have_attribute("aria-label", "Tokens pro Tag")
     expect(frame.get_by_role("table", name="Nutzung pro Modell (gespeicherte Antworten)")).to_have_count(1)
-    _axe_clean(page, "administration usage charts")
+    axe_clean(page, "administration usage charts")
     _narrow(page, frame, "administration usage charts")

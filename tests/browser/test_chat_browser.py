@@ -1,9 +1,7 @@
 """The student chat in Chromium, framed by the fake platform: streamed cited answers, keyboard only, de/en, axe."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -11,22 +9,13 @@ from typing import Any, Callable, Iterator
 import pytest
 from playwright.sync_api import expect
 
+from course_bots import backends
+from course_bots.chat.models import Message
+from lti_tool.extensions import db
+from tests.browser import chat_helpers as helpers, fake_platform
+
 pytestmark = pytest.mark.browser
 
-
-def _load(name: str) -> Any:
-    """Import a helper module beside this file (tests run with --import-mode=importlib)."""
-    key = f"coursebots_browser_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-helpers = _load("chat_helpers")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 chat_ready, ensure_material, TEACHER_PROMPT = helpers.chat_ready, helpers.ensure_material, helpers.TEACHER_PROMPT
 ANSWER = ("Photosynthesis converts **light energy** into chemical energy in the chloroplasts [1]. "
@@ -37,13 +26,8 @@ QUESTION = "Where does photosynthesis take place and what does it convert?"
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The tool (running in this process) answers through a slow fake OpenAI-compatible server."""
-    from course_bots import backends
-
     server = helpers.FakeModelServer(ANSWER)
-    entry = backends.ModelEntry(key="", label="Fake model", backend="openai", model="fake",
-                                base_url=server.base_url)
-    monkeypatch.setattr(backends, "default_entry", lambda config: entry)
-    backends.forget_backends()
+    helpers.answer_through(monkeypatch, server.base_url)
     yield server
     server.stop()
     backends.forget_backends()
@@ -131,32 +115,24 @@ def test_keyboard_only_ask_cite_and_close(launch: Callable[..., Any], tool_frame
 
 def english_student() -> str:
     """Register an English-speaking student on the fake platform (the harness's student speaks German)."""
-    platform = sys.modules["coursebots_browser_fake_platform"]
-    platform.USERS["studenten"] = platform.User("5", "Joan", "Whitfield", "joan@example.edu",
-                                                (platform.MEMBERSHIP + "Learner",), locale="en-GB")
+    fake_platform.add_user("studenten", "5", "Joan", "Whitfield", "joan@example.edu", "Learner", locale="en-GB")
     return "studenten"
 
 
 def test_german_launch_shows_german_ui_and_decline_explains(launch: Callable[..., Any],
                                                             tool_frame: Callable[[Any], Any]) -> None:
-    platform = sys.modules["coursebots_browser_fake_platform"]
-    platform.USERS["studentde2"] = platform.User("6", "Jörg", "Weiß", "joerg@example.edu",
-                                                 (platform.MEMBERSHIP + "Learner",), locale="de-DE")
-    from axe_playwright_python.sync_playwright import Axe
-
+    fake_platform.add_user("studentde2", "6", "Jörg", "Weiß", "joerg@example.edu", "Learner", locale="de-DE")
     page = launch("studentde2", framed=False)
     frame = tool_frame(page)
     expect(frame.locator("html")).to_have_attribute("lang", "de")
     expect(frame.locator('label[for="cb-question"]')).to_have_text("Ihre Frage")  # Sie: the default address
     chat_ready(frame, accept=False)
     expect(frame.locator('[data-cb="consent-accept"]')).to_have_text("Ich stimme zu")
-    results = Axe().run(page)
-    assert results.violations_count == 0, "consent notice: " + results.generate_report()
+    helpers.axe_clean(page, "consent notice")
     frame.locator('[data-cb="consent-decline"]').click()
     expect(frame.locator('[data-cb="unavailable-text"]')).to_contain_text("nicht zugestimmt")
     expect(frame.locator('[data-cb="form"]')).to_be_hidden()
-    results = Axe().run(page)
-    assert results.violations_count == 0, "declined: " + results.generate_report()
+    helpers.axe_clean(page, "declined")
 
 
 def test_english_launch_shows_english_ui(launch: Callable[..., Any], tool_frame: Callable[[Any], Any]) -> None:
@@ -182,30 +158,20 @@ def test_usable_at_320px(launch: Callable[..., Any], tool_frame: Callable[[Any],
 
 def test_axe_student_page_has_no_violations(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
                                             fake_model: Any) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
     page = launch("student", framed=False)
     frame = tool_frame(page)
     chat_ready(frame)
     frame.locator('[data-cb="question"]').fill(QUESTION)
     frame.locator('[data-cb="send"]').click()
     expect(frame.locator(".cb-assistant .cb-tools, .cb-assistant .cb-error").first).to_be_visible()
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
+    helpers.axe_clean(page, "student page with an answer")
 
 
 def test_busy_position_then_stop_keeps_the_question(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
                                                     tool_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_bots.chat.models import Message
-    from course_bots import backends
-    from lti_tool.extensions import db
-
     server = helpers.FakeModelServer("slowly " * 100, delay_s=0.2, status={"state": "queued", "position": 3},
                                      status_s=1.5)
-    entry = backends.ModelEntry(key="", label="Fake model", backend="openai", model="fake",
-                                base_url=server.base_url)
-    monkeypatch.setattr(backends, "default_entry", lambda config: entry)
-    backends.forget_backends()
+    helpers.answer_through(monkeypatch, server.base_url)
     try:
         ensure_material(launch, tool_frame)
         frame = tool_frame(launch("student"))

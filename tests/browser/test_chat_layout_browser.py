@@ -4,33 +4,24 @@ desktop, keyboard only, axe. Also takes docs/screenshots/student-chat-{model,ext
 """
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from flask import jsonify
 from playwright.sync_api import expect
+
+from course_bots import backends
+from course_bots.chat import operations, quota
+from course_bots.chat.models import Message
+from lti_tool.extensions import db
+from tests.browser import chat_helpers as helpers, fake_platform
 
 pytestmark = pytest.mark.browser
 
-
-def _load(name: str) -> Any:
-    """Import a helper module beside this file (tests run with --import-mode=importlib)."""
-    key = f"coursebots_browser_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-helpers = _load("chat_helpers")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SLIDES = [["Kapitel 7: Iteratoren in Java"],
           ["Iteratoren: Elemente einer Sammlung durchlaufen",
@@ -57,9 +48,7 @@ LONG_ANSWER = " ".join(f"Absatz {n}: Die Photosynthese wandelt Lichtenergie in c
 
 def user(name: str, locale: str, number: str) -> str:
     """A learner of the fake platform with their own pseudonym (their own conversations) and page language."""
-    platform = sys.modules["coursebots_browser_fake_platform"]
-    platform.USERS[name] = platform.User(number, "Kim", "Lerner", f"{name}@example.edu",
-                                         (platform.MEMBERSHIP + "Learner",), locale=locale)
+    fake_platform.add_user(name, number, "Kim", "Lerner", f"{name}@example.edu", "Learner", locale=locale)
     return name
 
 
@@ -79,17 +68,12 @@ def ensure_slides(launch: Callable[..., Any], tool_frame: Callable[[Any], Any]) 
 @pytest.fixture
 def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
     """``model(answer, **kw)``: the tool answers through a scripted OpenAI-compatible server on 127.0.0.1."""
-    from course_bots import backends
-
     servers: list[Any] = []
 
     def start(answer: str, **kwargs: Any) -> Any:
         server = helpers.FakeModelServer(answer, **kwargs)
         servers.append(server)
-        entry = backends.ModelEntry(key="", label="Fake model", backend="openai", model="fake",
-                                    base_url=server.base_url)
-        monkeypatch.setattr(backends, "default_entry", lambda config: entry)
-        backends.forget_backends()
+        helpers.answer_through(monkeypatch, server.base_url)
         return server
 
     yield start
@@ -120,19 +104,8 @@ def in_viewport(page: Any, frame: Any, selector: str) -> None:
         assert box["y"] + box["height"] <= outer["y"] + outer["height"] + 1, (box, outer)
 
 
-def axe_clean(frame: Any, what: str) -> None:
-    """axe-core finds nothing on the tool's page (the document inside the platform's frame) as it is now."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(frame)
-    assert results.violations_count == 0, what + ": " + results.generate_report()
-
-
 def stored(tool_server: Any, text: str) -> list[tuple[int, str | None, str | None]]:
     """Every stored question with exactly ``text``: (conversation id, its answer's status, error code)."""
-    from course_bots.chat.models import Message
-    from lti_tool.extensions import db
-
     with tool_server.app.app_context():
         rows = []
         for question in db.session.query(Message).filter_by(role="user", text=text).order_by(Message.id):
@@ -186,14 +159,12 @@ def test_input_stays_in_view_and_enter_sends_shift_enter_breaks(
     announced = frame.locator('[data-cb="announce"]').text_content() or ""
     assert announced.count("Absatz 39") == 1, "the finished answer is announced once"
     assert frame.locator(".cb-streaming[aria-live], .cb-log[aria-live]").count() == 0, "streaming text is not live"
-    axe_clean(frame, f"long answer at {width}px {locale}")
+    helpers.axe_clean(frame, f"long answer at {width}px {locale}")
 
 
 def test_code_from_a_slide_stays_a_code_block_with_copy_button(
         launch: Callable[..., Any], tool_frame: Callable[[Any], Any], screenshot: Callable[..., Path],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_bots.chat import operations
-
     ensure_slides(launch, tool_frame)
     operations._searched = False  # as after a start: the first question tells that the assistant gets ready
     search = operations.default_search
@@ -229,7 +200,7 @@ def test_code_from_a_slide_stays_a_code_block_with_copy_button(
     page_number = re.search(r"Seite (\d+)", heading)
     assert page_number and (current.locator(".cb-where").text_content() or "").endswith(page_number.group(1))
     expect(current.locator("blockquote pre code").first).to_contain_text("while (nameIterator.hasNext()) {")
-    axe_clean(frame, "extractive answer with code and sources")
+    helpers.axe_clean(frame, "extractive answer with code and sources")
     page.keyboard.press("Escape")
     expect(cite).to_be_focused()
     frame.locator('[data-cb="scroll"]').evaluate("node => { node.scrollTop = 0; }")  # the picture: from the question
@@ -254,7 +225,7 @@ def test_model_answer_streams_german_with_code_and_citations(
     answer.locator("button.cb-cite").first.click()
     where = frame.locator('[data-cb="sources"] .cb-current .cb-where')
     expect(where).to_have_text(re.compile(r"— (Seite|Seiten) \d"))
-    axe_clean(frame, "model answer")
+    helpers.axe_clean(frame, "model answer")
     screenshot(page, SCREENSHOTS / "student-chat-model.png", full_page=False)
 
 
@@ -285,7 +256,7 @@ def test_sidebar_is_compact_and_folds_at_320px(launch: Callable[..., Any], tool_
     expect(convs).to_be_visible()
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(toggle).to_have_text("Unterhaltungen ausblenden" if locale == "de-DE" else "Hide conversations")
-    axe_clean(frame, "sidebar open at 320px")
+    helpers.axe_clean(frame, "sidebar open at 320px")
     page.keyboard.press("Enter")
     expect(convs).to_be_hidden()
     toggle.click()
@@ -320,7 +291,7 @@ def test_stop_then_try_again_stores_the_question_once(
     expect(frame.locator(".cb-assistant .cb-answer").last).to_contain_text("Chloroplasten", timeout=30_000)
     expect(frame.locator(".cb-user")).to_have_count(1)
     wait_for(lambda: [row[1:] for row in stored(tool_server, text)] == [("ok", None)])
-    axe_clean(frame, "after try again")
+    helpers.axe_clean(frame, "after try again")
 
 
 def test_leaving_mid_answer_leaves_no_duplicate(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
@@ -342,7 +313,7 @@ def test_leaving_mid_answer_leaves_no_duplicate(launch: Callable[..., Any], tool
     expect(frame.locator(".cb-user")).to_have_count(1)
     assistant = frame.locator(".cb-assistant").last
     expect(assistant.locator(".cb-error")).to_have_text("Nicht beantwortet: Die Antwort wurde unterbrochen.")
-    axe_clean(frame, "unanswered question after leaving")
+    helpers.axe_clean(frame, "unanswered question after leaving")
     # Asking the same question again (typed anew) answers the stored one instead of storing it twice.
     model("Die Photosynthese findet in den Chloroplasten statt [1].", delay_s=0.01)
     frame.locator('[data-cb="new"]').click()
@@ -356,10 +327,6 @@ def test_leaving_mid_answer_leaves_no_duplicate(launch: Callable[..., Any], tool
 @pytest.mark.parametrize("locale", ["de-DE", "en-GB"])
 def test_a_refused_question_keeps_its_text(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
                                            monkeypatch: pytest.MonkeyPatch, locale: str) -> None:
-    from flask import jsonify
-
-    from course_bots.chat import quota
-
     message = {"de-DE": "Sie haben heute bereits 20 Fragen gestellt.", "en-GB": "You have asked 20 questions today."}
     decision = type("Decision", (), {"allowed": False, "code": "quota_exceeded", "message": message[locale],
                                      "retry_after_s": 3600, "resets_at": "2026-12-03T00:00:00Z"})()
@@ -382,4 +349,4 @@ def test_a_refused_question_keeps_its_text(launch: Callable[..., Any], tool_fram
     expect(question).to_have_value("Noch eine Frage zur Photosynthese")
     expect(frame.locator(".cb-user")).to_have_count(0)
     in_viewport(page, frame, '[data-cb="refused"]')
-    axe_clean(frame, "refused question")
+    helpers.axe_clean(frame, "refused question")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import re
-import sys
 from typing import Any, Callable, Iterator
 
 import pytest
 from playwright.sync_api import expect
+
 from course_bots.materials.course_index import get_embedder
+from tests.browser import fake_platform
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -61,14 +62,12 @@ def german_pdf(pages: list[list[str]]) -> bytes:
 @pytest.fixture
 def german_course(platform_server: Any) -> Iterator[None]:
     """A course of its own (the other browser tests' materials stay out), with a German teacher and student."""
-    platform = sys.modules["coursebots_browser_fake_platform"]
     state = platform_server.app.extensions["state"]
     saved = (state.context_id, state.context_title)
     state.context_id, state.context_title = "course-stat-de", "Einführung in die Statistik"
-    platform.USERS["lehrende_de"] = platform.User("21", "Tilda", "Lehrer", "tilda@example.edu",
-                                                  (platform.MEMBERSHIP + "Instructor",), locale="de-DE")
-    platform.USERS["studi_de"] = platform.User("22", "Anna", "Schmidt", "anna.schmidt@uni-example.de",
-                                               (platform.MEMBERSHIP + "Learner",), locale="de-DE")
+    fake_platform.add_user("lehrende_de", "21", "Tilda", "Lehrer", "tilda@example.edu", "Instructor", locale="de-DE")
+    fake_platform.add_user("studi_de", "22", "Anna", "Schmidt", "anna.schmidt@uni-example.de", "Learner",
+                           locale="de-DE")
     yield
     state.context_id, state.context_title = saved
 

@@ -11,37 +11,22 @@ writes every stop's words to a file (one JSON line per stop) for reviewing the w
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import io
 import itertools
 import json
 import os
-import sys
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 from playwright.sync_api import expect
 
+from course_bots import backends
+from tests.browser import chat_helpers as helpers
+from tests.browser import visible_text as visible
+
 pytestmark = pytest.mark.browser
 
-
-def _load(name: str) -> Any:
-    """Import a helper module beside this file (tests run with --import-mode=importlib)."""
-    key = f"coursebots_browser_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-helpers = _load("chat_helpers")
-visible = _load("visible_text")
-INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
 DESKTOP = {"width": 1280, "height": 900}
 NARROW = {"width": 320, "height": 800}
 ANSWERS = {"de": "Die Photosynthese wandelt Lichtenergie in chemische Energie um, und zwar in den Chloroplasten [1]. "
@@ -106,8 +91,6 @@ def address(request: pytest.FixtureRequest, tool_server: Any, monkeypatch: pytes
 @pytest.fixture
 def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     """``model(answer)`` answers through a fake model server; ``model(None)``: the model server is down."""
-    from course_bots import backends
-
     servers: list[Any] = []
 
     def use(answer: str | None, delay_s: float = 0.05) -> None:
@@ -116,10 +99,7 @@ def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
         else:
             servers.append(helpers.FakeModelServer(answer, delay_s=delay_s))
             base_url = servers[-1].base_url
-        entry = backends.ModelEntry(key="", label="Hochschulmodell", backend="openai", model="fake",
-                                    base_url=base_url, timeout_s=3.0)
-        monkeypatch.setattr(backends, "default_entry", lambda config: entry)
-        backends.forget_backends()
+        helpers.answer_through(monkeypatch, base_url, label="Hochschulmodell", timeout_s=3.0)
 
     yield use
     for server in servers:
@@ -132,7 +112,7 @@ def _user(platform_module: Any, monkeypatch: pytest.MonkeyPatch, role: str, lang
     number = f"7{next(_ids)}{int(time.time() * 1000) % 100000}"
     roles = {"student": (platform_module.MEMBERSHIP + "Learner",),
              "teacher": (platform_module.MEMBERSHIP + "Instructor",),
-             "admin": (INSTITUTION + "Administrator", platform_module.MEMBERSHIP + "Instructor")}[role]
+             "admin": (platform_module.INSTITUTION + "Administrator", platform_module.MEMBERSHIP + "Instructor")}[role]
     locale = "de-DE" if lang == "de" else "en-GB"
     user = platform_module.User(number, "Alex", "Muster", f"alex{number}@example.edu", roles, locale=locale)
     key = f"walk-{role}-{number}"

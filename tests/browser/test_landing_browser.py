@@ -7,13 +7,15 @@ finds nothing; no sentence in the other language; no personal data.
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+
+from course_bots.pages import version
+from tests.browser import visible_text as visible
+from tests.browser.chat_helpers import axe_clean
 
 pytestmark = pytest.mark.browser
 
@@ -22,32 +24,12 @@ DESKTOP = {"width": 1280, "height": 900}
 NARROW = {"width": 320, "height": 800}
 
 
-def _load(name: str) -> Any:
-    """Import a helper module beside this file (tests run with --import-mode=importlib)."""
-    key = f"coursebots_browser_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-visible = _load("visible_text")
 WORDS = {
     "de": {"title": "für die Administration", "copy": "Kopieren", "copied": "Kopiert:", "ready": "Ja",
            "chooser": "Danach: im Aktivitätenwähler anzeigen", "next": "Nächste Schritte"},
     "en": {"title": "for administrators", "copy": "Copy", "copied": "Copied:", "ready": "Yes",
            "chooser": "Then: show it in the activity chooser", "next": "Next steps"},
 }
-
-
-def _axe_clean(page: Any, where: str) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    assert results.violations_count == 0, f"{where}: " + results.generate_report()
 
 
 @pytest.mark.parametrize("lang", ["de", "en"])
@@ -67,8 +49,6 @@ def test_the_root_address_is_an_admin_landing_page(browser: Any, tool_server: An
         expect(page.locator("h1")).to_contain_text(words["title"])
         expect(page.locator("#landing-status")).to_have_attribute("data-ready", "ready")
         expect(page.locator("#landing-status")).to_contain_text(words["ready"])
-        from course_bots.pages import version
-
         expect(page.locator("#landing-version")).to_have_text(version())
         registration = tool_server.base_url + "/lti/register"
         expect(page.locator("#landing-registration-url")).to_have_value(registration)
@@ -105,7 +85,7 @@ def test_the_root_address_is_an_admin_landing_page(browser: Any, tool_server: An
 
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 1, f"the page scrolls sideways by {overflow}px at {viewport['width']}px"
-        _axe_clean(page, f"landing {lang} {viewport['width']}px")
+        axe_clean(page, f"landing {lang} {viewport['width']}px")
         texts = visible.visible_texts(page.main_frame, lang)
         assert not visible.foreign_sentences(texts, lang), texts
         if lang == "de":
@@ -139,6 +119,6 @@ def test_the_landing_page_speaks_in_the_configured_du(browser: Any, tool_server:
         assert "Öffne in Moodle" in " ".join(texts)
         assert not visible.address_violations(texts, "du"), texts
         assert not visible.foreign_sentences(texts, "de")
-        _axe_clean(page, "landing de du 320px")
+        axe_clean(page, "landing de du 320px")
     finally:
         context.close()

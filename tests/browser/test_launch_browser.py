@@ -8,6 +8,10 @@ from urllib.parse import parse_qs
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
+
+from lti_tool.extensions import db
+from lti_tool.models import Platform
 
 pytestmark = pytest.mark.browser
 
@@ -112,11 +116,6 @@ def test_screenshot_helper_writes_a_png(launch: Callable[..., Any], tool_frame: 
 
 def test_dynamic_registration_in_the_platforms_frame_closes_it(browser: Any, platform_server: Any,
                                                                tool_server: Any) -> None:
-    from sqlalchemy import select
-
-    from lti_tool.extensions import db
-    from lti_tool.models import Platform
-
     context = browser.new_context()
     try:
         page = context.new_page()

@@ -3,31 +3,20 @@ text and the replacement is cited, a new version brings the old edits back for a
 for the page actions, English and German, axe on every state, the materials table at 320 px."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 from playwright.sync_api import expect
 
+from course_bots.chat.models import Message
+from course_bots.materials.models import Material, MaterialPage
+from lti_tool.extensions import db
+from tests.browser import chat_helpers as helpers
+
 pytestmark = pytest.mark.browser
 
-
-def _load(name: str) -> Any:
-    """Import a helper module beside this file (tests run with --import-mode=importlib)."""
-    key = f"coursebots_browser_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-helpers = _load("chat_helpers")
 SLOW = 60_000  # ms: a shared machine's worker may take a while to re-index
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "teacher-material-pages.png"
 FILE = "Zellatmung-2019_Klausur.notes.pdf"
@@ -47,13 +36,6 @@ EXAM_QUESTION = "Which enzyme complex catalyses the quokka reaction step of pyru
 REPLACEMENT = ("The net equation of cellular respiration: C6H12O6 + 6 O2 gives 6 CO2 + 6 H2O plus the axolotl "
                "energy of about 30 ATP per glucose molecule.")
 FORMULA_QUESTION = "How much axolotl energy does one glucose molecule give?"
-
-
-def axe_clean(page: Any, what: str) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    assert results.violations_count == 0, f"{what}: " + results.generate_report()
 
 
 def tab_to(page: Any, target: Any, presses: int = 80) -> None:
@@ -85,9 +67,6 @@ def wait_ready(frame: Any, ready: str) -> None:
 
 def cited(page: Any, frame: Any, tool_server: Any, question: str) -> list[tuple[str, int | None, str]]:
     """Ask in the preview; the (file, page, quote) of every citation of the stored answer."""
-    from course_bots.chat.models import Message
-    from lti_tool.extensions import db
-
     def last_answer() -> Any:
         with tool_server.app.app_context():
             try:
@@ -149,7 +128,7 @@ def test_exclude_replace_and_new_version_by_keyboard(launch: Callable[..., Any],
     exam = article(frame, 2)
     expect(exam).to_contain_text("quokka reaction step", timeout=SLOW)
     expect(exam.locator("summary")).to_contain_text("Passages the search uses: 1", timeout=SLOW)
-    axe_clean(page, "pages of a file")
+    helpers.axe_clean(page, "pages of a file")
     exclude = exam.get_by_role("button", name="Exclude page")
     tab_to(page, exclude)
     page.keyboard.press("Enter")
@@ -176,7 +155,7 @@ def test_exclude_replace_and_new_version_by_keyboard(launch: Callable[..., Any],
     wait_ready(frame, "ready")
     expect(formula.locator(".cb-page-passages")).to_contain_text("axolotl", timeout=SLOW)
     expect(row_of(frame).locator("td").nth(1)).to_contain_text("1 excluded, 1 with your text", timeout=SLOW)
-    axe_clean(page, "a file with an excluded and a replaced page")
+    helpers.axe_clean(page, "a file with an excluded and a replaced page")
     citations = cited(page, frame, tool_server, FORMULA_QUESTION)
     assert 3 in pages_of_file(citations)
     assert any("axolotl" in quote for title, _, quote in citations if title == FILE)
@@ -190,7 +169,7 @@ def test_exclude_replace_and_new_version_by_keyboard(launch: Callable[..., Any],
     expect(exam.locator(".cb-page-previous")).to_contain_text("The text of this page is the same in the new version.",
                                                               timeout=SLOW)
     expect(formula.locator(".cb-page-previous")).to_contain_text(REPLACEMENT, timeout=SLOW)
-    axe_clean(page, "edits of the previous version")
+    helpers.axe_clean(page, "edits of the previous version")
     keep = exam.get_by_role("button", name="Keep edit")
     tab_to(page, keep)
     page.keyboard.press("Enter")
@@ -252,7 +231,7 @@ def test_german_pages_and_the_materials_table_at_320px(
                                     timeout=SLOW)
     wait_ready(frame, "bereit")
     expect(formula.locator(".cb-page-passages")).to_contain_text("Summengleichung", timeout=SLOW)
-    axe_clean(page, "German pages")
+    helpers.axe_clean(page, "German pages")
     page.set_viewport_size({"width": 900, "height": 1000})
     screenshot(page, SCREENSHOT)
     page.set_viewport_size({"width": 320, "height": 800})
@@ -278,14 +257,11 @@ def test_german_pages_and_the_materials_table_at_320px(
     }""")
     assert "".join(lines) == FILE
     assert all(line[-1] in "-_." for line in lines[:-1]), lines
-    axe_clean(page, "Materials tab at 320 px")
+    helpers.axe_clean(page, "Materials tab at 320 px")
 
 
 def test_a_file_indexed_before_pages_were_kept_offers_a_reindex(
         launch: Callable[..., Any], tool_frame: Callable[[Any], Any], tool_server: Any) -> None:
-    from course_bots.materials.models import Material, MaterialPage
-    from lti_tool.extensions import db
-
     page = launch("teacher", framed=False)
     frame = tool_frame(page)
     expect(frame.locator("#s-prompt")).not_to_have_value("", timeout=SLOW)
@@ -303,7 +279,7 @@ def test_a_file_indexed_before_pages_were_kept_offers_a_reindex(
     button.focus()
     page.keyboard.press("Enter")
     expect(frame.locator("#cb-pages-list")).to_contain_text("appear once it has been indexed again", timeout=SLOW)
-    axe_clean(page, "a file without stored pages")
+    helpers.axe_clean(page, "a file without stored pages")
     reindex = frame.locator("#cb-pages-list").get_by_role("button", name="Re-index")
     tab_to(page, reindex)
     page.keyboard.press("Enter")

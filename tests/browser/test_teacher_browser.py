@@ -1,32 +1,21 @@
 """The teacher workspace in Chromium: tabs by keyboard, axe on every tab, preview, and the XSS corpus end to end."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 from playwright.sync_api import expect
 
+from course_bots import backends
+from course_bots.chat import api as chat_api, operations as chat_operations
+from course_bots.chat.models import ChatSession
+from lti_tool.extensions import db
+from tests.browser import chat_helpers as helpers, fake_platform
+
 pytestmark = pytest.mark.browser
 
-
-def _load(name: str) -> Any:
-    """Import a helper module beside this file (tests run with --import-mode=importlib)."""
-    key = f"coursebots_browser_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-helpers = _load("chat_helpers")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TABS = ["settings", "materials", "preview", "logs", "faq", "tests", "semester", "delete"]
 XSS_TEXT = " ".join(helpers.XSS_PAYLOADS)
@@ -38,20 +27,14 @@ PROMPT_XSS = " und ".join(p for p in helpers.XSS_PAYLOADS if len(re.sub(r"[\W_]"
 
 def model_with(monkeypatch: pytest.MonkeyPatch, answer: str) -> Any:
     """Answer through a fake OpenAI-compatible server with this scripted text."""
-    from course_bots import backends
-
     server = helpers.FakeModelServer(answer, delay_s=0.01)
-    entry = backends.ModelEntry(key="", label="Fake model", backend="openai", model="fake", base_url=server.base_url)
-    monkeypatch.setattr(backends, "default_entry", lambda config: entry)
-    backends.forget_backends()
+    helpers.answer_through(monkeypatch, server.base_url)
     return server
 
 
 @pytest.fixture
 def xss_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A model whose answer is the whole XSS corpus (and a citation)."""
-    from course_bots import backends
-
     server = model_with(monkeypatch, "Photosynthesis [1]. " + XSS_TEXT)
     yield server
     server.stop()
@@ -60,21 +43,17 @@ def xss_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def test_tabs_by_keyboard_and_axe_on_every_tab(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
                                                screenshot: Callable[..., Path]) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
     page = launch("teacher", framed=False)
     frame = tool_frame(page)
     expect(frame.locator("#s-prompt")).not_to_have_value("")
     frame.locator("#tab-settings").focus()
-    axe = Axe()
     for index, name in enumerate(TABS):
         if index:
             page.keyboard.press("ArrowRight")
         expect(frame.locator(f"#tab-{name}")).to_be_focused()
         expect(frame.locator(f"#panel-{name}")).to_be_visible()
         frame.wait_for_timeout(400)  # the tab's data arrives
-        results = axe.run(page)
-        assert results.violations_count == 0, f"tab {name}: " + results.generate_report()
+        helpers.axe_clean(page, f"tab {name}")
         if name in ("settings", "logs"):
             screenshot(page, SCREENSHOTS / f"teacher-{name}.png")
     page.keyboard.press("Home")
@@ -102,10 +81,6 @@ def test_teaching_mode_fills_prompt_and_history_restores(launch: Callable[..., A
 
 def test_preview_chats_as_a_student_without_counting(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
                                                      tool_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_bots.chat.models import ChatSession
-    from course_bots import backends
-    from lti_tool.extensions import db
-
     server = model_with(monkeypatch, "Light energy becomes chemical energy [1].")
     try:
         helpers.ensure_material(launch, tool_frame)
@@ -128,24 +103,6 @@ def test_preview_chats_as_a_student_without_counting(launch: Callable[..., Any],
 def install_detector(frame: Any) -> None:
     """Start watching the tool's document for script that runs or active content that was injected."""
     frame.evaluate(helpers.XSS_DETECTOR)
-
-
-def seed_students(tool_server: Any, count: int = 5) -> None:
-    """Open the logs (small-course threshold) with conversations of ``count`` other students."""
-    from course_bots.models import CourseBot
-    from course_bots.chat import conversations
-    from lti_tool.context import SessionToken
-    from lti_tool.extensions import db
-
-    with tool_server.app.app_context():
-        bot = db.session.query(CourseBot).order_by(CourseBot.id).first()
-        now = int(time.time())
-        for i in range(count):
-            session = SessionToken(issuer=bot.issuer, deployment_id=bot.deployment_id, bot_id=bot.id,
-                                   pseudonym=f"{i:064d}", roles=("learner",), locale="en", expires_at=now + 600,
-                                   launched_at=now)
-            conversations.record_question(session, None, f"seed-{i}", "What is photosynthesis?")
-        db.session.commit()
 
 
 def run_corpus(launch: Callable[..., Any], tool_frame: Callable[[Any], Any], tool_server: Any) -> list[str]:
@@ -189,7 +146,7 @@ def run_corpus(launch: Callable[..., Any], tool_frame: Callable[[Any], Any], too
     sframe.locator(".cb-answer").last.hover()
     hits += sframe.evaluate("() => window.__cbScan()")
 
-    seed_students(tool_server)
+    helpers.seed_questions(tool_server, "What is photosynthesis?")
     teacher = launch("teacher")
     frame = tool_frame(teacher)
     install_detector(frame)
@@ -210,14 +167,11 @@ def test_xss_corpus_never_runs(launch: Callable[..., Any], tool_frame: Callable[
 
 def test_control_detector_fires_without_sanitizing(launch: Callable[..., Any], tool_frame: Callable[[Any], Any],
                                                    xss_model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_bots.chat import operations as chat
-    from course_bots.chat import api as api_chat
-
     def unsafe(text: str, citations: Any = None) -> str:
         return text  # sanitizing switched off: model text goes out as HTML
 
-    monkeypatch.setattr(chat, "render_markdown", unsafe)
-    monkeypatch.setattr(api_chat, "render_markdown", unsafe)
+    monkeypatch.setattr(chat_operations, "render_markdown", unsafe)
+    monkeypatch.setattr(chat_api, "render_markdown", unsafe)
     helpers.ensure_material(launch, tool_frame)
     student = launch("student")
     frame = tool_frame(student)
@@ -232,9 +186,7 @@ def test_control_detector_fires_without_sanitizing(launch: Callable[..., Any], t
 
 
 def test_german_teacher_workspace_at_320px(launch: Callable[..., Any], tool_frame: Callable[[Any], Any]) -> None:
-    platform = sys.modules["coursebots_browser_fake_platform"]
-    platform.USERS["teacherde"] = platform.User("7", "Greta", "Lehmann", "greta@example.edu",
-                                                (platform.MEMBERSHIP + "Instructor",), locale="de-DE")
+    fake_platform.add_user("teacherde", "7", "Greta", "Lehmann", "greta@example.edu", "Instructor", locale="de-DE")
     page = launch("teacherde", framed=False)
     page.set_viewport_size({"width": 320, "height": 800})
     frame = tool_frame(page)
@@ -254,7 +206,7 @@ def test_logs_chart_export_and_correction_becomes_faq(launch: Callable[..., Any]
                                                       tool_server: Any) -> None:
     page = launch("teacher", framed=False)
     frame = tool_frame(page)
-    seed_students(tool_server)  # after the launch, which creates the course's bot
+    helpers.seed_questions(tool_server, "What is photosynthesis?")  # after the launch, which creates the course's bot
     frame.locator("#tab-logs").click()
     expect(frame.locator("#cb-logs-open")).to_be_visible()
     expect(frame.locator("#cb-chart svg[role=img] rect").first).to_be_attached()  # questions per day

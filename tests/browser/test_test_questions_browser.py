@@ -2,10 +2,7 @@
 an upload, a sentence per question and a history line per run; German and English, axe without violations."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -13,22 +10,12 @@ from typing import Any, Callable
 import pytest
 from playwright.sync_api import expect
 
+from course_bots.evaluation.models import TestQuestion, TestRun
+from lti_tool.extensions import db
+from tests.browser import chat_helpers as helpers, fake_platform
+
 pytestmark = pytest.mark.browser
 
-
-def _load(name: str) -> Any:
-    """Import a helper module beside this file (tests run with --import-mode=importlib)."""
-    key = f"coursebots_browser_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-helpers = _load("chat_helpers")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LOGGED = "Wie entsteht ATP in den Mitochondrien?"
 TOPICS = [
@@ -48,24 +35,6 @@ def skript(topics: list[tuple[str, str]]) -> bytes:
     """One topic per page, a dozen lines each (enough text for a page of its own)."""
     return helpers.tiny_pdf([[f"Kapitel {n}: {title}"] + [f"{text} ({title}, Abschnitt {i})" for i in range(10)]
                              for n, (title, text) in enumerate(topics, start=1)])
-
-
-def seed_logged_questions(tool_server: Any, text: str, count: int = 5) -> None:
-    """Five students asked ``text`` (the logs open at the small-course threshold); stored scrubbed, as always."""
-    from course_bots.chat import conversations
-    from course_bots.models import CourseBot
-    from lti_tool.context import SessionToken
-    from lti_tool.extensions import db
-
-    with tool_server.app.app_context():
-        bot = db.session.query(CourseBot).order_by(CourseBot.id).first()
-        now = int(time.time())
-        for i in range(count):
-            session = SessionToken(issuer=bot.issuer, deployment_id=bot.deployment_id, bot_id=bot.id,
-                                   pseudonym=f"tq{i:062d}", roles=("learner",), locale="de", expires_at=now + 600,
-                                   launched_at=now)
-            conversations.record_question(session, None, f"tq-seed-{i}", text)
-        db.session.commit()
 
 
 @pytest.fixture
@@ -94,9 +63,6 @@ def upload_by_keyboard(page: Any, frame: Any, name: str, data: bytes, media_type
 
 def forget_test_questions(tool_server: Any) -> None:
     """Start from a course without test questions (the browser tests share one course)."""
-    from course_bots.evaluation.models import TestQuestion, TestRun
-    from lti_tool.extensions import db
-
     with tool_server.app.app_context():
         db.session.query(TestRun).delete()
         db.session.query(TestQuestion).delete()
@@ -119,24 +85,15 @@ def add_question(page: Any, frame: Any, text: str | None, file_prefix: str, page
     expect(frame.locator("#tq-question")).to_be_focused()
 
 
-def axe_clean(page: Any, where: str) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    assert results.violations_count == 0, f"{where}: " + results.generate_report()
-
-
 def test_german_teacher_adds_test_questions_and_sees_each_run(launch: Callable[..., Any],
                                                               tool_frame: Callable[[Any], Any], tool_server: Any,
                                                               settle_now: None,
                                                               screenshot: Callable[..., Path]) -> None:
-    platform = sys.modules["coursebots_browser_fake_platform"]
-    platform.USERS["testlehrerin"] = platform.User("17", "Lea", "Lehmann", "lea@example.edu",
-                                                   (platform.MEMBERSHIP + "Instructor",), locale="de-DE")
+    fake_platform.add_user("testlehrerin", "17", "Lea", "Lehmann", "lea@example.edu", "Instructor", locale="de-DE")
     page = launch("testlehrerin", framed=False)
     frame = tool_frame(page)
     expect(frame.locator("#tab-tests")).to_have_text("Testfragen")
-    seed_logged_questions(tool_server, LOGGED)
+    helpers.seed_questions(tool_server, LOGGED, prefix="tq", locale="de")  # stored scrubbed, as always
     forget_test_questions(tool_server)
     upload_by_keyboard(page, frame, "skript.pdf", skript(TOPICS), "application/pdf")
 
@@ -167,7 +124,7 @@ def test_german_teacher_adds_test_questions_and_sees_each_run(launch: Callable[.
         "Nicht gefunden: skript.pdf Seite 7 ist nicht unter den ersten fünf Treffern")
     history = frame.locator("#tq-history li")
     expect(history.first).to_contain_text("2 von 3 Fragen finden ihre Seite")
-    axe_clean(page, "Testfragen")
+    helpers.axe_clean(page, "Testfragen")
 
     # A new version of the script covers the third question on page 7: the results and the history follow.
     upload_by_keyboard(page, frame, "skript.pdf", skript(TOPICS[:6] + [MEIOSE] + TOPICS[7:]), "application/pdf")
@@ -179,7 +136,7 @@ def test_german_teacher_adds_test_questions_and_sees_each_run(launch: Callable[.
     # one line per run (with no settle delay, each added question and each index change of the upload gave one)
     expect(history.last).to_contain_text("– erste Prüfung.")
     expect(history.filter(has_text=re.compile(r": 2 von 3 Fragen finden ihre Seite"))).not_to_have_count(0)
-    axe_clean(page, "Testfragen nach dem Hochladen")
+    helpers.axe_clean(page, "Testfragen nach dem Hochladen")
     screenshot(page, SCREENSHOTS / "teacher-test-questions.png")
 
 
@@ -199,4 +156,4 @@ def test_english_teacher_reads_the_same_results(launch: Callable[..., Any], tool
     expect(mitosis).to_contain_text(re.compile(r"Found: page 3 of skript\.pdf (is the best source|is hit number \d)"
                                                r" – the assistant would (answer|refuse)\."), timeout=60_000)
     expect(frame.locator("#tq-history li").first).to_contain_text(re.compile(r"\d of \d questions find their page"))
-    axe_clean(page, "Test questions")
+    helpers.axe_clean(page, "Test questions")
