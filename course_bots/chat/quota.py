@@ -53,11 +53,12 @@ def refusal(decision: QuotaDecision) -> Response:
 
 
 def after_answer(session: SessionToken, bot_id: int, done: dict[str, Any]) -> dict[str, Any]:
-    """Count the answer's model tokens (once per answer) and return the ``done`` event's ``quota`` object."""
+    """Count the answer's model tokens (once per answer) and return the ``done`` event's ``quota`` object (one
+    Redis round trip for both)."""
     message_id = done.get("message_id")
     if isinstance(message_id, int) and not session.preview:
         tokens = db.session.execute(select(Message.prompt_tokens, Message.completion_tokens)
                                     .where(Message.id == message_id)).first()
         if tokens is not None:
-            quotas.add_tokens(session, bot_id, message_id, int(tokens[0] or 0) + int(tokens[1] or 0))
+            return quotas.add_tokens(session, bot_id, message_id, int(tokens[0] or 0) + int(tokens[1] or 0))
     return quotas.status(session, bot_id)

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from course_bots import i18n
-from course_bots.quotas.counters import Counters
+from course_bots.quotas.counters import Counters, Window
 from course_bots.quotas.limits import (  # noqa: F401  (re-exported: the quota services other features call)
     Limits, QuotaError, bot_overrides, effective_limits, platform_limits, platform_rules, set_bot_override,
     set_platform_rule)
@@ -123,62 +123,62 @@ def check(session: SessionToken, bot_id: int, language: str, *, client_id: str =
 def _decide(config: Config, store: Counters, clock: _Clock, session: SessionToken, limits: Limits, person: str,
             language: str, model_key: str, requests_per_minute: int | None, client_id: str,
             bot_id: int) -> Decision:
-    """The checks of :func:`check` in order; counts only what is let through (the burst counts every attempt)."""
-    if limits.burst_per_minute is not None:
-        tried = store.incr(_key("burst", person, clock.minute), 1, MINUTE_TTL_S)
-        if tried > limits.burst_per_minute:
-            return _refuse("rate_limited", "quota_rate_limited", language, clock, clock.minute_end,
-                           limit=limits.burst_per_minute)
-    retry = bool(client_id) and store.get(_key("asked", person, client_id)) > 0
+    """The checks of :func:`check` in order, made and counted in one step (one Redis round trip): a question is
+    counted in every window or, refused, in none; simultaneous questions cannot pass a limit together."""
     platform = platform_limits(config, session.issuer, PLATFORM)
     issuer = _digest(session.issuer)
-    if not retry:
-        if limits.questions_per_day is not None and \
-                store.get(_key("day", person, clock.day)) >= limits.questions_per_day:
-            return _refuse("quota_exceeded", "quota_questions_exceeded", language, clock, clock.day_end,
-                           limit=limits.questions_per_day)
-        if limits.tokens_per_day is not None and store.get(_key("tokens", person, clock.day)) >= limits.tokens_per_day:
-            return _refuse("quota_exceeded", "quota_tokens_exceeded", language, clock, clock.day_end)
-        if (platform.questions_per_day is not None
-                and store.get(_key("platform", issuer, clock.day)) >= platform.questions_per_day) or \
-                (platform.tokens_per_day is not None
-                 and store.get(_key("platform_tokens", issuer, clock.day)) >= platform.tokens_per_day):
-            return _refuse("quota_exceeded", "quota_platform_exceeded", language, clock, clock.day_end)
+    minute, day = clock.minute_end, clock.day_end
+    checks: list[tuple[Window, tuple[str, str, float, dict[str, Any]]]] = []
+    if limits.burst_per_minute is not None:
+        checks.append((Window(_key("burst", person, clock.minute), MINUTE_TTL_S, limits.burst_per_minute),
+                       ("rate_limited", "quota_rate_limited", minute, {"limit": limits.burst_per_minute})))
+    checks.append((Window(_key("day", person, clock.day), DAY_TTL_S, limits.questions_per_day, first_only=True),
+                   ("quota_exceeded", "quota_questions_exceeded", day, {"limit": limits.questions_per_day})))
+    if limits.tokens_per_day is not None:  # checked only: an answer's tokens are added after it (add_tokens)
+        checks.append((Window(_key("tokens", person, clock.day), DAY_TTL_S, limits.tokens_per_day, 0, True),
+                       ("quota_exceeded", "quota_tokens_exceeded", day, {})))
+    checks.append((Window(_key("platform", issuer, clock.day), DAY_TTL_S, platform.questions_per_day,
+                          first_only=True), ("quota_exceeded", "quota_platform_exceeded", day, {})))
+    if platform.tokens_per_day is not None:
+        checks.append((Window(_key("platform_tokens", issuer, clock.day), DAY_TTL_S, platform.tokens_per_day, 0,
+                              True), ("quota_exceeded", "quota_platform_exceeded", day, {})))
     if requests_per_minute:
-        sent = store.incr(_key("model", _digest(model_key), bot_id, clock.minute), 1, MINUTE_TTL_S)
-        if sent > requests_per_minute:
-            return _refuse("model_busy", "quota_model_busy", language, clock, clock.minute_end)
-    if not retry:
-        store.incr(_key("day", person, clock.day), 1, DAY_TTL_S)
-        store.incr(_key("platform", issuer, clock.day), 1, DAY_TTL_S)
-        if client_id:
-            store.incr(_key("asked", person, client_id), 1, DAY_TTL_S)
-    return Decision(True)
+        checks.append((Window(_key("model", _digest(model_key), bot_id, clock.minute), MINUTE_TTL_S,
+                              requests_per_minute), ("model_busy", "quota_model_busy", minute, {})))
+    windows = [window for window, _ in checks]
+    asked = _key("asked", person, client_id) if client_id else ""  # a retry of a question let through
+    reservation = store.reserve(windows, asked, DAY_TTL_S)
+    if reservation.refused is None:
+        return Decision(True)
+    code, message, until, values = checks[windows.index(reservation.refused)][1]
+    return _refuse(code, message, language, clock, until, **values)
 
 
 def status(session: SessionToken, bot_id: int) -> dict[str, Any]:
     """``{"questions_left", "limit", "resets_at"}`` of the participant today (all null: no daily limit, preview)."""
+    return add_tokens(session, bot_id, None, 0)
+
+
+def add_tokens(session: SessionToken, bot_id: int, answer_id: int | None, tokens: int) -> dict[str, Any]:
+    """Count an answer's model tokens against the participant's and the platform's day (once per answer) and
+    return :func:`status` after it, in one round trip (the add is atomic; see docs/QUOTAS.md on overshooting)."""
     if session.preview:
         return {"questions_left": None, "limit": None, "resets_at": None}
     config, store = current_config(), counters()
     clock = _Clock(config, store.clock())
+    person = _key(bot_id, session.pseudonym)
     limit = effective_limits(config, session.issuer, bot_id, quota_role(session)).questions_per_day
+    day_key = _key("day", person, clock.day) if limit is not None else ""
+    if answer_id is not None and tokens > 0:
+        used = store.add_once(_key("tokens_counted", bot_id, answer_id), DAY_TTL_S,
+                              [Window(_key("tokens", person, clock.day), DAY_TTL_S, amount=tokens),
+                               Window(_key("platform_tokens", _digest(session.issuer), clock.day), DAY_TTL_S,
+                                      amount=tokens)], day_key)
+    else:
+        used = store.get(day_key) if day_key else 0
     if limit is None:
         return {"questions_left": None, "limit": None, "resets_at": None}
-    used = store.get(_key("day", _key(bot_id, session.pseudonym), clock.day))
     return {"questions_left": max(0, limit - used), "limit": limit, "resets_at": _iso(clock.day_end)}
-
-
-def add_tokens(session: SessionToken, bot_id: int, answer_id: int, tokens: int) -> None:
-    """Count an answer's model tokens against the participant's and the platform's day (once per answer)."""
-    if session.preview or tokens <= 0:
-        return
-    store = counters()
-    if store.incr(_key("tokens_counted", bot_id, answer_id), 1, DAY_TTL_S) > 1:
-        return  # a retry got the stored answer back: its tokens were counted
-    clock = _Clock(current_config(), store.clock())
-    store.incr(_key("tokens", _key(bot_id, session.pseudonym), clock.day), tokens, DAY_TTL_S)
-    store.incr(_key("platform_tokens", _digest(session.issuer), clock.day), tokens, DAY_TTL_S)
 
 
 def record_hit(session: SessionToken, bot_id: int, code: str, day: date) -> None:
