@@ -130,7 +130,8 @@ def make_config(tmp_path: Path, database_url: str | None = None, **overrides: ob
     return Config(**values).resolved(str(tmp_path / "instance"))  # type: ignore[arg-type]
 
 
-def _reset_postgres(url: str) -> None:
+def reset_postgres(url: str) -> None:
+    """Empty the test database: drop and recreate its public schema."""
     import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
@@ -146,7 +147,7 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     url = None
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_database")
-        _reset_postgres(url)
+        reset_postgres(url)
     application = create_app(make_config(tmp_path, url))
     with application.app_context():
         upgrade()

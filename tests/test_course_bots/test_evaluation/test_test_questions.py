@@ -5,13 +5,11 @@ from __future__ import annotations
 import io
 import time
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_migrate import upgrade
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 
@@ -19,9 +17,11 @@ from course_bots.evaluation import jobs
 from course_bots.evaluation import operations as svc
 from course_bots.evaluation.models import TestQuestion, TestRun
 from course_bots.materials.jobs import run_pending
+from course_bots.materials.operations import upload_material
 from course_bots.models import CourseBot
-from lti_tool.context import SessionToken, issue_token
+from course_bots.privacy.operations import delete_bot
 from lti_tool.extensions import db, utcnow
+from tests.test_course_bots.conftest import auth_headers, post_file
 
 TOPICS = [
     "Photosynthesis in chloroplasts turns light, water and carbon dioxide into glucose and oxygen.",
@@ -47,30 +47,18 @@ def pdf(pages: list[str]) -> bytes:
 
 
 @pytest.fixture
-def eapp(make_app, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(database_url=f"sqlite:///{tmp_path / 'eval.sqlite3'}", ingest_threads=0,
-                   embedding_model="hashing", test_questions_settle_seconds=0)
-    with app.app_context():
-        upgrade()
-        for context in ("c1", "c2"):
-            db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id=context, title=""))
-        db.session.commit()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def eapp(two_courses: Callable[..., Flask]) -> Flask:
+    """Courses 1 and 2 on SQLite; a run is due as soon as something changed."""
+    return two_courses(test_questions_settle_seconds=0)
 
 
 def token(app: Flask, bot_id: int = 1, role: str = "instructor") -> dict[str, str]:
-    now = int(time.time())
-    claims = SessionToken(issuer="https://lms.example", deployment_id="1", bot_id=bot_id, pseudonym="p" * 16,
-                          roles=(role,), locale="de", expires_at=now + 600, launched_at=now)
-    return {"Authorization": f"Bearer {issue_token(app.config['SECRET_KEY'], claims)}"}
+    """A session of the teacher's page in German."""
+    return auth_headers(app, bot_id, role, locale="de")
 
 
 def upload(app: Flask, client: FlaskClient, headers: dict[str, str], name: str, data: bytes) -> None:
-    response = client.post("/api/v1/bots/1/materials", headers=headers, data={"file": (io.BytesIO(data), name)},
-                           content_type="multipart/form-data")
+    response = post_file(client, headers, name, data)
     assert response.status_code == 201, response.get_json()
     with app.app_context():
         run_pending()
@@ -195,8 +183,6 @@ def test_background_check_claims_each_run_once_on_postgresql(app: Flask) -> None
         for context in ("p1", "p2"):
             db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id=context, title=""))
         db.session.commit()
-        from course_bots.materials.operations import upload_material
-
         for bot_id in (1, 2):
             upload_material(bot_id, "skript.pdf", pdf(TOPICS[:3]))
         db.session.commit()
@@ -232,8 +218,6 @@ def test_deleting_the_course_deletes_its_test_questions_and_runs(eapp: Flask) ->
     client.post("/api/v1/bots/1/test-questions", headers=teacher,
                 json={"question": "Where is ATP produced?", "expected_file": "skript.pdf"})
     with eapp.app_context():
-        from course_bots.privacy.operations import delete_bot
-
         assert jobs.run_due_now(1) is not None
         delete_bot(1, reason="teacher")
         db.session.commit()

