@@ -20,7 +20,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
-from lti_tool.context import SessionToken, issue_token, require_session
+from course_bots.chat.models import ChatSession, Message
+from course_bots.evaluation.models import TestQuestion
+from course_bots.materials.models import FaqEntry, Material
+from course_bots.models import CourseBot
+from lti_tool.context import SessionToken, current_session, issue_token, require_session
 from lti_tool.extensions import db
 
 API_PREFIX = "/api/v1/"
@@ -73,8 +77,6 @@ class World:
 
 
 def _conversation(world: World) -> int:
-    from course_bots.chat.models import ChatSession
-
     session = ChatSession(bot_id=world.bots["A"], pseudonym="A-learner".ljust(64, "0"), role="learner",
                           title="Question about lecture 3")
     db.session.add(session)
@@ -83,8 +85,6 @@ def _conversation(world: World) -> int:
 
 
 def _message(world: World) -> int:
-    from course_bots.chat.models import Message
-
     message = Message(session_id=world.ids.get("conversation_id") or _conversation(world), role="assistant",
                       text="An answer.", citations=[])
     db.session.add(message)
@@ -93,8 +93,6 @@ def _message(world: World) -> int:
 
 
 def _material(world: World) -> int:
-    from course_bots.materials.models import Material
-
     material = Material(bot_id=world.bots["A"], filename="lecture.pdf", storage_key="none/lecture.pdf", sha256="0" * 64,
                         students_may_open=True)
     db.session.add(material)
@@ -103,8 +101,6 @@ def _material(world: World) -> int:
 
 
 def _faq(world: World) -> int:
-    from course_bots.materials.models import FaqEntry
-
     entry = FaqEntry(bot_id=world.bots["A"], question="When is the exam?", answer="In July.")
     db.session.add(entry)
     db.session.flush()
@@ -112,8 +108,6 @@ def _faq(world: World) -> int:
 
 
 def _test_question(world: World) -> int:
-    from course_bots.evaluation.models import TestQuestion
-
     question = TestQuestion(bot_id=world.bots["A"], question="When is the exam?", expected_file="lecture.pdf")
     db.session.add(question)
     db.session.flush()
@@ -135,8 +129,6 @@ OBJECTS: dict[str, tuple[str, Callable[[World], int]]] = {
 @pytest.fixture
 def world(app: Flask) -> World:
     """Courses A and B with one object of every kind in A (owned by A's first learner where owned by a user)."""
-    from course_bots.models import CourseBot
-
     created = World(app)
     with app.app_context():
         for course in ("A", "B"):
@@ -222,8 +214,6 @@ def test_access_control(app: Flask, client: FlaskClient, world: World) -> None:
 
 def test_the_checker_finds_leaky_routes(app: Flask, client: FlaskClient, world: World) -> None:
     """A test that cannot fail proves nothing: routes that forget their checks are reported."""
-    from lti_tool.context import current_session
-
     @require_session()
     def leaky_teacher_page(bot_id: int) -> dict[str, int]:
         return {"bot": bot_id, "as": current_session().bot_id}

@@ -13,7 +13,9 @@ from flask import Flask
 from course_bots import i18n
 from course_bots.chat import operations as chat
 from course_bots.chat import prompting
+from course_bots.errors import ServiceError, error_response
 from course_bots.materials.messages import error_text
+from course_bots.privacy import consent
 from lti_tool.config import Config, ConfigError
 from lti_tool.context import SessionToken
 from retrieval.types import Chunk, Locator
@@ -142,8 +144,6 @@ def test_settings_say_in_words_what_the_technical_values_do() -> None:
 ])
 def test_the_consent_notice_says_who_answers(make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch,
                                              kind: str, words: dict[str, str]) -> None:
-    from course_bots.privacy import consent
-
     app = make_app()
     monkeypatch.setitem(app.extensions, "coursebots.model_kind_resolver", lambda bot_id: kind)
     monkeypatch.setitem(app.extensions, "coursebots.external_model_resolver",
@@ -162,8 +162,6 @@ def test_the_consent_notice_says_who_answers(make_app: Callable[..., Flask], mon
 
 
 def test_service_refusals_answer_in_the_pages_language(make_app: Callable[..., Flask]) -> None:
-    from course_bots.errors import ServiceError, error_response
-
     app = make_app()
     refusal = ServiceError("invalid_faq", "An FAQ entry needs both a question and an answer.")
     with app.test_request_context(headers={"Accept-Language": "de-DE,de;q=0.9"}):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 from flask import Flask
+from course_bots.schemas import REQUEST_BODIES, openapi_schema
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 
@@ -33,8 +34,6 @@ def _resolve(spec: dict, node: dict) -> dict:
 
 def test_openapi_request_bodies_are_the_validated_schemas() -> None:
     """Every JSON request body the API validates is documented as exactly that schema, and no other is documented."""
-    from course_bots.schemas import REQUEST_BODIES, openapi_schema
-
     spec = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
     documented = {(path, method): body["content"]["application/json"]["schema"]
                   for path, item in spec["paths"].items() for method, operation in item.items()

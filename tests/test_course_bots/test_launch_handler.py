@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from course_bots.models import CourseBot
 from course_bots.privacy_rules import pseudonym
-from lti_tool.context import LaunchContext, Role, decode_token, map_roles
+from lti_tool.context import LaunchContext, Role, decode_token, is_teacher, map_roles
 from lti_tool.extensions import current_config, db
 
 ISS = "https://moodle.example.edu"
@@ -94,6 +94,4 @@ def test_session_renewal_and_expiry(app: Flask) -> None:
     ([], False),
 ])
 def test_role_mapping(roles: list[str], teacher: bool) -> None:
-    from lti_tool.context import is_teacher
-
     assert is_teacher(map_roles(roles)) is teacher

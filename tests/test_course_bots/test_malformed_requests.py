@@ -15,8 +15,8 @@ from werkzeug.routing import Rule
 from course_bots.chat import conversations as conv
 from course_bots.materials import operations as materials
 from course_bots.schemas import REQUEST_BODIES
+from lti_tool.extensions import db
 from lti_tool.security import body_limit
-
 from .conftest import BOTH_DATABASES, bearer, make_bot, make_session
 
 HUGE = 10 ** 30
@@ -85,8 +85,6 @@ def world(app: Flask) -> dict[str, Any]:
         question = conv.record_question(student, None, "c-1", "Was ist ein Gradient?")
         answer = conv.record_answer(student, question.id, "Die Ableitung.")
         faq = materials.create_faq(bot.id, "Wann ist die Klausur?", "Im Februar.")
-        from lti_tool.extensions import db
-
         db.session.commit()
         ids = {"bot_id": bot.id, "conversation_id": question.session_id, "message_id": answer.id,
                "faq_id": faq.id, "material_id": 1, "number": 1, "question_id": 1}

@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, func, select
 
+from course_bots.privacy.models import ConsentRecord
 from course_bots.settings.models import BotSettings
 from lti_tool.extensions import db
 
@@ -71,8 +72,6 @@ def test_twenty_students_open_a_new_course_at_once(app: Flask, new_course: dict[
     results = at_once(STUDENTS, open_course)
     assert results == [[200, 200, 200, 200]] * STUDENTS
     with app.app_context():
-        from course_bots.privacy.models import ConsentRecord
-
         assert db.session.scalar(select(func.count()).select_from(ConsentRecord)) == STUDENTS
     assert settings_rows(app, bot_id) == 0  # nobody changed a setting: reading them stored nothing
 

@@ -5,7 +5,8 @@ import pytest
 
 from html.parser import HTMLParser
 
-from course_bots.render import ALLOWED_TAGS, render_markdown, render_plain, sanitize
+from course_bots.llm.sources import code_fence, looks_like_code
+from course_bots.render import ALLOWED_TAGS, render_markdown, render_passage, render_plain, sanitize
 
 XSS_CORPUS = [
     "<script>alert(1)</script>",
@@ -113,8 +114,6 @@ Das ist der Schluss."""
 
 
 def test_a_quoted_passage_keeps_its_code_block_and_list() -> None:
-    from course_bots.render import render_passage
-
     out = render_passage(SLIDE)
     assert ("<pre><code>Iterator&lt;String&gt; nameIterator = names.iterator();\n"
             "while (nameIterator.hasNext()) {\n    String name = nameIterator.next();\n") in out  # re-indented
@@ -125,8 +124,6 @@ def test_a_quoted_passage_keeps_its_code_block_and_list() -> None:
 
 
 def test_code_like_lines_and_fences() -> None:
-    from course_bots.llm.sources import code_fence, looks_like_code
-
     assert looks_like_code("for (int i = 0; i < n; i++) {") and looks_like_code("}")
     assert looks_like_code("System.out.println(name);")
     assert not looks_like_code("Photosynthesis converts light energy into chemical energy.")
@@ -136,7 +133,5 @@ def test_code_like_lines_and_fences() -> None:
 
 @pytest.mark.parametrize("payload", XSS_CORPUS)
 def test_quoted_passages_are_sanitized(payload: str) -> None:
-    from course_bots.render import render_passage
-
     assert dangers(render_passage(payload + "\nint x = 1;\nx++;")) == []
     assert dangers(render_passage("int x = 1;\n" + payload + ";\nx++;")) == []  # inside a code block

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from course_bots.models import CourseBot
+from course_bots.privacy.models import AuditEvent
 from lti_tool.extensions import db
+from lti_tool.models import Deployment, Platform
 from tests.test_course_bots.conftest import ISSUER, bearer, make_bot, make_session
 
 OTHER = "https://other.example"
@@ -22,8 +25,6 @@ ADMIN_ROUTES = ("/api/v1/admin/platforms", "/api/v1/admin/models", "/api/v1/admi
 
 
 def _register(issuer: str, client_id: str, deployments: tuple[str, ...], via: str = "manual") -> None:
-    from lti_tool.models import Deployment, Platform
-
     platform = Platform(issuer=issuer, client_id=client_id, name=f"LMS {client_id}", registered_via=via,
                         auth_login_url=issuer + "/auth", auth_token_url=issuer + "/token",
                         key_set_url=issuer + "/certs", key_set={"keys": [{"kid": "secret-ish"}]})
@@ -80,7 +81,6 @@ def test_admin_routes_need_a_token(ctx: Flask, world: dict[str, dict[str, str]])
 
 
 def test_preview_tokens_of_an_administrator_are_refused(ctx: Flask, world: dict[str, dict[str, str]]) -> None:
-    from course_bots.models import CourseBot
     from sqlalchemy import select
 
     bot = db.session.scalars(select(CourseBot).where(CourseBot.context_id == "course-1")).one()
@@ -89,7 +89,6 @@ def test_preview_tokens_of_an_administrator_are_refused(ctx: Flask, world: dict[
 
 
 def test_another_issuers_administrator_sees_only_theirs(ctx: Flask, world: dict[str, dict[str, str]]) -> None:
-    from course_bots.models import CourseBot
     from sqlalchemy import select
 
     theirs = db.session.scalars(select(CourseBot).where(CourseBot.issuer == OTHER)).one()
@@ -128,7 +127,6 @@ def test_settings_are_the_thresholds_in_force(ctx: Flask, world: dict[str, dict[
 
 
 def test_reads_write_no_audit_events(ctx: Flask, world: dict[str, dict[str, str]]) -> None:
-    from course_bots.privacy.models import AuditEvent
     from sqlalchemy import func, select
 
     client = ctx.test_client()

@@ -15,10 +15,11 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import select, text, update
 
-from course_bots.models import CourseBot
-from course_bots.materials.models import Material
 from course_bots.materials import pipeline as ingest_pipeline, jobs as ingest_worker
 from course_bots.materials import operations as svc
+from course_bots.materials.models import Material
+from course_bots.models import CourseBot
+import course_bots.worker as rq_entry
 from lti_tool.extensions import db, utcnow
 from retrieval.embedders import HashingEmbedder
 from retrieval.types import Vector
@@ -220,8 +221,6 @@ def test_in_process_thread_ingests_after_upload(make_app, tmp_path: Path) -> Non
 def test_rq_worker_ingests_queued_material(make_app, tmp_path: Path, redis_url: str) -> None:
     from redis import Redis
     from rq import SimpleWorker
-
-    import course_bots.worker as rq_entry
 
     Redis.from_url(redis_url).flushdb()
     app = make_app(database_url=f"sqlite:///{tmp_path / 'rq.sqlite3'}", redis_url=redis_url, ingest_threads=0,

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from course_bots.materials import operations as svc
 from course_bots.materials.jobs import run_pending
 from course_bots.materials.models import Material, MaterialChunk
-from course_bots.materials.storage import S3Storage, StorageError, current_storage
+from course_bots.materials.storage import S3Storage, StorageError, _s3_client, current_storage
 from course_bots.models import CourseBot
 from lti_tool.extensions import db
 
@@ -150,8 +150,6 @@ def test_an_unreachable_store_fails_after_bounded_tries() -> None:
 
 
 def test_the_client_is_path_style_with_timeouts_and_bounded_retries(s3: S3) -> None:
-    from course_bots.materials.storage import _s3_client
-
     storage = s3.storage(region="eu-central-1", timeout=7, attempts=4)
     config = _s3_client(*storage._client_args).meta.config
     assert config.s3["addressing_style"] == "path" and config.region_name == "eu-central-1"

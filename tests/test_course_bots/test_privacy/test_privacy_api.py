@@ -8,12 +8,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from course_bots.privacy.models import AuditEvent, ConsentRecord
+from course_bots.chat import conversations as conv
 from course_bots.chat.models import ChatSession
 from course_bots.models import CourseBot
-from course_bots.chat import conversations as conv
-from lti_tool.extensions import current_config, db
-
+from course_bots.privacy import operations as privacy_ops
+from course_bots.privacy.models import AuditEvent, ConsentRecord
+from course_bots.privacy.scheduler import init_purge_scheduler, run_purge_once
+from lti_tool.extensions import current_config, db, utcnow
 from tests.test_course_bots.conftest import BOTH_DATABASES, ISSUER, bearer, make_bot, make_session
 
 pytestmark = pytest.mark.parametrize("app", BOTH_DATABASES, indirect=True)
@@ -182,16 +183,11 @@ def test_platform_admin_usage_and_retention_scoped_to_their_platform(ctx: Flask)
     changed = client.put("/api/v1/admin/retention", headers=admin, json={"anonymize_days": 30, "delete_days": 180})
     assert changed.status_code == 200 and changed.get_json()["platform"]["delete_days"] == 180
     assert client.put("/api/v1/admin/retention", headers=instructor, json={}).status_code == 403
-    from course_bots.privacy import operations as privacy_ops
-
     assert privacy_ops.platform_retention("https://other.example").delete_days == 365
 
 
 def test_automatic_purge_runs_with_its_own_context_and_commits(app: Flask) -> None:
     from datetime import timedelta
-
-    from course_bots.privacy.scheduler import init_purge_scheduler, run_purge_once
-    from lti_tool.extensions import utcnow
 
     with app.app_context():
         bot_id, (student,) = seed_course(1)

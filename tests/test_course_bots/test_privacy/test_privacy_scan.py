@@ -17,11 +17,15 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import MetaData, select, text
 
-from course_bots.privacy_rules import Scrubber
+from course_bots import backends
+from course_bots.chat import conversations as conv, operations as chat
+from course_bots.chat.models import Feedback, Message
+from course_bots.llm.base import DoneEvent, TokenEvent
 from course_bots.privacy import consent
-from course_bots.chat import conversations as conv
+from course_bots.privacy_rules import Scrubber
 from lti_tool.context import LaunchContext, decode_token, map_roles
 from lti_tool.extensions import current_config, db
+from retrieval.types import Chunk, Locator, SearchHit
 
 ISSUER = "https://moodle.scan.example"
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
@@ -89,8 +93,6 @@ class EchoingModel:
     name = "echoing"
 
     def stream(self, messages, params, request_id=None):  # type: ignore[no-untyped-def]
-        from course_bots.llm.base import DoneEvent, TokenEvent
-
         for piece in ("Hallo ", GIVEN, " ", FAMILY, ", ich antworte an ", EMAIL, ": Gradienten [1]."):
             yield TokenEvent(piece)
         yield DoneEvent("stop")
@@ -108,10 +110,6 @@ class EchoingModel:
 @pytest.fixture
 def real_chat(monkeypatch: pytest.MonkeyPatch) -> None:
     """The chat API with a fake retrieval hit (quoting an e-mail) and the echoing model."""
-    from course_bots import backends
-    from course_bots.chat import operations as chat
-    from retrieval.types import Chunk, Locator, SearchHit
-
     passage = f"Sprechstunde: {GIVEN} {FAMILY}, {EMAIL}. Gradienten zeigen bergauf."
     hit = SearchHit(Chunk("c1", "7", "Skript.pdf", passage, position=2, position_end=2, locator=Locator.PAGE), 0.9,
                     rank=1)
@@ -242,8 +240,6 @@ def test_complete_run_leaves_no_personal_data(scan_app: Flask, tmp_path: Path, c
     simulate_run(scan_app, outputs)
     assert _scan(scan_app, tmp_path, caplog, outputs) == {}
     with scan_app.app_context():
-        from course_bots.chat.models import Feedback, Message
-
         questions = db.session.scalars(select(Message).where(Message.role == "user")).all()
         assert len(questions) == len(QUESTIONS) + 1 + 2  # service run + failed one + two via the chat API, no doubles
         answers = db.session.scalars(select(Message).where(Message.role == "assistant")).all()

@@ -9,8 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from course_bots import backends
+from course_bots.llm import catalogue as catalogue_module
+from course_bots.materials import jobs as ingest_worker
 from course_bots.settings.models import MODE_PROMPTS
-
+from lti_tool.config import Config
 from tests.test_course_bots.conftest import bearer, make_bot, make_session
 
 
@@ -76,8 +79,6 @@ def test_pause_switch_stops_students_with_the_message(client: FlaskClient, bots:
 
 def test_copy_code_copies_settings_materials_faq_once_never_logs(client: FlaskClient, bots: dict[str, Any],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_bots.materials import jobs as ingest_worker
-
     monkeypatch.setattr(ingest_worker, "dispatch", lambda ids: None)  # ingestion itself is tested elsewhere
     client.put(f"/api/v1/bots/{bots['bot']}/settings", headers=bots["teacher"],
                json={"system_prompt": "Semester prompt", "name": "KI-Tutor"})
@@ -109,9 +110,6 @@ def test_delete_bot_needs_confirmation(client: FlaskClient, bots: dict[str, Any]
 
 
 def test_catalogue_file_offers_entries_allowed_for_the_platform(tmp_path: Any) -> None:
-    from course_bots import backends
-    from lti_tool.config import Config
-
     path = tmp_path / "models.toml"
     path.write_text('[[models]]\nkey = "qwen"\nlabel = "Qwen 7B (local)"\nkind = "local"\nmodel = "qwen"\n'
                     'context_window = 8192\nbase_url = "http://gpu:8001/v1"\n\n'
@@ -128,10 +126,6 @@ def test_catalogue_file_offers_entries_allowed_for_the_platform(tmp_path: Any) -
 
 def test_catalogue_file_is_parsed_once_and_again_after_an_edit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
-
-    from course_bots.llm import catalogue as catalogue_module
-    from course_bots import backends
-    from lti_tool.config import Config
 
     path = tmp_path / "models.toml"
     entry = '[[models]]\nkey = "{key}"\nlabel = "L"\nkind = "local"\nmodel = "/m"\ncontext_window = 2048\n'
