@@ -9,6 +9,8 @@ from flask.testing import FlaskClient
 
 from coursebots_tests_lti_platform import INSTRUCTOR, LEARNER, FakePlatform  # loaded by conftest.py
 from lti_tool.context import LaunchContext, Role
+from lti_tool.extensions import db, utcnow
+from lti_tool.models import Platform
 
 
 @pytest.fixture
@@ -108,8 +110,6 @@ def test_context_is_transient(registered_platform: FakePlatform, client: FlaskCl
     """Nothing personal from a launch reaches the database (the product's tables included)."""
     from sqlalchemy import text
 
-    from lti_tool.extensions import db
-
     response = registered_platform.launch(client, INSTRUCTOR)
     assert response.status_code == 200
     with app.app_context():
@@ -124,9 +124,6 @@ def test_context_is_transient(registered_platform: FakePlatform, client: FlaskCl
 def test_platform_jwks_cache_expires(app: Flask, client: FlaskClient, registered_platform: FakePlatform,
                                      launches: list[LaunchContext]) -> None:
     from datetime import timedelta
-
-    from lti_tool.extensions import db, utcnow
-    from lti_tool.models import Platform
 
     registered_platform.launch(client)
     registered_platform.launch(client)

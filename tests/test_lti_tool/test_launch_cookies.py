@@ -5,6 +5,8 @@ import pytest
 from flask import Flask, Response
 
 from coursebots_tests_lti_platform import INSTRUCTOR, FakePlatform  # loaded by conftest.py
+from lti_tool.extensions import db
+from lti_tool.models import LaunchState
 
 
 @pytest.fixture(autouse=True)
@@ -47,9 +49,6 @@ def test_relaunch_restores_the_original_login_parameters(app: Flask, registered_
 
 
 def test_login_state_stored_without_login_hint_in_clear(app: Flask, registered_platform: FakePlatform) -> None:
-    from lti_tool.extensions import db
-    from lti_tool.models import LaunchState
-
     client = app.test_client()
     registered_platform.login(client, login_hint="user-31337")
     with app.app_context():

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lti_tool import registration
 from lti_tool.reasons import REASONS, LaunchRejected
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "LTI.md"
@@ -23,8 +24,6 @@ def test_every_launch_reason_is_documented_with_its_status() -> None:
 
 
 def test_registration_reasons_are_part_of_the_one_vocabulary() -> None:
-    from lti_tool import registration
-
     assert registration.REASONS is REASONS
     assert {code for code in REASONS if code.startswith("registration_")} <= set(documented_codes())
 

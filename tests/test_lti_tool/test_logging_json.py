@@ -15,14 +15,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from coursebots_tests_lti_platform import LEARNER, FakePlatform  # loaded by conftest.py
-from lti_tool import logging_json
 from course_bots import backends
 from course_bots.chat import operations as chat
 from course_bots.llm.extractive import ExtractiveBackend
 from course_bots.models import CourseBot
 from course_bots.privacy import consent
+from lti_tool import logging_json
 from lti_tool.extensions import db
 from retrieval.types import Chunk, Locator, SearchHit
+from tests.test_course_bots.conftest import bearer, make_session
 
 SUB = "lti-user-5f0c93ab71"
 PERSONAL = ("Lovelace", "ada@example.edu", "Anna-Lena", "Müller", "anna.mueller@uni.example", SUB, "user-42")
@@ -97,8 +98,6 @@ def test_launch_and_chat_log_nothing_personal(app: Flask, client: FlaskClient, r
     assert registered_platform.post_launch(client, registered_platform.sign(bad), None).status_code >= 400
 
     # A chat of another student of the same course, through the API.
-    from tests.test_course_bots.conftest import bearer, make_session
-
     def search(bot_id: int, query: str, k: int) -> list[SearchHit]:
         if "weather" in query:
             return []

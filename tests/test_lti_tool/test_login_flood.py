@@ -13,8 +13,11 @@ from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 from coursebots_tests_lti_platform import FakePlatform  # loaded by conftest.py
+from lti_tool import launch
+from lti_tool.config import Config, ConfigError
 from lti_tool.extensions import db, utcnow
 from lti_tool.models import LaunchState
+from lti_tool.ratelimit import Rate, client_key, parse_rate
 
 BOTH = pytest.mark.parametrize("app", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
                                indirect=True)
@@ -128,9 +131,6 @@ def test_registration_is_rate_limited_too(limited_app: Flask) -> None:
 
 
 def test_default_limit_is_on_and_unknown_syntax_is_refused_at_start() -> None:
-    from lti_tool.config import Config, ConfigError
-    from lti_tool.ratelimit import Rate, parse_rate
-
     assert parse_rate(Config().lti_rate_limit) == Rate(60, 60)
     assert parse_rate("30 per minute") == Rate(30, 60) and parse_rate("") is None
     with pytest.raises(ConfigError, match="COURSEBOTS_LTI_RATE_LIMIT"):
@@ -138,8 +138,6 @@ def test_default_limit_is_on_and_unknown_syntax_is_refused_at_start() -> None:
 
 
 def test_ipv6_clients_are_counted_per_64() -> None:
-    from lti_tool.ratelimit import client_key
-
     assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
     assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
     assert client_key("::ffff:203.0.113.9") == client_key("203.0.113.9")
@@ -160,8 +158,6 @@ def test_counters_in_redis_are_shared_by_workers(make_app: Callable[..., Flask],
 @BOTH
 def test_login_state_expires_and_is_deleted(app: Flask, client: FlaskClient, registered_platform: FakePlatform,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from lti_tool import launch
-
     first = registered_platform.login(client)
     with app.app_context():
         rows = db.session.scalars(select(LaunchState)).all()

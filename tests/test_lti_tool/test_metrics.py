@@ -12,7 +12,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from lti_tool import metrics
 from course_bots import backends
 from course_bots.chat import operations as chat
 from course_bots.chat.models import Message
@@ -21,9 +20,11 @@ from course_bots.materials import jobs, operations
 from course_bots.models import CourseBot
 from course_bots.privacy import consent
 from course_bots.quotas.models import BotQuota
+from lti_tool import metrics
 from lti_tool.config import Config, ConfigError
 from lti_tool.extensions import db
 from retrieval.types import Chunk, Locator, SearchHit
+from tests.test_course_bots.conftest import bearer, make_bot, make_session
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -149,8 +150,6 @@ def test_ingestion_jobs_are_counted_with_their_duration(make_app, tmp_path: Path
 def test_chat_answers_are_counted_by_outcome(app: Flask, client: FlaskClient,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from prometheus_client import REGISTRY
-
-    from tests.test_course_bots.conftest import bearer, make_bot, make_session
 
     def value(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0

@@ -17,8 +17,10 @@ from flask_migrate import upgrade
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from lti_tool import safe_fetch
 from lti_tool.extensions import db
 from lti_tool.models import Deployment, Platform
+from lti_tool.reasons import REASONS
 
 TOOL_CONF = "https://purl.imsglobal.org/spec/lti-tool-configuration"
 
@@ -269,8 +271,6 @@ def test_unreachable_configuration_shows_a_frameable_error(make_app: Callable[..
 
 def test_slow_configuration_times_out(app: Flask, client: FlaskClient, moodle: FakeMoodle,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from lti_tool import safe_fetch
-
     monkeypatch.setattr(safe_fetch, "READ_SECONDS", 0.3)
     moodle.delay_seconds = 1.5  # a read timeout that did not work would register (200)
     response = client.get(register_url(moodle))
@@ -310,8 +310,6 @@ def test_missing_parameters(client: FlaskClient) -> None:
 
 def test_every_registration_reason_is_documented() -> None:
     from pathlib import Path
-
-    from lti_tool.reasons import REASONS
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "LTI.md").read_text(encoding="utf-8")
     section = text.split("## Dynamic Registration", 1)[1]

@@ -18,6 +18,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from lti_tool.extensions import db
+from lti_tool.models import Platform
+from tests.test_lti_tool.test_registration import FakeMoodle, counts, register_url
 
 REAL_GETADDRINFO = socket.getaddrinfo
 REAL_CONNECT = socket.socket.connect
@@ -252,7 +255,6 @@ def test_public_addresses(address: str) -> None:
 def test_an_allow_listed_campus_moodle_on_a_private_name_registers(
         make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch) -> None:
     """A campus Moodle whose name resolves to a private address (here loopback) works once its issuer is listed."""
-    from tests.test_lti_tool.test_registration import FakeMoodle, counts, register_url
     from werkzeug.serving import make_server
 
     moodle = FakeMoodle()
@@ -286,9 +288,6 @@ def test_a_dynamically_registered_key_set_on_a_private_address_needs_the_allow_l
     from dataclasses import replace
 
     from sqlalchemy import select
-
-    from lti_tool.extensions import db
-    from lti_tool.models import Platform
 
     with app.app_context():
         platform = db.session.scalars(select(Platform)).one()

@@ -7,6 +7,7 @@ import signal
 import zlib
 from typing import Any
 
+from retrieval.loaders import load_document
 from retrieval.types import Document, Section
 
 MIB = 1024 * 1024
@@ -84,8 +85,6 @@ def pid_text(data: bytes, filename: str, *args: Any, **kwargs: Any) -> Document:
 
 def by_name(data: bytes, filename: str, *args: Any, **kwargs: Any) -> Document:
     """Misbehave as the file's name says (``segfault-*``, ``spin-*``, ``hog-*``), else parse for real."""
-    from retrieval.loaders import load_document
-
     for name, misbehave in (("segfault", segfault), ("spin", spin), ("hog", hog)):
         if filename.startswith(name):
             return misbehave(data, filename)

