@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from course_bots.llm.base import ChatBackend, DoneEvent, GenerationParams, Passage, TokenEvent, collect
-from course_bots.llm.catalogue import CatalogueError, load_catalogue, parse_catalogue
+from course_bots.llm.catalogue import (CatalogueError, ModelEntry, default_entry, entry_from_file, load_catalogue,
+                                       parse_catalogue)
 from course_bots.llm.cli_support import backend_for_entry, build_backend, stream_to
 from course_bots.llm.extractive import ExtractiveBackend, fixed_text_language
 from course_bots.llm.openai_backend import OpenAIBackend
@@ -62,8 +63,6 @@ def test_catalogue_loads_toml_and_json(tmp_path: Path) -> None:
 
 
 def test_one_entry_type_for_the_default_model_and_the_file() -> None:
-    from course_bots.llm.catalogue import ModelEntry, default_entry, entry_from_file
-
     plain = default_entry()
     assert isinstance(plain, ModelEntry) and plain.backend == "extractive" and plain.extractive and plain.key == ""
     served = default_entry(model="qwen", base_url="http://gpu:8001/v1", api_key="sk-secret", context_window=8192)

@@ -10,8 +10,9 @@ import pytest
 
 from course_bots.llm.base import (Busy, DoneEvent, ErrorEvent, Event, GenerationParams, StatusEvent, TokenEvent,
                                   collect)
-from course_bots.llm.engine import Engine
+from course_bots.llm.engine import Engine, EngineOptions
 from course_bots.llm.local import LocalBackend
+from course_bots.llm.tiny import build_tiny_model
 
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Was ist ein Eigenwert?"}]
 
@@ -195,9 +196,6 @@ def test_idle_unload_and_reload_reports_warming_up(make_engine: Callable[..., En
 
 
 def test_other_architecture_qwen2(tmp_path: "pytest.TempPathFactory") -> None:
-    from course_bots.llm.engine import EngineOptions
-    from course_bots.llm.tiny import build_tiny_model
-
     engine = Engine(str(build_tiny_model(tmp_path, arch="qwen2")), EngineOptions(max_batch=4))  # type: ignore
     try:
         prompts = [[{"role": "user", "content": "a" * i}] for i in (1, 9)]
@@ -219,8 +217,6 @@ def test_runs_in_bfloat16_on_cuda(tiny_model: str) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    from course_bots.llm.engine import EngineOptions
-
     engine = Engine(tiny_model, EngineOptions(max_batch=8))
     try:
         assert engine.wait_ready(120)
