@@ -5,8 +5,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from flask.json.provider import DefaultJSONProvider
+from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
@@ -20,6 +21,7 @@ from lti_tool.tool_config import list_registrations
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 logger = logging.getLogger(__name__)
+DATABASE_RETRY_AFTER_S = 5  # a restarting PostgreSQL answers again within seconds; the pool then reconnects
 ID_MAX = 2 ** 31 - 1  # the largest id the database holds: ids are INTEGER columns (int4 on PostgreSQL)
 
 
@@ -139,7 +141,9 @@ def _register_error_handlers(app: Flask) -> None:
         return render_template("lti/error.html", code=code, message=exc.description or exc.name), exc.code or 500
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> tuple[Response | str, int]:
+    def _unexpected(exc: Exception) -> tuple[Response | str, int] | Response:
+        if database_unavailable(exc):
+            return _database_unavailable(exc)
         # Log the type and where, never request data (it may carry personal data).
         logger.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.url_rule)
         db.session.rollback()
@@ -147,3 +151,40 @@ def _register_error_handlers(app: Flask) -> None:
         if request.path.startswith("/api/"):
             return jsonify({"error": {"code": "internal_error", "message": message}}), 500
         return render_template("lti/error.html", code="internal_error", message=message), 500
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) means the database cannot be used right now.
+
+    A lost or refused connection (PostgreSQL restarting, a backend terminated), an operational failure (a locked
+    SQLite file, a cancelled statement) or a pool with no free connection in time: the same request succeeds later.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short chain: raise ... from ... inside a service
+        if seen is None:
+            return False
+        if isinstance(seen, PoolTimeoutError) or isinstance(seen, OperationalError) or (
+                isinstance(seen, DBAPIError) and seen.connection_invalidated):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _database_unavailable(exc: Exception) -> Response:
+    """503 with ``Retry-After`` (the API's error shape, or the error page); the session rolled back."""
+    original = getattr(exc, "orig", None)
+    # The type names only: the exception's text quotes the statement and its parameters (personal data).
+    logger.warning("database unavailable on %s %s: %s (%s)", request.method, request.url_rule, type(exc).__name__,
+                   type(original).__name__ if original is not None else "-")
+    try:
+        db.session.rollback()  # a dead connection is discarded here; the pool opens a fresh one next time
+    except Exception as rollback_error:  # the connection is gone either way: the pool replaces it
+        logger.warning("rollback after a lost database connection failed: %s", type(rollback_error).__name__)
+    message = "The database is not reachable right now. Please try again in a few seconds."
+    if request.path.startswith("/api/"):
+        response = jsonify({"error": {"code": "database_unavailable", "message": message}})
+    else:
+        response = make_response(render_template("lti/error.html", code="database_unavailable", message=message))
+    response.status_code = 503
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
