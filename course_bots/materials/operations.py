@@ -13,8 +13,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, SessionTransaction
 
 from course_bots.errors import ServiceError
 from course_bots.materials.models import CourseIndexVersion, FaqEntry, Material, MaterialChunk, MaterialStatus
@@ -22,7 +23,7 @@ from course_bots.materials.models import MaterialPageEdit
 # the feature's face: chat searches; test questions name a hit's file
 from course_bots.materials.course_index import material_id_of, search_course  # noqa: F401
 from course_bots.materials.links import material_file_url  # noqa: F401  (the feature's face: citations link)
-from course_bots.materials.storage import StorageError, current_storage
+from course_bots.materials.storage import DatabaseStorage, Storage, StorageError, current_storage
 from lti_tool.extensions import current_config, db, utcnow
 from retrieval.errors import EmptyDocumentError, FileTooLargeError, IngestError
 from retrieval.loaders import sniff
@@ -148,28 +149,56 @@ def list_materials(bot_id: int) -> list[Material]:
 
 
 def delete_material(material: Material) -> None:
-    """Delete a material, its chunks and its stored file (unless another material shares the bytes)."""
+    """Delete a material and its chunks; its stored file goes once this commits (unless another material shares it)."""
     bot_id, key = material.bot_id, material.storage_key
     db.session.execute(MaterialChunk.__table__.delete().where(MaterialChunk.material_id == material.id))
     db.session.delete(material)
     db.session.flush()
     shared = db.session.scalars(select(Material.id).filter_by(storage_key=key)).first()
     if shared is None:
-        try:
-            current_storage().delete(key)
-        except StorageError as exc:  # the row is gone; an orphaned file is harmless and logged
-            log.warning("could not delete stored file of bot %s: %s", bot_id, exc)
+        delete_file_after_commit(bot_id, key)
     bump_index_version(bot_id)
 
 
 def delete_bot_files(bot_id: int) -> None:
-    """Remove a deleted bot's stored originals (its rows, chunks and vectors go with the bot's cascade)."""
-    storage = current_storage()
+    """Remove a deleted bot's stored originals once its deletion commits (rows, chunks and vectors cascade)."""
     for key in db.session.scalars(select(Material.storage_key).filter_by(bot_id=bot_id)):
+        delete_file_after_commit(bot_id, key)
+
+
+_FILES_TO_DELETE = "coursebots.files_to_delete"
+
+
+def delete_file_after_commit(bot_id: int, key: str) -> None:
+    """Remove a stored file when this transaction commits; a failed commit or a rollback keeps the file.
+
+    A file removed before the commit would leave a row pointing at nothing when the commit then fails. Blobs in the
+    database are deleted in the transaction itself (they are rolled back with it).
+    """
+    storage = current_storage()
+    if isinstance(storage, DatabaseStorage):
+        storage.delete(key)
+        return
+    db.session.info.setdefault(_FILES_TO_DELETE, []).append((storage, bot_id, key))
+
+
+@event.listens_for(db.session, "after_commit")
+def _delete_committed_files(session: Session) -> None:
+    """Remove the files whose rows the committed transaction deleted (a failure leaves an orphan, logged)."""
+    files: list[tuple[Storage, int, str]] = session.info.pop(_FILES_TO_DELETE, [])
+    for storage, bot_id, key in files:
         try:
             storage.delete(key)
-        except StorageError as exc:
-            log.warning("could not delete a stored file of bot %s: %s", bot_id, exc)
+        except Exception as exc:  # the commit stands; an orphaned file is harmless
+            log.warning("could not delete a stored file of bot %s: %s", bot_id,
+                        exc if isinstance(exc, StorageError) else type(exc).__name__)
+
+
+@event.listens_for(db.session, "after_transaction_end")
+def _forget_uncommitted_files(session: Session, transaction: SessionTransaction) -> None:
+    """A transaction that ended without committing (rollback, failed commit, close) deletes no file."""
+    if transaction.parent is None:
+        session.info.pop(_FILES_TO_DELETE, None)
 
 
 def reindex_material(material: Material) -> None:
