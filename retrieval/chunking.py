@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from retrieval.language import detect_language
+from retrieval.listings import indent_width, listing_lines
 from retrieval.types import Chunk, ChunkKind, Document, Locator, Section
 
 _TOKEN = re.compile(r"\S+")
@@ -51,17 +52,25 @@ class _Unit:
 
 
 def _units(section: Section, max_tokens: int) -> list[_Unit]:
-    """Split a section into sentences, cutting any sentence longer than the budget into pieces."""
+    """Split a section into sentences, cutting any sentence longer than the budget into pieces.
+
+    A line of a code listing is one unit (not split at ". X") and keeps its leading indentation.
+    """
     units: list[_Unit] = []
-    for line_no, line in enumerate(section.text.split("\n")):
+    lines = section.text.split("\n")
+    listing = listing_lines(lines)
+    for line_no, line in enumerate(lines):
         if not line.strip():
             continue
-        for sent_no, sentence in enumerate(_SENTENCE_END.split(line.strip())):
+        code = line_no in listing
+        indent = " " * indent_width(line) if code else ""
+        for sent_no, sentence in enumerate([line.strip()] if code else _SENTENCE_END.split(line.strip())):
             words = sentence.split()
             for start in range(0, len(words), max_tokens):
                 piece = words[start:start + max_tokens]
-                units.append(_Unit(" ".join(piece), len(piece), section,
-                                   newline_before=line_no > 0 and sent_no == 0 and start == 0))
+                first = sent_no == 0 and start == 0
+                units.append(_Unit(indent * first + " ".join(piece), len(piece), section,
+                                   newline_before=line_no > 0 and first))
     return units
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from retrieval.listings import indent_width, listing_lines
 from retrieval.loaders.words import Lexicon, restore_words
 
 _DIGITS = re.compile(r"\d+")
@@ -15,13 +16,29 @@ _EDGE_LINES = 2  # headers and footers live in the first and last lines of a pag
 def normalise_text(text: str, lexicon: Lexicon | None = None) -> str:
     """Unify line endings and spaces, restore ligatures and hyphenated words (see ``words``), drop soft hyphens.
 
-    ``lexicon`` carries the document's vocabulary and language; without it, the text's language is detected.
+    Lines are stripped, except that the lines of a code listing (see ``retrieval.listings``) keep their leading
+    indentation, as spaces. ``lexicon`` carries the document's vocabulary and language; without it, the text's
+    language is detected.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x0c", "\n").replace("\u00ad", "")
-    text = _SPACES.sub(" ", text)
-    text = "\n".join(line.strip() for line in text.split("\n"))
+    lines = text.split("\n")
+    listing = listing_lines(lines)
+    text = "\n".join(_clean_line(line, i in listing) for i, line in enumerate(lines))
     text = restore_words(text, lexicon)
-    return _MANY_NEWLINES.sub("\n\n", text).strip()
+    return strip_blank_lines(_MANY_NEWLINES.sub("\n\n", text))
+
+
+def _clean_line(line: str, keep_indent: bool) -> str:
+    """One line with its spaces unified and stripped (its indentation kept, as spaces, when ``keep_indent``)."""
+    body = _SPACES.sub(" ", line).strip()
+    return " " * indent_width(line) + body if keep_indent and body else body
+
+
+def strip_blank_lines(text: str) -> str:
+    """The text without blank lines at its start and whitespace at its end; a listing's first indent stays."""
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    return "\n".join(lines[start:]).rstrip()
 
 
 def _signature(line: str) -> str:
@@ -72,6 +89,6 @@ def remove_repeated_lines(pages: list[str], min_pages: int = 3, share: float = 0
     for page in pages:
         lines = page.split("\n")
         keys = _keys(lines, _edges(lines))
-        cleaned.append("\n".join(line for line, key in zip(lines, keys) if not key & repeated).strip())
+        cleaned.append(strip_blank_lines("\n".join(line for line, key in zip(lines, keys) if not key & repeated)))
     # Lines on every page of a document with little else are its text, not furniture.
     return cleaned if any(cleaned) else pages

@@ -26,22 +26,25 @@ def _looks_like_header(cells: list[str]) -> bool:
         and not all(_NUMBER.fullmatch(c) for c in filled)
 
 
-def table_rows(rows: list[list[str]], header: bool | None = None) -> str:
+def table_rows(rows: list[list[str]], header: bool | None = None, labels: list[str] | None = None) -> str:
     """Render a table as one line per row, cells separated by " | " (readable by people and BM25).
 
     With a header row (``header``, or a first row of short labels when None), every later row names each cell's
     column ("Colour: green"), so a row cut off from the header by chunking still says what its values are.
+    ``labels``: the column names of a table whose header stands elsewhere (on the page before): every row is
+    named with them (a first row that repeats them stays the header).
     """
     cleaned = [[" ".join(c.split()) for c in row] for row in rows]
     cleaned = [row for row in cleaned if any(row)]
-    labels: list[str] = []
-    if len(cleaned) >= 2 and (header if header is not None else _looks_like_header(cleaned[0])):
-        labels = cleaned[0]
+    names = [" ".join(c.split()) for c in labels or []]
+    first = 0 if names and cleaned and cleaned[0] != names else 1
+    if not names and len(cleaned) >= 2 and (header if header is not None else _looks_like_header(cleaned[0])):
+        names = cleaned[0]
     lines = []
     previous: list[str] | None = None
     for number, cells in enumerate(cleaned):
-        if labels and number > 0:
-            cells = [f"{labels[i]}: {c}" if i < len(labels) and labels[i] and c and labels[i] != c else c
+        if names and number >= first:
+            cells = [f"{names[i]}: {c}" if i < len(names) and names[i] and c and names[i] != c else c
                      for i, c in enumerate(cells)]
         # Merged cells repeat their text in python-docx; show each merged cell once.
         deduped = [c for i, c in enumerate(cells) if c and (i == 0 or c != cells[i - 1])]

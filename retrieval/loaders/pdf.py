@@ -15,7 +15,9 @@ from retrieval.language import detect_language
 from retrieval.loaders.cleanup import normalise_text, remove_repeated_lines
 from retrieval.loaders.words import Lexicon
 from retrieval.loaders.limits import LoadLimits, OcrProgress
-from retrieval.loaders.pdf_tables import PageStructure, is_tagged, read_page_structure, remove_table_lines
+from retrieval.loaders.pdf_code import indent_listings
+from retrieval.loaders.pdf_tables import (PageStructure, carry_headers, is_tagged, read_page_structure,
+                                          remove_table_lines)
 from retrieval.loaders.unpack import check_pdf_streams
 from retrieval.types import Section
 
@@ -65,14 +67,17 @@ def _extract_pdfium(data: bytes, limits: LoadLimits, structures: list[PageStruct
         meta = {k.lower(): str(v) for k, v in pdf.get_metadata_dict(skip_empty=True).items()}
         pages = []
         tagged = structures is not None and is_tagged(pdf.raw)
+        fonts: dict[int | None, bool] = {}  # which of the document's fonts are monospace (code listings)
         for i in range(len(pdf)):
             page = pdf[i]
             textpage = page.get_textpage()
-            pages.append(_page_text(textpage))
+            pages.append(indent_listings(_page_text(textpage), page.raw, textpage.raw, fonts))
             if structures is not None:
                 structures.append(read_page_structure(page.raw, textpage.raw) if tagged else PageStructure())
             textpage.close()
             page.close()
+        if tagged and structures is not None:
+            carry_headers(structures)  # a table's rows on the page after its header's name their columns too
         return pages, meta
     finally:
         pdf.close()

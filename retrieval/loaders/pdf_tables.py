@@ -5,6 +5,9 @@ which cell. Each Table element's rows (TR, also inside THead/TBody/TFoot) and ce
 :func:`retrieval.loaders.office.table_rows`, the format DOCX, PPTX and HTML tables have; the table's lines are
 then taken out of the page's body text. Untagged PDFs, and PDFs whose structure tree pdfium cannot read, are
 left exactly as they were: every failure here means "no structure".
+
+A table that runs on over a page break seldom repeats its header row there: :func:`carry_headers` gives the rows on
+the next page the header of the table they continue, so each page's table section names its columns by itself.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MAX_ELEMENTS = 20_000  # structure elements visited per page: the loader runs with time and memory limits
 MAX_CHARS = 200_000  # characters of a page looked at when cells are filled
+_MAX_JOINED = 400  # a body line longer than this is never taken for table lines that pdfium joined
 _ROW_GROUPS = {"THead", "TBody", "TFoot"}
 _CELLS = {"TH", "TD"}
 _SPACES = {0x20, 0x09, 0x0A, 0x0D, 0xA0}
@@ -33,18 +37,37 @@ _PLACEHOLDER_ALT = re.compile(r"^(?:figure|fig\.?|image|img|picture|graphic|graf
 
 
 @dataclass
+class TableGrid:
+    """A table's cells as read on one page, and where it stands there (for a table that crosses a page break)."""
+
+    rows: list[list[str]]
+    header: bool  # its first row is its header (TH cells or a THead)
+    continued: bool = False  # the structure tree says rows of the same table stand on an earlier page
+    lines_before: int = 0  # lines of other text above it on the page
+    lines_after: int = 0  # ... and below it
+    labels: list[str] = field(default_factory=list)  # its column names: its header row or the one carried over
+
+    @property
+    def columns(self) -> int:
+        """The number of columns (its widest row)."""
+        return max((len(row) for row in self.rows), default=0)
+
+
+@dataclass
 class PageStructure:
     """What a page's structure tree adds to its text: tables as rows and figures' alternative texts."""
 
     tables: list[str] = field(default_factory=list)  # each rendered like a DOCX table ("Header: value" rows)
     table_lines: Counter[str] = field(default_factory=Counter)  # body lines made of table text (no spaces)
     alt_texts: list[str] = field(default_factory=list)
+    grids: list[TableGrid] = field(default_factory=list)  # the cells behind ``tables``, one for one
 
 
 @dataclass
 class _Table:
     rows: list[list[set[int]]]  # each cell's marked-content ids
     header: bool
+    continued: bool = False
 
 
 def is_tagged(pdf_handle: Any) -> bool:
@@ -73,8 +96,27 @@ def remove_table_lines(text: str, table_lines: Counter[str]) -> str:
         if key and left[key] > 0:
             left[key] -= 1
             continue
+        pieces = _split_into(key, left) if len(key) <= _MAX_JOINED else None
+        if pieces:  # pdfium's page text joined two of the table's lines ("Datenbanken8 Sommer")
+            left.subtract(pieces)
+            continue
         kept.append(line)
     return "\n".join(kept)
+
+
+def _split_into(key: str, lines: Counter[str]) -> list[str] | None:
+    """``key`` as two or more of ``lines`` (each used at most as often as it is left), or None."""
+    if not key or not any(key.startswith(line) for line, n in lines.items() if n > 0):
+        return None
+    ways: dict[int, list[str]] = {0: []}  # prefix length -> the table lines that make it up
+    for end in range(1, len(key) + 1):
+        for start in sorted(ways):
+            piece = key[start:end]
+            if start < end and lines[piece] > ways[start].count(piece):
+                ways.setdefault(end, ways[start] + [piece])
+                break
+    found = ways.get(len(key))
+    return found if found is not None and len(found) >= 2 else None
 
 
 def read_page_structure(page_handle: Any, textpage_handle: Any) -> PageStructure:
@@ -140,12 +182,17 @@ def _type(element: Any) -> str:
     return _utf16(raw.FPDF_StructElement_GetType, element)
 
 
-def _children(element: Any) -> list[Any]:
-    """An element's child elements (marked-content and object kids are no elements and are left out)."""
+def _kids(element: Any) -> list[Any]:
+    """An element's kids; a null handle for each kid that is no element here (marked content, or on another page)."""
     import pypdfium2.raw as raw
 
     count = min(raw.FPDF_StructElement_CountChildren(element), MAX_ELEMENTS)
-    return [c for c in (raw.FPDF_StructElement_GetChildAtIndex(element, i) for i in range(count)) if c]
+    return [raw.FPDF_StructElement_GetChildAtIndex(element, i) for i in range(count)]
+
+
+def _children(element: Any) -> list[Any]:
+    """An element's child elements (marked-content and object kids are no elements and are left out)."""
+    return [c for c in _kids(element) if c]
 
 
 def _mcids(element: Any, budget: list[int]) -> set[int]:
@@ -166,15 +213,23 @@ def _mcids(element: Any, budget: list[int]) -> set[int]:
 
 
 def _table(element: Any, budget: list[int]) -> _Table:
-    """A Table element's rows of cells (as marked-content ids); the header is the first row when it is all TH."""
+    """A Table element's rows of cells (as marked-content ids); the header is the first row when it is all TH.
+
+    pdfium's tree of a page leaves out the elements of other pages (their kids read as null): a row group or row
+    missing before the first row here means the table began on an earlier page.
+    """
     rows: list[list[set[int]]] = []
     kinds: list[list[str]] = []
     in_head: list[bool] = []
+    continued = False
     groups = [(element, False)]
     while groups and budget[0] > 0:
         parent, head = groups.pop(0)
-        for child in _children(parent):
+        for child in _kids(parent):
             budget[0] -= 1
+            if not child:
+                continued = continued or not rows
+                continue
             kind = _type(child)
             if kind in _ROW_GROUPS:
                 groups.append((child, kind == "THead"))
@@ -187,7 +242,7 @@ def _table(element: Any, budget: list[int]) -> _Table:
                     in_head.append(head)
     # As for HTML, the structure decides: a first row without TH cells (a key-value table, say) is no header.
     header = bool(kinds) and (in_head[0] or all(k == "TH" for k in kinds[0]))
-    return _Table(rows=rows, header=header)
+    return _Table(rows=rows, header=header, continued=continued)
 
 
 def _object_mcids(page_handle: Any) -> dict[int | None, int]:
@@ -220,12 +275,15 @@ def _fill(tables: list[_Table], textpage: Any, page_handle: Any, structure: Page
     pending_space = False
     line: list[str] = []
     line_in_table = True
+    body_lines = 0  # lines with other text than the tables' so far
+    spans: list[list[int]] = [[-1, -1] for _ in tables]  # per table: body lines above its first and last character
     count = min(raw.FPDFText_CountChars(textpage), MAX_CHARS)
     for i in range(count + 1):
         code = raw.FPDFText_GetUnicode(textpage, i) if i < count else 0x0A  # a last newline ends the last line
         if code in _NEWLINES:
             if line and line_in_table:
                 structure.table_lines["".join(line)] += 1
+            body_lines += not line_in_table
             line, line_in_table = [], True
             pending_space = True
             continue
@@ -249,12 +307,38 @@ def _fill(tables: list[_Table], textpage: Any, page_handle: Any, structure: Page
                 texts[t][r][c] += " "
         texts[t][r][c] += char
         last, pending_space = cell, False
+        spans[t][0] = body_lines if spans[t][0] < 0 else spans[t][0]
+        spans[t][1] = body_lines
         if code not in _SPACES and code not in _MARKS:
             line.append(char)
-    for table, cells in zip(tables, texts):
-        rendered = table_rows([[_clean(c) for c in row] for row in cells], header=table.header)
+    for table, cells, (above, below) in zip(tables, texts, spans):
+        rows = [row for row in ([_clean(c) for c in row] for row in cells) if any(row)]
+        rendered = table_rows(rows, header=table.header)
         if rendered.strip():
             structure.tables.append(rendered)
+            structure.grids.append(TableGrid(rows, table.header, table.continued, lines_before=above,
+                                             lines_after=body_lines - below,
+                                             labels=rows[0] if table.header else []))
+
+
+def carry_headers(pages: list[PageStructure], edge_lines: int = 2) -> None:
+    """Give the table that continues one on the previous page that page's header, where it has none of its own.
+
+    A table continues the last table of the previous page when both have as many columns and either the structure
+    tree says so (it is the same Table element) or it is the first thing on its page and the other the last on its
+    own (``edge_lines``: room for a running header or a page number). Its rows are rendered again, each value with
+    its column's name, so the page's table section reads alone; a chain of pages carries the header through.
+    """
+    previous: TableGrid | None = None
+    for page in pages:
+        if page.grids:
+            grid = page.grids[0]
+            if previous is not None and previous.labels and not grid.labels \
+                    and grid.columns == previous.columns == len(previous.labels) \
+                    and (grid.continued or (grid.lines_before <= edge_lines and previous.lines_after <= edge_lines)):
+                grid.labels = previous.labels
+                page.tables[0] = table_rows(grid.rows, labels=grid.labels)
+        previous = page.grids[-1] if page.grids else None
 
 
 def _char(textpage: Any, index: int, code: int) -> str:
