@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections import deque
-from typing import Iterable
+from functools import lru_cache
+from typing import Iterable, Sequence
 
 DEFAULT_WINDOW = 40  # folded characters (letters and digits only): about six to eight words
 MIN_WINDOW = 20  # below this, ordinary phrases would match; shorter private texts are not guarded
@@ -57,20 +58,27 @@ def _window_hashes(folded: str, window: int) -> set[int]:
     return hashes
 
 
+@lru_cache(maxsize=256)
+def _private_index(private: str, window: int) -> tuple[str, frozenset[int]]:
+    """The folded private text and its window hashes, once per prompt (every question of a bot shares them)."""
+    folded = fold(private)
+    size = min(window, len(folded))
+    return folded, frozenset(_window_hashes(folded, size)) if size > 0 else frozenset()
+
+
 class EchoGuard:
     """Fed an answer chunk by chunk; releases the chunks that cannot be part of a leak of ``private``."""
 
-    def __init__(self, private: str, public: Iterable[str] = (), window: int = DEFAULT_WINDOW,
+    def __init__(self, private: str, public: Sequence[str] | Iterable[str] = (), window: int = DEFAULT_WINDOW,
                  min_window: int = MIN_WINDOW) -> None:
-        self._private = fold(private)
+        self._private, self._secret = _private_index(private, window)
         self.window = min(window, len(self._private))
-        self.active = self.window >= min_window
+        self.active = self.window >= min_window and bool(self._secret)
         self.leaked = False
-        self._public = "\x00".join(fold(text) for text in public)  # "\x00" never occurs in folded text
-        self._secret: set[int] = set()
-        if self.active:
-            self._secret = _window_hashes(self._private, self.window) - _window_hashes(self._public, self.window)
-            self.active = bool(self._secret)
+        # The public texts are folded only when a window of the answer is found in the private text (rare): folding
+        # every source of every question up front cost more CPU than guarding the whole answer.
+        self._public_raw = tuple(public)
+        self._public: str | None = None
         self._pows = [pow(_BASE, k, _MOD) for k in range(max(self.window, 1))]
         self._top = self._pows[-1]
         self._hash = 0
@@ -144,4 +152,8 @@ class EchoGuard:
     def _confirmed(self) -> bool:
         """The current window really occurs in the private text and not in the public texts (no hash collision)."""
         window = "".join(folded for folded, _offset in self._pending)
-        return window in self._private and window not in self._public
+        if window not in self._private:
+            return False
+        if self._public is None:
+            self._public = "\x00".join(fold(text) for text in self._public_raw)  # "\x00" never occurs in folded text
+        return window not in self._public
