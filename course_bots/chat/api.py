@@ -138,7 +138,7 @@ def chat_stream(bot_id: int) -> Response:
         metrics.QUOTA_REJECTIONS.labels(code=decision.code).inc()
         return quota.refusal(decision)  # 429 + Retry-After; the refused question is not stored (docs/QUOTAS.md)
     asked = chat.record(session, chat.Question(bot_id, text, client_id, conversation_id), settings)
-    db.session.commit()  # the question is kept whatever the answer does
+    chat.commit_keeping()  # the question is kept whatever the answer does (and stays loaded for storing the answer)
 
     def events() -> Iterator[str]:
         try:

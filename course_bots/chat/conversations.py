@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from datetime import timedelta
+
+from sqlalchemy import delete, func, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from course_bots.chat.models import ChatSession, Feedback, Message
@@ -25,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 TITLE_LENGTH = 80
 UNANSWERED_CODES = ("cancelled",)  # the student left or stopped: not an error of the tool, asked again re-answers
+# A course's "last used" time is written at most this often: not on every question (a hot row under load).
+LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
 class ConversationError(ServiceError):
@@ -97,19 +101,26 @@ def _existing_question(session: SessionToken, client_message_id: str, conversati
 def record_question(session: SessionToken, conversation_id: int | None, client_message_id: str,
                     text: str) -> Message:
     """Store a scrubbed question (new conversation when ``conversation_id`` is None); a retry returns the first."""
+    return store_question(session, conversation_id, client_message_id, text)[0]
+
+
+def store_question(session: SessionToken, conversation_id: int | None, client_message_id: str,
+                   text: str) -> tuple[Message, bool]:
+    """:func:`record_question`, also saying whether the question is new (False: a retry or an unanswered re-ask)."""
     if not client_message_id or len(client_message_id) > 64:
         raise ConversationError("invalid_client_message_id", "Each question needs a client id of 1-64 characters.")
     if not text or not text.strip():
         raise ConversationError("empty_question", "The question is empty.")
     existing = _existing_question(session, client_message_id, conversation_id)
     if existing is not None:
-        return existing
+        return existing, False
     conversation = get_conversation(session, conversation_id) if conversation_id is not None else None
     scrubbed = scrubber_for(session).scrub(text.strip())
     unanswered = _unanswered_same(session, conversation, scrubbed)
     if unanswered is not None:
-        return unanswered  # asked again after leaving mid-answer: the same question, answered this time
+        return unanswered, False  # asked again after leaving mid-answer: the same question, answered this time
     now = utcnow()
+    started = conversation is None
     try:
         with db.session.begin_nested():
             if conversation is None:
@@ -127,16 +138,18 @@ def record_question(session: SessionToken, conversation_id: int | None, client_m
         found = _existing_question(session, client_message_id, conversation_id)
         if found is None:
             raise
-        return found
+        return found, False
     conversation.updated_at = now
-    bot = db.session.get(CourseBot, session.bot_id)
-    if bot is not None:
-        bot.last_used_at = now
+    db.session.execute(update(CourseBot).where(  # one statement, and only every few minutes a write
+        CourseBot.id == session.bot_id,
+        or_(CourseBot.last_used_at.is_(None), CourseBot.last_used_at < now - LAST_USED_RESOLUTION))
+        .values(last_used_at=now).execution_options(synchronize_session=False))
     if not session.preview:
-        ensure_label(session.bot_id, session.pseudonym)
+        if started:  # a participant's label is given with their first conversation; later ones have it
+            ensure_label(session.bot_id, session.pseudonym)
         add_usage(session.bot_id, questions=1)
     db.session.flush()
-    return message
+    return message, True
 
 
 def _unanswered_same(session: SessionToken, conversation: ChatSession | None, scrubbed: str) -> Message | None:
@@ -163,6 +176,13 @@ def _unanswered_same(session: SessionToken, conversation: ChatSession | None, sc
 
 
 def _question(session: SessionToken, question_id: int) -> Message:
+    """One of the caller's questions (404 otherwise); the one this request just stored comes from the session."""
+    held = db.session.identity_map.get(db.session.identity_key(Message, question_id))
+    if held is not None and not inspect(held).expired_attributes and held.role == "user":
+        conversation = db.session.identity_map.get(db.session.identity_key(ChatSession, held.session_id))
+        if conversation is not None and (conversation.bot_id, conversation.pseudonym) == (session.bot_id,
+                                                                                          session.pseudonym):
+            return held  # type: ignore[no-any-return]
     question = db.session.scalars(
         select(Message).join(ChatSession)
         .where(Message.id == question_id, Message.role == "user", ChatSession.bot_id == session.bot_id,
@@ -183,6 +203,12 @@ def _answer_slot(question: Message) -> tuple[Message, bool]:
     return answer, True
 
 
+def _touch(conversation_id: int, when: Any) -> None:
+    """Set a conversation's ``updated_at`` with one statement (loading the conversation first cost a query)."""
+    db.session.execute(update(ChatSession).where(ChatSession.id == conversation_id).values(updated_at=when)
+                       .execution_options(synchronize_session=False))
+
+
 def record_answer(session: SessionToken, question_id: int, text: str, *, citations: list[Any] | None = None,
                   prompt_tokens: int | None = None, completion_tokens: int | None = None,
                   model_id: str | None = None, confidence: float | None = None,
@@ -198,7 +224,7 @@ def record_answer(session: SessionToken, question_id: int, text: str, *, citatio
     answer.prompt_tokens, answer.completion_tokens = prompt_tokens, completion_tokens
     answer.model_id, answer.confidence, answer.latency_ms = model_id, confidence, latency_ms
     answer.created_at = utcnow()
-    question.session.updated_at = answer.created_at
+    _touch(question.session_id, answer.created_at)
     if not session.preview:
         add_usage(session.bot_id, answers=0 if was_ok else 1, prompt_tokens=prompt_tokens or 0,
                   completion_tokens=completion_tokens or 0)
@@ -215,7 +241,7 @@ def record_failure(session: SessionToken, question_id: int, error_code: str, *, 
     answer.status, answer.error_code, answer.model_id = "failed", error_code[:64], model_id
     answer.citations = None
     answer.created_at = utcnow()
-    question.session.updated_at = answer.created_at
+    _touch(question.session_id, answer.created_at)
     if not session.preview and error_code not in UNANSWERED_CODES:
         add_usage(session.bot_id, errors=1)  # a student leaving mid-answer is not an error of the tool
     logger.info("answer failed: bot=%s code=%s", session.bot_id, error_code)

@@ -95,18 +95,35 @@ class Asked:
     settings: BotSettings
     language: str
     text: str  # the question as stored, scrubbed of personal data: what is searched and what a model is sent
+    new: bool = False  # stored by this request: no answer to look up, and a new conversation has no history
+    new_conversation: bool = False
 
 
 def settings_for(bot_id: int) -> BotSettings:
-    """The bot's settings for reading (the defaults, unwritten, when no teacher saved any), detached from the session.
+    """The bot's settings for reading (the defaults, unwritten, when no teacher saved any).
 
     The streamed answer uses them after the view has committed the question: a commit expires what the session
-    holds, and by then the request's session may be gone, so the snapshot must not need the session again.
+    holds, and by then the request's session may be gone, so :func:`record` detaches them before that commit
+    (until then, other reads of the same settings in the request, such as the consent check's, find them loaded).
     """
-    settings = get_settings(bot_id)
+    return get_settings(bot_id)
+
+
+def _detach(settings: BotSettings) -> None:
+    """Take the settings out of the session: the answer reads them after commits, without the session."""
     if settings in db.session:
         db.session.expunge(settings)
-    return settings
+
+
+def commit_keeping() -> None:
+    """Commit without expiring what the session holds: the answer's own rows are read back from memory afterwards
+    (its ``done`` event, the usage meter, the quota), not reloaded with one query each."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def page_language(session: SessionToken) -> str:
@@ -121,19 +138,20 @@ def answer_language(settings: BotSettings, text: str) -> str:
 
 def record(session: SessionToken, question: Question, settings: BotSettings) -> Asked:
     """Store the question (scrubbed, once per client id) before answering; raises ``ConversationError``."""
-    stored = conversations.record_question(session, question.conversation_id, question.client_id, question.text)
+    stored, new = conversations.store_question(session, question.conversation_id, question.client_id, question.text)
+    _detach(settings)
     return Asked(question, stored.id, stored.session_id, settings, answer_language(settings, question.text),
-                 stored.text)
+                 stored.text, new=new, new_conversation=new and question.conversation_id is None)
 
 
 def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
            backend: ChatBackend | None = None, commit: Callable[[], None] | None = None) -> Iterator[StreamEvent]:
     """Answer a question :func:`record` stored as a stream of API events; ``commit`` is the view's commit."""
-    commit = commit or db.session.commit
+    commit = commit or commit_keeping
     search = search or default_search
     question, settings, language = asked.question, asked.settings, asked.language
     conversation_id, question_id = asked.conversation_id, asked.question_id
-    previous = stored_answer(question_id)
+    previous = None if asked.new else stored_answer(question_id)
     if previous is not None:
         yield "done", done_payload(previous, conversation_id)  # a retry of an answered question
         return
@@ -154,7 +172,8 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
             system_prompt=_system_prompt(settings), context_window=entry.context_window,
             max_new_tokens=min(settings.max_answer_tokens, entry.max_answer_tokens),
             min_score=config.answer_score_threshold, language=language, label_language=page_language(session))
-        assembly = prompting.assemble(asked.text, hits, history(conversation_id, question_id), prompt_settings)
+        earlier = [] if asked.new_conversation else history(conversation_id, question_id)
+        assembly = prompting.assemble(asked.text, hits, earlier, prompt_settings)
     except Exception:
         logger.exception("Preparing the answer failed for bot %s", question.bot_id)
         conversations.record_failure(session, question_id, "internal")
@@ -174,7 +193,7 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
         return
     # Nothing is pending: end the read transaction, so that a streaming answer holds no database connection for its
     # whole length (300 open streams would otherwise need 300 connections; the pool waits, then fails).
-    db.session.commit()
+    commit()
     backend = backend or backends.backend_for(entry)
     params = GenerationParams(max_new_tokens=prompt_settings.max_new_tokens, temperature=settings.temperature,
                               language=language, sources=assembly.passages)

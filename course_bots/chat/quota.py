@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify
-from sqlalchemy import select
 
 from course_bots import backends
 from course_bots.chat.models import Message
@@ -57,8 +56,8 @@ def after_answer(session: SessionToken, bot_id: int, done: dict[str, Any]) -> di
     Redis round trip for both)."""
     message_id = done.get("message_id")
     if isinstance(message_id, int) and not session.preview:
-        tokens = db.session.execute(select(Message.prompt_tokens, Message.completion_tokens)
-                                    .where(Message.id == message_id)).first()
-        if tokens is not None:
-            return quotas.add_tokens(session, bot_id, message_id, int(tokens[0] or 0) + int(tokens[1] or 0))
+        answer = db.session.get(Message, message_id)  # the answer just stored: from the session, no query
+        if answer is not None:
+            tokens = int(answer.prompt_tokens or 0) + int(answer.completion_tokens or 0)
+            return quotas.add_tokens(session, bot_id, message_id, tokens)
     return quotas.status(session, bot_id)

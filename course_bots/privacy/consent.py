@@ -66,13 +66,12 @@ MODEL_KINDS = ("local", "external", "extractive")
 def current_notice(issuer: str, locale: str) -> Notice:
     """The newest notice for the platform and language (falling back to English, all platforms, built-in)."""
     language = language_of(locale)
-    for candidate_issuer, candidate_language in ((issuer, language), (issuer, "en"), ("", language), ("", "en")):
-        row = db.session.scalars(
-            select(ConsentNotice).where(ConsentNotice.issuer == candidate_issuer,
-                                        ConsentNotice.language == candidate_language)
-            .order_by(ConsentNotice.version.desc())).first()
-        if row is not None:
-            return Notice(row.id, row.issuer, row.language, row.version, row.text)
+    preference = [(issuer, language), (issuer, "en"), ("", language), ("", "en")]
+    rows = db.session.scalars(select(ConsentNotice).where(ConsentNotice.issuer.in_({issuer, ""}),
+                                                          ConsentNotice.language.in_({language, "en"}))).all()
+    if rows:  # one query for all four candidates (the chat checks consent on every question)
+        row = min(rows, key=lambda r: (preference.index((r.issuer, r.language)), -r.version))
+        return Notice(row.id, row.issuer, row.language, row.version, row.text)
     builtin = language if language in i18n.LANGUAGES else "en"
     return Notice(None, "", builtin, 0, i18n.text("consent_notice", builtin))
 
@@ -101,8 +100,8 @@ def latest_record(bot_id: int, pseudonym_: str) -> ConsentRecord | None:
                               .order_by(ConsentRecord.created_at.desc(), ConsentRecord.id.desc())).first()
 
 
-def consent_status(session: SessionToken) -> dict[str, Any]:
-    """Whether the participant must be asked (and why), with the notice to show."""
+def _decision(session: SessionToken) -> tuple[Notice, str | None, str | None]:
+    """The current notice, the bot's external model (if any) and why the participant must be asked (None: not)."""
     notice = current_notice(session.issuer, session.locale)
     record = latest_record(session.bot_id, session.pseudonym)
     external = external_model(session.bot_id)
@@ -115,13 +114,19 @@ def consent_status(session: SessionToken) -> dict[str, Any]:
         reason = "external_model"
     elif not record.accepted:
         reason = "declined"
+    return notice, external, reason
+
+
+def consent_status(session: SessionToken) -> dict[str, Any]:
+    """Whether the participant must be asked (and why), with the notice to show."""
+    notice, external, reason = _decision(session)
     return {"required": reason is not None, "accepted": reason is None, "reason": reason,
             "external_model": external, "notice": {**asdict(notice), "text": render_notice(notice, session.bot_id)}}
 
 
 def has_consent(session: SessionToken) -> bool:
     """Whether the participant accepted the current notice for the bot's current model (the chat checks this)."""
-    return bool(consent_status(session)["accepted"])
+    return _decision(session)[2] is None  # the notice's text is not rendered: only its version counts
 
 
 def record_consent(session: SessionToken, accepted: bool, notice_version: int) -> ConsentRecord:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from flask import g, has_request_context
 from sqlalchemy import select
 
 from course_bots import i18n
@@ -90,6 +91,26 @@ def effective_limits(config: Config, issuer: str, bot_id: int, role: str) -> Lim
 def _bot_row(bot_id: int, role: str) -> BotQuota | None:
     """The teacher's override row for a role, if any."""
     return db.session.scalars(select(BotQuota).where(BotQuota.bot_id == bot_id, BotQuota.role == role)).first()
+
+
+def question_limits(config: Config, issuer: str, bot_id: int, role: str) -> tuple[Limits, Limits]:
+    """The participant's effective limits and the platform's budget for one question, read in two queries once per
+    request (the check before the answer and the count after it share them)."""
+    key = (issuer, bot_id, role)
+    memo: dict[tuple[str, int, str], tuple[Limits, Limits]] | None = (
+        g.setdefault("coursebots_question_limits", {}) if has_request_context() else None)
+    if memo is not None and key in memo:
+        return memo[key]
+    rows = {row.role: row for row in db.session.scalars(
+        select(PlatformQuota).where(PlatformQuota.issuer == issuer, PlatformQuota.role.in_((role, PLATFORM))))}
+    base = _overlay(config_defaults(config, role), rows.get(role))
+    override = _bot_row(bot_id, role)
+    effective = base if override is None else Limits(
+        **{name: _tighter(getattr(base, name), getattr(override, name)) for name in LIMIT_FIELDS})
+    result = (effective, _overlay(config_defaults(config, PLATFORM), rows.get(PLATFORM)))
+    if memo is not None:
+        memo[key] = result
+    return result
 
 
 def platform_rules(config: Config, issuer: str) -> dict[str, Any]:

@@ -20,9 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from course_bots import i18n
 from course_bots.quotas.counters import Counters, Window
 from course_bots.quotas.limits import (  # noqa: F401  (re-exported: the quota services other features call)
-    Limits, QuotaError, bot_overrides, effective_limits, platform_limits, platform_rules, set_bot_override,
-    set_platform_rule)
-from course_bots.quotas.models import PLATFORM, QuotaHit
+    Limits, QuotaError, bot_overrides, effective_limits, platform_limits, platform_rules, question_limits,
+    set_bot_override, set_platform_rule)
+from course_bots.quotas.models import QuotaHit
 from lti_tool.config import Config
 from lti_tool.context import SessionToken, is_teacher
 from lti_tool.extensions import current_config, db
@@ -111,21 +111,22 @@ def check(session: SessionToken, bot_id: int, language: str, *, client_id: str =
     config, store = current_config(), counters()
     clock = _Clock(config, store.clock())
     role = quota_role(session)
-    limits = effective_limits(config, session.issuer, bot_id, role)
+    limits, platform = question_limits(config, session.issuer, bot_id, role)
     person = _key(bot_id, session.pseudonym)
-    decision = _decide(config, store, clock, session, limits, person, language, model_key, requests_per_minute,
-                       client_id, bot_id)
+    decision = _decide(config, store, clock, session, (limits, platform), person, language, model_key,
+                       requests_per_minute, client_id, bot_id)
     if not decision.allowed:
         record_hit(session, bot_id, decision.code, clock.local.date())
     return decision
 
 
-def _decide(config: Config, store: Counters, clock: _Clock, session: SessionToken, limits: Limits, person: str,
+def _decide(config: Config, store: Counters, clock: _Clock, session: SessionToken, both: tuple[Limits, Limits],
+            person: str,
             language: str, model_key: str, requests_per_minute: int | None, client_id: str,
             bot_id: int) -> Decision:
     """The checks of :func:`check` in order, made and counted in one step (one Redis round trip): a question is
     counted in every window or, refused, in none; simultaneous questions cannot pass a limit together."""
-    platform = platform_limits(config, session.issuer, PLATFORM)
+    limits, platform = both
     issuer = _digest(session.issuer)
     minute, day = clock.minute_end, clock.day_end
     checks: list[tuple[Window, tuple[str, str, float, dict[str, Any]]]] = []
@@ -167,7 +168,7 @@ def add_tokens(session: SessionToken, bot_id: int, answer_id: int | None, tokens
     config, store = current_config(), counters()
     clock = _Clock(config, store.clock())
     person = _key(bot_id, session.pseudonym)
-    limit = effective_limits(config, session.issuer, bot_id, quota_role(session)).questions_per_day
+    limit = question_limits(config, session.issuer, bot_id, quota_role(session))[0].questions_per_day
     day_key = _key("day", person, clock.day) if limit is not None else ""
     if answer_id is not None and tokens > 0:
         used = store.add_once(_key("tokens_counted", bot_id, answer_id), DAY_TTL_S,
