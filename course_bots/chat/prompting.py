@@ -161,9 +161,11 @@ def assemble(question: str, hits: Sequence[SearchHit], history: Sequence[Message
         labels = settings.label_language or language
         candidate = _source(len(sources) + 1, hit, _cut(hit.chunk.text, settings.max_passage_tokens, count_tokens),
                             labels)
-        while total([*sources, candidate], []) > budget and len(candidate.text) > 200 and not sources:
+        size = total([*sources, candidate], [])  # counted once per try: the whole prompt is rebuilt to count it
+        while size > budget and len(candidate.text) > 200 and not sources:
             candidate = _source(1, hit, candidate.text[: len(candidate.text) // 2].rstrip() + " …", labels)
-        if total([*sources, candidate], []) > budget:
+            size = total([candidate], [])
+        if size > budget:
             break  # lower-ranked passages are dropped, never the better ones
         sources.append(candidate)
     past = _fit_history(history, lambda p: total(sources, p) <= budget)

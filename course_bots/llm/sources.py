@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Sequence
 
 from .base import Passage
@@ -29,11 +30,21 @@ _BLOCK = re.compile(r'<source n="(\d+)" ref="([^"\n]*)">\n(.*?)\n</source>', re.
 
 def neutralise(text: str) -> str:
     """Document text that can neither close its block nor pose as a chat turn or instruction header."""
+    # Pure, so passage-sized texts are cached: the prompt is rebuilt several times while passages are fitted, each
+    # time with the same texts (bounded: at most 2,048 texts of at most 8 KiB).
+    return _neutralise_cached(text) if len(text) <= 8192 else _neutralise(text)
+
+
+def _neutralise(text: str) -> str:
+    """:func:`neutralise`, uncached."""
     text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
     previous = None
     while previous != text:  # removing one marker must not assemble another from the remains
         previous, text = text, _MARKER.sub(REPLACEMENT, text)
     return text.strip()
+
+
+_neutralise_cached = lru_cache(maxsize=2048)(_neutralise)
 
 
 def _attribute(value: str) -> str:
