@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import threading
@@ -228,7 +229,8 @@ def _read_stream(response: Any, deadline: float) -> Iterator[Event]:
     monotonic, loads, token = time.monotonic, json.loads, TokenEvent
     data: list[str] = []
     try:
-        for line in response.iter_lines():
+        lines = response.iter_lines()
+        for line in lines:
             if line.startswith("data:"):  # one JSON chunk per line, the common case: handled when its event ends
                 data.append(line[6:] if line.startswith("data: ") else line[5:])
                 continue
@@ -237,6 +239,10 @@ def _read_stream(response: Any, deadline: float) -> Iterator[Event]:
             payload = data[0] if len(data) == 1 else "\n".join(data)
             data = []
             if payload.startswith("[DONE]"):
+                # Read on to the end of the body (nothing more is sent): a response read to its end returns its
+                # connection to the pool, one closed early costs a new connection for the next question.
+                for _rest in itertools.islice(lines, 8):
+                    pass
                 break
             if monotonic() > deadline:
                 yield DoneEvent("timeout", Usage(usage.prompt_tokens, generated))
