@@ -1,4 +1,5 @@
-"""Warming a starting web worker: the embedding model and the indexes of the most recently used courses.
+"""Warming a starting web worker: the embedding model, the model servers' clients and the indexes of the most
+recently used courses.
 
 ``wsgi.py`` calls the app's ``coursebots.warm`` hook when ``COURSEBOTS_WARM_ON_START`` is set, so the first
 students after a deploy or a worker restart do not wait for a model load or an index build.
@@ -11,6 +12,7 @@ import time
 from flask import Flask
 from sqlalchemy import select
 
+from course_bots.backends import warm_backends
 from course_bots.models import CourseBot
 from course_bots.materials.course_index import get_cache, get_embedder, get_reranker
 from lti_tool.extensions import db
@@ -21,12 +23,13 @@ logger = logging.getLogger(__name__)
 def warm(app: Flask, courses: int) -> int:
     """Load the embedding model and build the indexes of up to ``courses`` recently used courses; how many built."""
     started = time.perf_counter()
-    built = 0
+    built = clients = 0
     with app.app_context():
         try:
             config = app.extensions["coursebots.config"]
             embedder = get_embedder(app)
             embedder.embed_queries(["warm up"])  # loads the engine (weights, threads) now
+            clients = warm_backends(config)  # the OpenAI client library and its pools, not on a first question
             cache = get_cache(app)
             recent = db.session.scalars(select(CourseBot.id).order_by(CourseBot.last_used_at.desc())
                                         .limit(max(0, courses))).all()
@@ -37,5 +40,6 @@ def warm(app: Flask, courses: int) -> int:
             logger.exception("warming the worker failed")
         finally:
             db.session.remove()
-    logger.info("warmed the worker: model and %d course indexes in %.1f s", built, time.perf_counter() - started)
+    logger.info("warmed the worker: embedding model, %d model server clients and %d course indexes in %.1f s",
+                clients, built, time.perf_counter() - started)
     return built

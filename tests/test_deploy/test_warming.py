@@ -6,11 +6,12 @@ from pathlib import Path
 
 from flask_migrate import upgrade
 
+from course_bots import backends
 from course_bots.materials.course_index import get_cache
 from course_bots.models import CourseBot
 from lti_tool import create_app
 from lti_tool.app import warm_worker
-from lti_tool.extensions import db, utcnow
+from lti_tool.extensions import current_config, db, utcnow
 from tests.conftest import make_config
 
 
@@ -32,3 +33,19 @@ def test_warming_builds_the_most_recently_used_courses_first(tmp_path: Path) -> 
 def test_no_warming_unless_configured(tmp_path: Path) -> None:
     app = create_app(make_config(tmp_path))
     assert warm_worker(app) == 0
+
+
+def test_warming_builds_the_model_server_clients_without_calling_them(tmp_path: Path) -> None:
+    # Port 9 (discard) on loopback: nothing answers there, and warming must not need it to.
+    app = create_app(make_config(tmp_path, warm_on_start=True, llm_backend="openai", llm_model="warm-test",
+                                 llm_base_url="http://127.0.0.1:9/v1"))
+    with app.app_context():
+        upgrade()
+        entry = backends.default_entry(current_config())
+    backends._cache.pop((entry.backend, ",".join(entry.urls), entry.model), None)
+    warm_worker(app)
+    with app.app_context():
+        before = len(backends._cache)
+        assert backends.backend_for(entry) is backends.backend_for(entry)  # built by warming, reused
+        assert len(backends._cache) == before
+    assert (entry.backend, ",".join(entry.urls), entry.model) in backends._cache
