@@ -256,6 +256,8 @@ class Config:
                               "Model name on that server, or a local path/id for the `local` backend.")
     llm_context_window: int = _setting("COURSEBOTS_LLM_CONTEXT_WINDOW", 4096,
                                        "Context window in tokens of the default model.", int)
+    stream_interval_ms: int = _setting("COURSEBOTS_STREAM_INTERVAL_MS", 100, "Token events after an answer's first "
+                                       "come at most this often (tokens in between are joined); 0: one per token.", int)
     model_catalogue: str = _setting(
         "COURSEBOTS_MODEL_CATALOGUE", "",
         "Models teachers may pick: path of a TOML/JSON catalogue file (`[[models]]` key, label, kind, model, "

@@ -1,10 +1,12 @@
 """The teacher's prompt stays private: a model that echoes its system message gets nothing of it to the student.
 
 Neither the stream, nor the stored answer, nor the conversation history holds the echo; the student is told the
-answer was withheld, and the question stays stored. An ordinary answer passes unchanged, in the same chunks.
+answer was withheld, and the question stays stored. An ordinary answer passes unchanged (in the same chunks when
+token events are not joined).
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import http.server
 import json
@@ -249,7 +251,9 @@ def test_ordinary_answer_sharing_words_with_the_prompt_passes_unchanged(app: Fla
     backend = EchoBackend(lambda text: re.findall(r"\S+\s*", text), text=ORDINARY)
     setup["backend"]["b"] = backend
     events = ask(client, setup, client_id="ordinary")
-    assert [d["text"] for n, d in events if n == "token"] == backend.sent  # same text, same chunks
+    tokens = [d["text"] for n, d in events if n == "token"]
+    assert "".join(tokens) == "".join(backend.sent)  # same text (later chunks joined: COURSEBOTS_STREAM_INTERVAL_MS)
+    assert tokens[0] == backend.sent[0], "the first chunk is not held"
     assert events[-1][0] == "done" and "Maschinelles Lernen 1" in events[-1][1]["html"]
     assert [(m.role, m.status, m.text) for m in stored(app)][1] == ("assistant", "ok", ORDINARY)
     assert not backend.cancelled
@@ -265,3 +269,23 @@ def test_quoting_a_source_the_prompt_also_contains_is_not_withheld(app: Flask, c
     events = ask(client, setup, client_id="quote")  # the extractive backend quotes the passage
     assert events[-1][0] == "done"
     assert "learning rate controls the step size" in events[-1][1]["html"]
+
+
+@pytest.mark.parametrize("interval_ms", [0, 60_000])
+def test_token_events_are_joined_after_the_first_and_nothing_changes(
+        app: Flask, client: FlaskClient, setup: dict[str, Any], interval_ms: int) -> None:
+    """COURSEBOTS_STREAM_INTERVAL_MS: after the first visible text, tokens go out at most once per interval, joined
+    (fewer events per answer for the worker, the proxy and the browser); 0 sends every chunk as it came."""
+    app.extensions["coursebots.config"] = dataclasses.replace(app.extensions["coursebots.config"],
+                                                              stream_interval_ms=interval_ms)
+    backend = EchoBackend(lambda text: re.findall(r"\S+\s*", text), text=ORDINARY)
+    setup["backend"]["b"] = backend
+    events = ask(client, setup, client_id=f"paced-{interval_ms}")
+    tokens = [d["text"] for n, d in events if n == "token"]
+    if interval_ms:  # an interval longer than the answer: the first chunk alone, then the rest joined (the guard's
+        # held-back tail comes at the end as its own event)
+        assert tokens[0] == backend.sent[0] and len(tokens) <= 3 and "".join(tokens) == ORDINARY
+    else:
+        assert tokens == backend.sent
+    assert [n for n, _ in events][-1] == "done"
+    assert [(m.role, m.status, m.text) for m in stored(app)][1] == ("assistant", "ok", ORDINARY)
