@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 StreamEvent = tuple[str, dict[str, Any]]
 Search = Callable[[int, str, int], Sequence[SearchHit]]
-_searched = False  # this process has searched once: the embedding model is loaded (the first search loads it)
 
 
 @dataclass(frozen=True)
@@ -160,14 +159,14 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
     entry = backends.entry_for(config, settings.model_key)
     try:
         yield "status", {"state": "started", "conversation_id": conversation_id, "question_id": question_id}
-        if not _searched:  # the first question after a start waits for the embedding model: say so first
+        if not materials.search_ready():  # the first question after a cold start loads the model: say so first
             yield "status", {"state": "preparing", "conversation_id": conversation_id}
     except GeneratorExit:  # the student left before the search began
         _record_cancelled(session, question_id, commit)
         raise
     try:
         hits = search(question.bot_id, asked.text, 8)
-        _mark_searched()
+        materials.mark_search_ready()
         prompt_settings = prompting.PromptSettings(
             system_prompt=_system_prompt(settings), context_window=entry.context_window,
             max_new_tokens=min(settings.max_answer_tokens, entry.max_answer_tokens),
@@ -200,12 +199,6 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
     guard = prompt_guard(settings, asked.text, assembly)
     yield from _generate(session, backend, assembly, params, question_id, conversation_id, started, commit,
                          entry.label or backend.name, guard)
-
-
-def _mark_searched() -> None:
-    """Remember that this process's search is ready (no more "getting ready" notices)."""
-    global _searched
-    _searched = True
 
 
 def _record_cancelled(session: SessionToken, question_id: int, commit: Callable[[], None],

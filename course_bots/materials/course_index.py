@@ -314,6 +314,20 @@ def get_cache(app: Flask | None = None) -> CourseIndexCache:
     return cache  # type: ignore[no-any-return,unused-ignore]
 
 
+_search_ready = False  # this process searched once or was warmed: the embedding model is loaded
+
+
+def search_ready() -> bool:
+    """Whether this process's search is ready (the embedding model loaded by a search or by warming)."""
+    return _search_ready
+
+
+def mark_search_ready() -> None:
+    """Remember that this process's search is ready (after a search, or after warming the worker)."""
+    global _search_ready
+    _search_ready = True
+
+
 def search_course(bot_id: int, query: str, k: int = 8) -> list[SearchHit]:
     """Search one course's materials and FAQ entries; best first, calibrated scores in [0, 1]."""
     if not query.strip():

@@ -21,7 +21,8 @@ from course_bots.errors import ServiceError
 from course_bots.materials.models import CourseIndexVersion, FaqEntry, Material, MaterialChunk, MaterialStatus
 from course_bots.materials.models import MaterialPageEdit
 # the feature's face: chat searches; test questions name a hit's file
-from course_bots.materials.course_index import material_id_of, search_course  # noqa: F401
+from course_bots.materials.course_index import (  # noqa: F401
+    mark_search_ready, material_id_of, search_course, search_ready)
 from course_bots.materials.links import material_file_url  # noqa: F401  (the feature's face: citations link)
 from course_bots.materials.storage import DatabaseStorage, Storage, StorageError, current_storage
 from lti_tool.extensions import current_config, db, utcnow

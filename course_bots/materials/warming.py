@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from course_bots.backends import warm_backends
 from course_bots.models import CourseBot
-from course_bots.materials.course_index import get_cache, get_embedder, get_reranker
+from course_bots.materials.course_index import get_cache, get_embedder, get_reranker, mark_search_ready
 from lti_tool.extensions import db
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ def warm(app: Flask, courses: int) -> int:
             for bot_id in recent:
                 cache.get(bot_id, embedder, get_reranker(config))
                 built += 1
+            mark_search_ready()  # a warmed worker's first student is not told that the assistant is getting ready
         except Exception:  # a cold worker still serves; never fail the start over warming
             logger.exception("warming the worker failed")
         finally:

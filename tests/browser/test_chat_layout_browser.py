@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 from course_bots import backends
 from course_bots.chat import operations, quota
 from course_bots.chat.models import Message
+from course_bots.materials import course_index
 from lti_tool.extensions import db
 from tests.browser import chat_helpers as helpers, fake_platform
 
@@ -166,7 +167,7 @@ def test_code_from_a_slide_stays_a_code_block_with_copy_button(
         launch: Callable[..., Any], tool_frame: Callable[[Any], Any], screenshot: Callable[..., Path],
         monkeypatch: pytest.MonkeyPatch) -> None:
     ensure_slides(launch, tool_frame)
-    operations._searched = False  # as after a start: the first question tells that the assistant gets ready
+    course_index._search_ready = False  # as after a cold start: the first question tells that the assistant gets ready
     search = operations.default_search
 
     def slow_search(bot_id: int, query: str, k: int) -> Any:

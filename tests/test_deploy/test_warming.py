@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from flask_migrate import upgrade
 
 from course_bots import backends
+from course_bots.materials import course_index
 from course_bots.materials.course_index import get_cache
 from course_bots.models import CourseBot
 from lti_tool import create_app
@@ -49,3 +51,14 @@ def test_warming_builds_the_model_server_clients_without_calling_them(tmp_path: 
         assert backends.backend_for(entry) is backends.backend_for(entry)  # built by warming, reused
         assert len(backends._cache) == before
     assert (entry.backend, ",".join(entry.urls), entry.model) in backends._cache
+
+
+def test_a_warmed_worker_does_not_tell_its_first_student_that_it_gets_ready(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(course_index, "_search_ready", False)  # a fresh process
+    app = create_app(make_config(tmp_path, warm_on_start=True))
+    with app.app_context():
+        upgrade()
+    assert not course_index.search_ready()
+    warm_worker(app)
+    assert course_index.search_ready(), "the chat's 'getting ready' notice is for cold workers only"

@@ -16,6 +16,7 @@ from course_bots.chat.models import ChatSession, Message as StoredMessage, Usage
 from course_bots.llm.base import (DoneEvent, ErrorEvent, Event, GenerationParams, Message as PromptMessage,
                                   StatusEvent, TokenEvent)
 from course_bots.llm.extractive import ExtractiveBackend
+from course_bots.materials import course_index
 from course_bots.models import CourseBot
 from course_bots.privacy import consent
 from course_bots.quotas.models import BotQuota
@@ -260,7 +261,7 @@ def test_personal_data_is_scrubbed_before_the_question_is_searched_or_sent_to_a_
 
 def test_the_first_question_after_a_start_says_the_assistant_gets_ready(
         client: FlaskClient, setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chat, "_searched", False)
+    monkeypatch.setattr(course_index, "_search_ready", False)  # as in a cold, unwarmed worker
     events = ask(client, setup, client_id="first")
     states = [data.get("state") for name, data in events if name == "status"]
     assert states[:2] == ["started", "preparing"]  # before the search loads the model, before any token
