@@ -7,7 +7,9 @@ from typing import Any, Iterator
 
 from flask import Blueprint, Response, jsonify, stream_with_context
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+from course_bots import i18n
 from course_bots.bots import own_bot
 from course_bots.chat.models import ChatSession, Message
 from course_bots.render import render_markdown
@@ -146,6 +148,11 @@ def chat_stream(bot_id: int) -> Response:
                 if name == "done":
                     data = {**data, "quota": quota.after_answer(session, bot_id, data)}
                 yield sse(name, data)
+        except OperationalError as exc:  # the database went away mid-answer (restart, failover): the question is kept
+            logger.warning("Answer stream of bot %s lost the database (%s)", bot_id, type(exc.orig).__name__)
+            db.session.rollback()
+            yield sse("error", {"code": "database_unavailable", "retry": True, "conversation_id": asked.conversation_id,
+                                "message": i18n.text("chat_database_unavailable", asked.language)})
         except Exception:
             logger.exception("Answer stream failed for bot %s", bot_id)
             db.session.rollback()

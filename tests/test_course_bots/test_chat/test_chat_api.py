@@ -8,10 +8,11 @@ from typing import Any, Iterator, Sequence
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.exc import OperationalError
 
 import course_bots.privacy
 from course_bots import backends, i18n
-from course_bots.chat import operations as chat
+from course_bots.chat import conversations, operations as chat
 from course_bots.chat.models import ChatSession, Message as StoredMessage, UsageEvent
 from course_bots.llm.base import (DoneEvent, ErrorEvent, Event, GenerationParams, Message as PromptMessage,
                                   StatusEvent, TokenEvent)
@@ -133,6 +134,26 @@ def test_question_kept_when_answer_fails_and_retry_answers(client: FlaskClient, 
     messages = client.get(f"/api/v1/bots/{setup['bot']}/conversations/{conversation_id}",
                           headers=setup["headers"]).get_json()["messages"]
     assert len(messages) == 2 and messages[1]["status"] == "ok"
+
+
+def test_database_lost_mid_answer_says_so_and_keeps_the_question(
+        client: FlaskClient, setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    setup["backend"]["b"] = ScriptedBackend([TokenEvent("The step size [1]."), DoneEvent("stop")])
+
+    def connection_gone(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("INSERT INTO message ...", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(conversations, "record_answer", connection_gone)
+    events = ask(client, setup, client_id="db-gone")
+    assert events[-1][0] == "error" and events[-1][1]["code"] == "database_unavailable" and events[-1][1]["retry"]
+    assert "ask again" in events[-1][1]["message"] and "INSERT" not in events[-1][1]["message"]
+    monkeypatch.undo()
+    conversation_id = events[-1][1]["conversation_id"]
+    messages = client.get(f"/api/v1/bots/{setup['bot']}/conversations/{conversation_id}",
+                          headers=setup["headers"]).get_json()["messages"]
+    assert messages[0]["role"] == "user", "the question was stored before the answer and is kept"
+    setup["backend"]["b"] = ScriptedBackend([TokenEvent("The step size [1]."), DoneEvent("stop")])
+    assert ask(client, setup, client_id="db-gone")[-1][0] == "done", "asking again answers it"
 
 
 def test_model_html_never_reaches_the_page_unsanitized(client: FlaskClient, setup: dict[str, Any]) -> None:
