@@ -211,7 +211,7 @@ def _touch(conversation_id: int, when: Any) -> None:
 
 def record_answer(session: SessionToken, question_id: int, text: str, *, citations: list[Any] | None = None,
                   prompt_tokens: int | None = None, completion_tokens: int | None = None,
-                  model_id: str | None = None, confidence: float | None = None,
+                  model_id: str | None = None, confidence: float | None = None, answer_kind: str | None = None,
                   latency_ms: int | None = None) -> Message:
     """Store the (scrubbed) answer to one of the caller's questions, with citations and token counts."""
     question = _question(session, question_id)
@@ -223,6 +223,7 @@ def record_answer(session: SessionToken, question_id: int, text: str, *, citatio
     answer.status, answer.error_code = "ok", None
     answer.prompt_tokens, answer.completion_tokens = prompt_tokens, completion_tokens
     answer.model_id, answer.confidence, answer.latency_ms = model_id, confidence, latency_ms
+    answer.answer_kind = answer_kind
     answer.created_at = utcnow()
     _touch(question.session_id, answer.created_at)
     if not session.preview:
@@ -233,12 +234,13 @@ def record_answer(session: SessionToken, question_id: int, text: str, *, citatio
 
 
 def record_failure(session: SessionToken, question_id: int, error_code: str, *, partial_text: str = "",
-                   model_id: str | None = None) -> Message:
+                   model_id: str | None = None, answer_kind: str | None = None) -> Message:
     """Mark the answer to a question as failed (the question itself stays stored)."""
     question = _question(session, question_id)
     answer, _new = _answer_slot(question)
     answer.text = scrubber_for(session).scrub(partial_text)
     answer.status, answer.error_code, answer.model_id = "failed", error_code[:64], model_id
+    answer.answer_kind = answer_kind
     answer.citations = None
     answer.created_at = utcnow()
     _touch(question.session_id, answer.created_at)

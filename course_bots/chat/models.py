@@ -53,7 +53,10 @@ class Message(db.Model):  # type: ignore[name-defined]
     citations: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    model_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    model_id: Mapped[str | None] = mapped_column(String(255), nullable=True)  # the model's label, as shown then
+    # Who wrote the answer: openai / local (a language model), extractive (quoted passages), fallback (quoted passages
+    # while the model was unavailable), refusal (not covered). NULL for answers stored before it was recorded.
+    answer_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -84,6 +84,15 @@ def done_payload(answer: Any, conversation_id: int) -> dict[str, Any]:
             "citations": [citation_view(c) for c in citations]}
 
 
+@dataclass
+class Writer:
+    """Who writes an answer: the model's label as shown, and its kind (``openai``, ``local``, ``extractive``;
+    ``fallback`` once the extractive fallback stands in for an unavailable model)."""
+
+    label: str
+    kind: str
+
+
 @dataclass(frozen=True)
 class Asked:
     """A stored question with what the view worked out for it once: the bot's settings and the answer's language."""
@@ -185,7 +194,7 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
         if settings.uncovered_behaviour == "refuse_suggest_teacher":
             text += " " + i18n.text("chat_uncovered_suffix", language)
         stored = conversations.record_answer(session, question_id, text, citations=[], confidence=0.0,
-                                             model_id="refusal", latency_ms=_ms(started))
+                                             model_id="refusal", answer_kind="refusal", latency_ms=_ms(started))
         commit()  # stored before it is sent: a student who leaves now finds the answer when they come back
         yield "token", {"text": text}
         yield "done", done_payload(stored, conversation_id)
@@ -197,16 +206,18 @@ def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
     params = GenerationParams(max_new_tokens=prompt_settings.max_new_tokens, temperature=settings.temperature,
                               language=language, sources=assembly.passages)
     guard = prompt_guard(settings, asked.text, assembly)
+    writer = Writer(entry.label or backend.name, "extractive" if entry.extractive else entry.backend)
     yield from _generate(session, backend, assembly, params, question_id, conversation_id, started, commit,
-                         entry.label or backend.name, guard)
+                         writer, guard)
 
 
 def _record_cancelled(session: SessionToken, question_id: int, commit: Callable[[], None],
-                      partial_text: str = "", model_label: str | None = None) -> None:
+                      partial_text: str = "", writer: Writer | None = None) -> None:
     """Store once that the student left or stopped the answer (what was said so far is kept with it)."""
     try:
         conversations.record_failure(session, question_id, "cancelled", partial_text=partial_text,
-                                     model_id=model_label)
+                                     model_id=writer.label if writer else None,
+                                     answer_kind=writer.kind if writer else None)
         commit()
     except Exception:
         logger.warning("Could not record a cancelled answer")
@@ -237,7 +248,7 @@ def _system_prompt(settings: BotSettings) -> str:
 
 def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.Assembly, params: GenerationParams,
               question_id: int, conversation_id: int, started: float, commit: Callable[[], None],
-              model_label: str, guard: EchoGuard) -> Iterator[StreamEvent]:
+              writer: Writer, guard: EchoGuard) -> Iterator[StreamEvent]:
     """Stream the backend's events through the guard and store the outcome (answer, or failure, question kept).
 
     ``parts`` holds only text the guard released: an echo of the teacher's prompt is never shown nor stored.
@@ -269,7 +280,7 @@ def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.A
                     backend.cancel(request_id)  # the rest of this answer would be withheld anyway
                     if held:
                         yield "token", {"text": "".join(held)}  # released before the echo: safe, and stored
-                    yield from _withhold(session, question_id, conversation_id, commit, model_label,
+                    yield from _withhold(session, question_id, conversation_id, commit, writer,
                                          params.language or "en")
                     return
                 continue
@@ -277,11 +288,13 @@ def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.A
                 yield "token", {"text": "".join(held)}
                 held = []
             if isinstance(event, StatusEvent):
+                if event.state == "fallback":  # the model is unavailable: quoted passages answer instead
+                    writer.kind = "fallback"
                 yield "status", {"state": event.state, "position": event.position}
             elif isinstance(event, ErrorEvent):
                 finished = True
                 conversations.record_failure(session, question_id, event.code, partial_text="".join(parts),
-                                             model_id=model_label)
+                                             model_id=writer.label, answer_kind=writer.kind)
                 commit()
                 yield "error", {"code": event.code, "message": event.message, "position": event.position,
                                 "conversation_id": conversation_id}
@@ -295,7 +308,8 @@ def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.A
                 citations = [asdict(c) for c in prompting.resolve_citations(text, assembly.sources)]
                 best = max((s.score for s in assembly.sources), default=0.0)
                 stored = conversations.record_answer(
-                    session, question_id, text, citations=citations, confidence=best, model_id=model_label,
+                    session, question_id, text, citations=citations, confidence=best, model_id=writer.label,
+                    answer_kind=writer.kind,
                     latency_ms=_ms(started), prompt_tokens=event.usage.prompt_tokens,
                     completion_tokens=event.usage.completion_tokens)
                 commit()
@@ -306,15 +320,16 @@ def _generate(session: SessionToken, backend: ChatBackend, assembly: prompting.A
         if not finished:
             # The reader went away (stop button, closed page): stop generating, keep the question.
             backend.cancel(request_id)
-            _record_cancelled(session, question_id, commit, "".join(parts), model_label)
+            _record_cancelled(session, question_id, commit, "".join(parts), writer)
 
 
 def _withhold(session: SessionToken, question_id: int, conversation_id: int, commit: Callable[[], None],
-              model_label: str, language: str) -> Iterator[StreamEvent]:
+              writer: Writer, language: str) -> Iterator[StreamEvent]:
     """Store the withheld notice as the (failed) answer and tell the student; the echoed text is dropped."""
     logger.warning("An answer of bot %s repeated the teacher's prompt and was withheld", session.bot_id)
     notice = withheld_message(session, language)
-    conversations.record_failure(session, question_id, "answer_withheld", partial_text=notice, model_id=model_label)
+    conversations.record_failure(session, question_id, "answer_withheld", partial_text=notice, model_id=writer.label,
+                                 answer_kind=writer.kind)
     commit()
     yield "error", {"code": "answer_withheld", "message": notice, "conversation_id": conversation_id}
 

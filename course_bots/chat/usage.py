@@ -15,6 +15,7 @@ from lti_tool import metrics
 from lti_tool.extensions import db, utcnow
 
 COUNTERS = ("questions", "answers", "errors", "prompt_tokens", "completion_tokens")
+MODEL_KINDS = ("openai", "local")  # answers a language model wrote (the others quote the materials or refuse)
 
 
 def add_usage(bot_id: int, *, day: date | None = None, **deltas: int) -> None:
@@ -158,14 +159,14 @@ def _model_usage(first: date, issuer: str | None, bot_id: int | None) -> tuple[l
         day = func.date(Message.created_at)  # stored as UTC text: its first ten characters
     else:
         day = cast(func.timezone("UTC", Message.created_at), Date)  # the UTC day whatever the session's zone
-    query = (select(Message.model_id, day.label("day"), func.count(Message.id).label("answers"),
+    query = (select(Message.model_id, Message.answer_kind, day.label("day"), func.count(Message.id).label("answers"),
                     func.coalesce(func.sum(Message.prompt_tokens), 0).label("tokens_in"),
                     func.coalesce(func.sum(Message.completion_tokens), 0).label("tokens_out"),
                     func.coalesce(func.sum(Message.latency_ms), 0).label("latency_ms"))
              .join(ChatSession, Message.session_id == ChatSession.id)
              .where(Message.role == "assistant", Message.status == "ok", Message.created_at >= since,
                     ChatSession.preview.is_(False))
-             .group_by(Message.model_id, day))
+             .group_by(Message.model_id, Message.answer_kind, day))
     if bot_id is not None:
         query = query.where(ChatSession.bot_id == bot_id)
     if issuer is not None:
@@ -174,6 +175,10 @@ def _model_usage(first: date, issuer: str | None, bot_id: int | None) -> tuple[l
     seconds_per_day: dict[str, float] = {}
     for row in db.session.execute(query):
         model = row.model_id or "unknown"
+        if row.answer_kind == "fallback":  # quoted passages stood in for the model: not the model's answers
+            model = EXTRACTIVE_LABEL
+        written_by_model = (row.answer_kind in MODEL_KINDS if row.answer_kind
+                            else model not in ("refusal", "extractive", EXTRACTIVE_LABEL))  # stored before kinds
         entry = models.setdefault(model, {"model": model, "answers": 0, "tokens_in": 0, "tokens_out": 0,
                                           "answer_seconds": 0.0,
                                           "extractive": model in ("extractive", EXTRACTIVE_LABEL)})
@@ -181,7 +186,7 @@ def _model_usage(first: date, issuer: str | None, bot_id: int | None) -> tuple[l
         entry["tokens_in"] += int(row.tokens_in)
         entry["tokens_out"] += int(row.tokens_out)
         entry["answer_seconds"] += int(row.latency_ms) / 1000
-        if model not in ("refusal", "extractive", EXTRACTIVE_LABEL) and row.latency_ms:
+        if written_by_model and row.latency_ms:
             key = str(row.day)[:10]
             seconds_per_day[key] = seconds_per_day.get(key, 0.0) + int(row.latency_ms) / 1000
     rows = sorted(models.values(), key=lambda m: (-m["answers"], m["model"]))

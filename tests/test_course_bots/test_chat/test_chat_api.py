@@ -156,6 +156,18 @@ def test_database_lost_mid_answer_says_so_and_keeps_the_question(
     assert ask(client, setup, client_id="db-gone")[-1][0] == "done", "asking again answers it"
 
 
+def test_answers_record_who_wrote_them(app: Flask, client: FlaskClient, setup: dict[str, Any]) -> None:
+    setup["backend"]["b"] = ScriptedBackend([TokenEvent("The step size [1]."), DoneEvent("stop")])
+    ask(client, setup, client_id="kind-model")
+    setup["backend"]["b"] = ScriptedBackend([StatusEvent("fallback"), TokenEvent("Quoted [1]."), DoneEvent("stop")])
+    ask(client, setup, client_id="kind-fallback")
+    with app.app_context():
+        kinds = [m.answer_kind for m in db.session.query(StoredMessage).filter_by(role="assistant")
+                 .order_by(StoredMessage.id)]
+    # The default entry of this test app is extractive; the fallback's answer says so whatever the entry is.
+    assert kinds == ["extractive", "fallback"]
+
+
 def test_model_html_never_reaches_the_page_unsanitized(client: FlaskClient, setup: dict[str, Any]) -> None:
     evil = '<img src=x onerror=alert(1)> [x](javascript:alert(1)) <script>alert(2)</script> [1]'
     setup["backend"]["b"] = ScriptedBackend([TokenEvent(evil), DoneEvent("stop")])

@@ -8,6 +8,7 @@ from flask import Flask
 
 from course_bots.chat import usage
 from course_bots.chat.models import ChatSession, Message
+from course_bots.llm.catalogue import EXTRACTIVE_LABEL
 from lti_tool.extensions import db, utcnow
 
 from tests.test_course_bots.conftest import BOTH_DATABASES, bearer, make_bot, make_session
@@ -16,7 +17,7 @@ OTHER = "https://other.example.org"
 
 
 def answer(bot_id: int, model: str, when: datetime, tokens: tuple[int, int], latency_ms: int,
-           preview: bool = False) -> None:
+           preview: bool = False, kind: str | None = None) -> None:
     """A stored question and its answer."""
     conversation = ChatSession(bot_id=bot_id, pseudonym="p", role="learner", preview=preview)
     db.session.add(conversation)
@@ -26,7 +27,7 @@ def answer(bot_id: int, model: str, when: datetime, tokens: tuple[int, int], lat
     db.session.flush()
     db.session.add(Message(session_id=conversation.id, role="assistant", text="a", reply_to_id=question.id,
                            model_id=model, prompt_tokens=tokens[0], completion_tokens=tokens[1],
-                           latency_ms=latency_ms, created_at=when))
+                           latency_ms=latency_ms, created_at=when, answer_kind=kind))
     db.session.commit()
 
 
@@ -94,3 +95,20 @@ def test_students_and_bad_windows_are_refused(ctx: Flask, world: dict) -> None: 
         assert response.status_code == 400
         assert response.get_json()["error"]["code"] == "invalid_request"
     assert len(client.get("/api/v1/admin/usage/daily", headers=admin).get_json()["days"]) == 30
+
+
+@pytest.mark.parametrize("app", BOTH_DATABASES, indirect=True)
+def test_answers_the_fallback_wrote_count_as_quoted_passages_not_as_the_model(ctx: Flask) -> None:
+    """Stored with their kind: while the model was down the extractive fallback answered under the model's label;
+    those answers are the fallback's, and no model time is counted for them."""
+    bot = make_bot("c1")
+    today = utcnow().date()
+    noon = datetime.combine(today, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=12)
+    answer(bot.id, "Qwen 7B", noon, (100, 20), 2000, kind="openai")
+    answer(bot.id, "Qwen 7B", noon, (0, 0), 300, kind="fallback")
+    answer(bot.id, "Qwen 7B", noon, (50, 10), 1000)  # stored before kinds were recorded: the label decides
+    rows, seconds = usage._model_usage(today, None, bot.id)
+    by_model = {row["model"]: row for row in rows}
+    assert by_model["Qwen 7B"]["answers"] == 2 and by_model[EXTRACTIVE_LABEL]["answers"] == 1
+    assert by_model[EXTRACTIVE_LABEL]["extractive"] and not by_model["Qwen 7B"]["extractive"]
+    assert seconds == {today.isoformat(): 3.0}, "model time: the model's own answers only"
