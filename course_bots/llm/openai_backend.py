@@ -17,6 +17,9 @@ from .tokens import estimate_messages
 logger = logging.getLogger(__name__)
 
 
+UNREACHABLE = "The language model server cannot be reached."  # what a student reads for a failed server
+
+
 class StreamCut(Exception):
     """The server's stream ended without a finish reason (the server died mid-answer): not a complete answer."""
 
@@ -28,6 +31,7 @@ class _Server:
         import openai
 
         self.base_url, self.breaker, self.in_flight = base_url, breaker, 0
+        self.refused = False  # it refused our API key last time (shown by health until it accepts it again)
         # Retries are ours (the client's own would also retry a "busy" 429 and hide the queue position).
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
                                     timeout=timeout_s)
@@ -92,11 +96,11 @@ class OpenAIBackend:
 
         rid = request_id or uuid.uuid4().hex
         deadline = time.monotonic() + params.timeout_s
-        attempt, tried = 0, list[_Server]()
+        attempt, tried, refused = 0, list[_Server](), list[_Server]()  # refused: the key is wrong there, no retry
         busy: ErrorEvent | None = None
         failure: ErrorEvent | None = None
         while True:
-            server = self._pick(tried)
+            server = self._pick(tried + refused)
             if server is None and failure is not None and tried and attempt < self.retries \
                     and time.monotonic() < deadline:  # the others' circuits are open: retry the failed ones
                 time.sleep(min(self.backoff_s * 2 ** attempt, max(0.0, deadline - time.monotonic())))
@@ -139,7 +143,17 @@ class OpenAIBackend:
                 verdict = True
                 logger.warning("OpenAI-compatible server %s failed (attempt %d): %s", server.base_url, attempt + 1,
                                type(exc).__name__)
-                failure = ErrorEvent("unavailable", "The language model server cannot be reached.")
+                failure = ErrorEvent("unavailable", UNREACHABLE)
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+                # A wrong or missing API key: the server is unusable for this tool until an admin fixes the key.
+                # The student sees the usual message (or the fallback's answer); the admin reads the log.
+                server.breaker.failure()
+                verdict = True
+                refused.append(server)
+                server.refused = True
+                logger.warning("OpenAI-compatible server %s refused this tool's credentials (HTTP %d): check the "
+                               "API key configured for it", server.base_url, exc.status_code)
+                failure = ErrorEvent("unavailable", UNREACHABLE)
             except openai.APIStatusError as exc:
                 yield ErrorEvent("bad_request", _error_message(exc))
                 return
@@ -157,7 +171,7 @@ class OpenAIBackend:
                 return
             if len(tried) < len(self.servers):
                 continue  # fail over to another server at once (or, their circuits open, retry above)
-            if attempt >= self.retries:
+            if attempt >= self.retries or len(refused) == len(self.servers):
                 yield failure
                 return
             time.sleep(min(self.backoff_s * 2 ** attempt, max(0.0, deadline - time.monotonic())))
@@ -176,7 +190,8 @@ class OpenAIBackend:
         if params.seed is not None:
             kwargs["seed"] = params.seed
         # typed as Any: the overloads only know OpenAI's own model names and message types
-        client: Any = (server or self.servers[0]).client
+        server = server or self.servers[0]
+        client: Any = server.client
         # The SDK builds the request (auth, timeouts, status errors); the stream is read raw: one json.loads per
         # chunk instead of the SDK's SSE decoder and pydantic chunk objects (the web worker's CPU per token).
         with client.chat.completions.with_streaming_response.create(
@@ -185,6 +200,7 @@ class OpenAIBackend:
                 timeout=httpx.Timeout(min(self.timeout_s, remaining), connect=self.connect_timeout_s),
                 **kwargs) as raw:
             response = raw.http_response
+            server.refused = False  # the key was accepted
             with self._lock:
                 self._open[rid] = response
             try:
@@ -206,7 +222,9 @@ class OpenAIBackend:
     def health(self) -> Health:
         """The circuits' view of the servers (no network call): ok while any one may be called."""
         states = [server.breaker.state for server in self.servers]
-        detail = "circuit " + ", ".join(states) if len(states) > 1 else f"circuit {states[0]}"
+        shown = [state + (" (credentials refused)" if server.refused else "")
+                 for state, server in zip(states, self.servers)]
+        detail = "circuit " + ", ".join(shown)
         return Health(ok=any(s != "open" for s in states), loaded=any(s == "closed" for s in states),
                       active=sum(server.in_flight for server in self.servers), detail=detail)
 
