@@ -11,6 +11,8 @@ import unicodedata
 from functools import lru_cache
 from typing import Sequence
 
+from retrieval.listings import listing_lines
+
 from .base import Passage
 
 REPLACEMENT = "[…]"
@@ -25,6 +27,7 @@ _MARKERS = [
     r"^[ \t]*(?:system|assistant|human)[ \t]*:",
 ]
 _MARKER = re.compile("|".join(f"(?:{m})" for m in _MARKERS), re.IGNORECASE | re.MULTILINE)
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\n]*\n)+")
 _BLOCK = re.compile(r'<source n="(\d+)" ref="([^"\n]*)">\n(.*?)\n</source>', re.S)
 
 
@@ -41,7 +44,10 @@ def _neutralise(text: str) -> str:
     previous = None
     while previous != text:  # removing one marker must not assemble another from the remains
         previous, text = text, _MARKER.sub(REPLACEMENT, text)
-    return text.strip()
+    text = _LEADING_BLANK_LINES.sub("", text.rstrip())
+    if text[:1].isspace() and 0 not in listing_lines(text.split("\n")):
+        return text.lstrip()  # stray spaces in front of prose; a listing's first line keeps its indentation
+    return text
 
 
 _neutralise_cached = lru_cache(maxsize=2048)(_neutralise)
@@ -91,7 +97,8 @@ def looks_like_code(line: str) -> bool:
 def passage_blocks(text: str) -> list[tuple[str, list[str]]]:
     """A passage's lines grouped as ``("code", lines)`` (two or more code-like lines in a row) or ``("text", ...)``."""
     lines = [line.rstrip() for line in (text or "").replace("\r\n", "\n").split("\n")]
-    code = [looks_like_code(line) for line in lines]
+    listing = listing_lines(lines)  # an indented listing is code line by line (``    return -x`` too)
+    code = [i in listing or looks_like_code(line) for i, line in enumerate(lines)]
     # A single plain line between code lines (``else``, ``String name = x``) belongs to the code.
     for i in range(1, len(lines)):
         opened = code[i - 1] and lines[i - 1].rstrip().endswith((":", "{"))

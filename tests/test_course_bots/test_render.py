@@ -135,3 +135,23 @@ def test_code_like_lines_and_fences() -> None:
 def test_quoted_passages_are_sanitized(payload: str) -> None:
     assert dangers(render_passage(payload + "\nint x = 1;\nx++;")) == []
     assert dangers(render_passage("int x = 1;\n" + payload + ";\nx++;")) == []  # inside a code block
+
+
+LISTING = "Beispiel:\n\ndef f(x):\n    if x < 0:\n        return -x\n    return x"
+
+
+def test_an_indented_listing_stays_one_code_block_with_its_indentation() -> None:
+    out = render_passage(LISTING)
+    assert out == ("<p>Beispiel:</p>\n<pre><code>def f(x):\n    if x &lt; 0:\n        return -x\n    return x\n"
+                   "</code></pre>\n")  # the last line too: ``    return x`` is code, not prose under the block
+
+
+def test_a_passage_cut_inside_a_listing_keeps_its_first_indent() -> None:
+    assert render_passage("    return x\nprint(f(-3))") == "<pre><code>    return x\nprint(f(-3))\n</code></pre>\n"
+    assert "<pre><code>def f(x):\n\n    return x\n</code></pre>" in render_passage(
+        "Text davor.\ndef f(x):\n\n    return x")  # a blank line inside a listing does not split it
+
+
+def test_prose_with_stray_indentation_is_still_prose() -> None:
+    assert render_passage("  Ein Satz mit Einzug.\n    Noch ein Satz, weiter eingerückt.") == \
+        "<p>Ein Satz mit Einzug.<br>\nNoch ein Satz, weiter eingerückt.</p>\n"
