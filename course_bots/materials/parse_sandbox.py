@@ -13,15 +13,12 @@ finds no ``COURSEBOTS_*`` secret (secret key, pseudonym key, database password, 
 from __future__ import annotations
 
 import logging
-import subprocess
 import threading
-from typing import Any
 
 from course_bots.materials.operations import MB
 from lti_tool.config import Config, inheritable_environment
 from lti_tool.extensions import current_config
 from retrieval.loaders import LoadLimits, OcrProgress
-from retrieval.loaders import sandbox as _sandbox
 from retrieval.loaders.sandbox import DEFAULT_LOADER, ParserCrashError, SandboxLimits, load_document_isolated
 from retrieval.types import Document
 
@@ -59,27 +56,6 @@ def child_environment() -> dict[str, str]:
     return inheritable_environment(CHILD_ENV_NAMES, CHILD_ENV_PREFIXES)
 
 
-class _MinimalEnvSubprocess:
-    """``subprocess`` as the sandbox launcher sees it: a child started without ``env`` gets child_environment().
-
-    ``retrieval.loaders.sandbox`` (a pure library) starts its child with the parent's whole environment and takes
-    no ``env``; this product-side seam keeps secrets out of that child without changing the library.
-    """
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(subprocess, name)
-
-    @staticmethod
-    def Popen(*args: Any, **kwargs: Any) -> "subprocess.Popen[bytes]":  # noqa: N802  (subprocess's own name)
-        """Start the child with the minimal environment unless the caller chose one."""
-        if kwargs.get("env") is None:
-            kwargs["env"] = child_environment()
-        return subprocess.Popen(*args, **kwargs)
-
-
-_sandbox.subprocess = _MinimalEnvSubprocess()  # type: ignore[assignment]
-
-
 def limits_for(config: Config) -> tuple[LoadLimits, SandboxLimits]:
     """Loader and child limits from the configuration.
 
@@ -104,7 +80,8 @@ def parse_material(data: bytes, filename: str, media_type: str | None, document_
         for attempt in range(1, CRASH_ATTEMPTS + 1):
             try:
                 return load_document_isolated(data, filename, media_type, limits, document_id=document_id,
-                                              on_ocr_page=on_ocr_page, sandbox=sandbox, loader=LOADER)
+                                              on_ocr_page=on_ocr_page, sandbox=sandbox, loader=LOADER,
+                                              env=child_environment())
             except ParserCrashError as exc:
                 if attempt == CRASH_ATTEMPTS:
                     raise

@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any, Callable, IO, Mapping
 
 from retrieval.errors import IngestError
 from retrieval.loaders.limits import LoadLimits, OcrProgress
@@ -177,10 +177,11 @@ def _result(path: Path, limits: SandboxLimits) -> Document:
 def load_document_isolated(data: bytes, filename: str, media_type: str | None = None,
                            limits: LoadLimits | None = None, document_id: str | None = None,
                            on_ocr_page: OcrProgress | None = None, sandbox: SandboxLimits | None = None,
-                           loader: str = DEFAULT_LOADER) -> Document:
+                           loader: str = DEFAULT_LOADER, env: Mapping[str, str] | None = None) -> Document:
     """:func:`retrieval.loaders.load_document` in a limited child process; a dying child raises ParserCrashError.
 
-    ``loader`` (``"module:function"`` with load_document's signature) lets tests run a misbehaving parser.
+    ``loader`` (``"module:function"`` with load_document's signature) lets tests run a misbehaving parser; ``env``
+    is the child's whole environment (None: this process's), so that a caller can keep its secrets from the parser.
     """
     sandbox = sandbox or SandboxLimits()
     with tempfile.TemporaryDirectory(prefix="coursebots-parse-") as tmp:
@@ -192,7 +193,7 @@ def load_document_isolated(data: bytes, filename: str, media_type: str | None = 
         with open(errors, "wb") as stderr:
             proc = subprocess.Popen([sys.executable, "-c", _CHILD_MAIN], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=stderr, cwd=_ROOT, close_fds=True,
-                                    start_new_session=True)
+                                    start_new_session=True, env=dict(env) if env is not None else None)
         try:
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(json.dumps(request).encode("utf-8"))
