@@ -182,7 +182,7 @@ def _question(session: SessionToken, question_id: int) -> Message:
         conversation = db.session.identity_map.get(db.session.identity_key(ChatSession, held.session_id))
         if conversation is not None and (conversation.bot_id, conversation.pseudonym) == (session.bot_id,
                                                                                           session.pseudonym):
-            return held  # type: ignore[no-any-return]
+            return held
     question = db.session.scalars(
         select(Message).join(ChatSession)
         .where(Message.id == question_id, Message.role == "user", ChatSession.bot_id == session.bot_id,
