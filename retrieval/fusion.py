@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from retrieval.sentences import split_sentences
 from retrieval.types import Embedder, Vector
 
 FloatArray = npt.NDArray[np.float32]
@@ -146,7 +146,6 @@ def calibrate_dense(cosine: float, config: FusionConfig) -> float:
 
 AUTO_FLOOR_QUANTILE = 0.5  # of the best cosine a sentence reaches among one other course's passages
 AUTO_CEILING_QUANTILE = 0.8  # of the cosine between a sentence and the rest of its own passage
-_SENTENCE = re.compile(r"(?<=[^\W\d_]{3}[.!?])\s+")
 
 
 def calibration_samples(embedder: Embedder, passages: Sequence[str], groups: Sequence[str] | None = None, *,
@@ -159,7 +158,7 @@ def calibration_samples(embedder: Embedder, passages: Sequence[str], groups: Seq
     rng.shuffle(order)
     queries, rests, owners = [], [], []
     for i in order:
-        sentences = [s for s in _SENTENCE.split(passages[i]) if 5 <= len(s.split()) <= 40]
+        sentences = [s for s in split_sentences(passages[i]) if 5 <= len(s.split()) <= 40]
         if len(sentences) < 2:
             continue
         cut = sentences[rng.randrange(len(sentences))]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from retrieval.language import ENGLISH_STOPWORDS, GERMAN_STOPWORDS
+from retrieval.sentences import split_sentences
 
 PLACEHOLDER = re.compile(r"\[(?:email|e-mail|name|phone|iban|url|id)\]", re.IGNORECASE)
 # "Meine Mail ist [email]", "my phone number is [phone]", "ich heiße [name]": the phrase goes with its placeholder,
@@ -22,7 +23,6 @@ _CONTACT = re.compile(
 _GREETING = re.compile(
     r"^\s*(?:hallo|hello|hi|hey|moin|servus|grüß gott|guten (?:morgen|tag|abend)|good (?:morning|afternoon|evening)"
     r"|sehr geehrte[rs]?|liebe[rs]?|dear)(?: (?:prof\.|dr\.|[^\W\d_]{1,30})){0,4}\s*[,!:]\s*", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[^\W\d_]{3}[.!?])\s+|(?<=[?!])\s+|\n+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # Words of greetings, preambles, contact sentences and sign-offs, not of questions about a topic.
 META_WORDS = frozenset((
@@ -44,7 +44,7 @@ _STOPWORDS = GERMAN_STOPWORDS | ENGLISH_STOPWORDS
 
 def _sentences(text: str) -> list[str]:
     """Sentences, split after a full stop, ! or ? that ends a word (not after "12." or "z.B.") and at newlines."""
-    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+    return [s for line in text.split("\n") for s in split_sentences(line)]
 
 
 def _is_meta(sentence: str) -> bool:

@@ -11,6 +11,7 @@ import uuid
 from typing import Iterator, Sequence
 
 from retrieval.language import detect_language
+from retrieval.sentences import split_sentences
 
 from .base import (ChatBackend, DoneEvent, ErrorEvent, Event, GenerationParams, Health, Message, Passage, StatusEvent,
                    TokenEvent, Usage)
@@ -28,24 +29,7 @@ NOTHING = {
     "en": "No language model is answering right now, and no passage of the course materials matches the question.",
     "de": "Gerade antwortet kein Sprachmodell, und keine Stelle der Kursmaterialien passt zur Frage.",
 }
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
-# A full stop after these ends no sentence: German ordinals and dates ("am 12. Februar"), single letters ("z. B.",
-# "d. h.", initials) and common abbreviations of lecture texts. Checked at the end of a fragment: linear time.
-_ABBREVIATIONS = ("bzw", "ca", "vgl", "Nr", "Abb", "Kap", "Prof", "Dr", "ggf", "evtl", "inkl", "bspw", "Tab", "Hrsg",
-                  "Jh", "Mio", "Mrd", "sog", "Bsp", "Str", "ff", "Fig", "Eq", "Sec", "vs", "Aufl", "Bd", "Jg")
-_NO_BREAK = re.compile(r"(?:\b\d{1,3}|\b\w|\b(?:" + "|".join(_ABBREVIATIONS) + r"))\.$")
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def sentences_of(line: str) -> list[str]:
-    """The sentences of one line: split after ``.``, ``!`` or ``?``, but not after an ordinal or an abbreviation."""
-    sentences: list[str] = []
-    for part in _SENTENCE.split(line):
-        if sentences and _NO_BREAK.search(sentences[-1]):
-            sentences[-1] += " " + part
-        else:
-            sentences.append(part)
-    return sentences
 
 
 def fixed_text_language(text: str) -> str:
@@ -111,7 +95,7 @@ class ExtractiveBackend:
                 lines[-1] += " " + raw
             elif raw:
                 lines.append(raw)
-        units = [(n, s.strip()) for n, line in enumerate(lines) for s in sentences_of(line) if s.strip()]
+        units = [(n, s.strip()) for n, line in enumerate(lines) for s in split_sentences(line) if s.strip()]
         sentences = [s for _, s in units]
         if not sentences:
             return ""

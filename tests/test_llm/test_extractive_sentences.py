@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from course_bots.llm.base import GenerationParams, Passage, TokenEvent
-from course_bots.llm.extractive import ExtractiveBackend, sentences_of
+from course_bots.llm.extractive import ExtractiveBackend
+from retrieval.sentences import split_sentences as sentences_of
 
 
 def test_dates_ordinals_and_abbreviations_do_not_end_a_sentence() -> None:
