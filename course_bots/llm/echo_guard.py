@@ -21,7 +21,7 @@ from __future__ import annotations
 import unicodedata
 from collections import deque
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import Iterable
 
 DEFAULT_WINDOW = 40  # folded characters (letters and digits only): about six to eight words
 MIN_WINDOW = 20  # below this, ordinary phrases would match; shorter private texts are not guarded
@@ -69,7 +69,7 @@ def _private_index(private: str, window: int) -> tuple[str, frozenset[int]]:
 class EchoGuard:
     """Fed an answer chunk by chunk; releases the chunks that cannot be part of a leak of ``private``."""
 
-    def __init__(self, private: str, public: Sequence[str] | Iterable[str] = (), window: int = DEFAULT_WINDOW,
+    def __init__(self, private: str, public: Iterable[str] = (), window: int = DEFAULT_WINDOW,
                  min_window: int = MIN_WINDOW) -> None:
         self._private, self._secret = _private_index(private, window)
         self.window = min(window, len(self._private))
