@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.load.token_cost import start_fake  # noqa: E402
+from lti_tool import create_app  # noqa: E402
 
 
 class Asker:
@@ -38,8 +39,6 @@ class Asker:
         """Build the app with the OpenAI-compatible backend at ``base_url`` (the fake server)."""
         os.environ.update(COURSEBOTS_LLM_BACKEND="openai", COURSEBOTS_LLM_BASE_URL=base_url,
                           COURSEBOTS_LLM_MODEL="fake", COURSEBOTS_LLM_API_KEY="bench")
-        from lti_tool import create_app
-
         self.app = create_app()
         self.client = self.app.test_client()
         self.students = students

@@ -30,10 +30,18 @@ import redis  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from redis.connection import AbstractConnection  # noqa: E402
 
+from course_bots import backends  # noqa: E402
+from course_bots.chat import operations as chat, quota  # noqa: E402
+from course_bots.llm.extractive import ExtractiveBackend  # noqa: E402
+from course_bots.models import CourseBot  # noqa: E402
+from course_bots.privacy import consent  # noqa: E402
+from course_bots.quotas import operations as quotas  # noqa: E402
+from course_bots.settings.operations import settings_for_update  # noqa: E402
 from lti_tool import create_app  # noqa: E402
 from lti_tool.config import Config  # noqa: E402
 from lti_tool.context import SessionToken, issue_token  # noqa: E402
 from lti_tool.extensions import db  # noqa: E402
+from retrieval.types import Chunk, Locator, SearchHit  # noqa: E402
 
 COMMAND = re.compile(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n")
 
@@ -91,14 +99,6 @@ def scenario(redis_url: str, questions: int, every_limit: bool, tally: Tally) ->
                     redis_url=redis_url, model_catalogue=str(catalogue) if every_limit else "",
                     database_url=f"sqlite:///{folder / 'db.sqlite3'}", instance_path=str(folder)).resolved(str(folder))
     app = create_app(config)
-    from course_bots import backends
-    from course_bots.chat import operations as chat
-    from course_bots.chat import quota
-    from course_bots.llm.extractive import ExtractiveBackend
-    from course_bots.models import CourseBot
-    from course_bots.privacy import consent
-    from course_bots.quotas import operations as quotas
-    from course_bots.settings.operations import settings_for_update
 
     backends.backend_for = lambda entry: ExtractiveBackend()  # no model weights here
     chat.default_search = _one_hit  # an answer from a source: it has model tokens to count
@@ -150,7 +150,6 @@ def scenario(redis_url: str, questions: int, every_limit: bool, tally: Tally) ->
 
 def _one_hit(bot_id: int, query: str, k: int) -> list[Any]:
     """One source that covers every question (no index needed)."""
-    from retrieval.types import Chunk, Locator, SearchHit
 
     chunk = Chunk("c1", "7", "Lecture 3.pdf", "Die Klausur ist am 12. Februar um 10 Uhr im Hörsaal 1.",
                   position=4, position_end=4, locator=Locator.PAGE)
