@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import event
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from course_bots.models import CourseBot
 from lti_tool.context import SessionToken, issue_token
 from lti_tool.extensions import db
+from tests.conftest import reset_postgres
 
 ISSUER = "https://lms.example"
 
@@ -22,11 +24,7 @@ ISSUER = "https://lms.example"
 def one_course_app(make_app: Callable[..., Flask], database_url: str | None = None, **overrides: Any) -> Flask:
     """A migrated app (SQLite unless ``database_url``, emptied first) with bot 1; ingestion runs when asked."""
     if database_url is not None:
-        import psycopg
-
-        with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
-            c.execute("DROP SCHEMA public CASCADE")
-            c.execute("CREATE SCHEMA public")
+        reset_postgres(database_url)
     app = make_app(**{"ingest_threads": 0, "embedding_model": "hashing", **overrides,
                       **({"database_url": database_url} if database_url else {})})
     with app.app_context():
@@ -53,8 +51,6 @@ def dispose(app: Flask) -> None:
 
 def terminate_backend(admin_url: str, pid: int) -> None:
     """End one PostgreSQL backend from a second connection and wait until the server has let it go."""
-    import psycopg
-
     with psycopg.connect(admin_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
         for _ in range(500):  # a terminated backend leaves pg_stat_activity within milliseconds

@@ -18,6 +18,7 @@ from course_bots.privacy_rules import pseudonym
 from lti_tool.context import SessionToken, issue_token
 from lti_tool.extensions import current_config, db
 from tests.conftest import reset_postgres
+from tests.db_faults import dispose, one_course_app
 
 ISSUER = "https://moodle.example.edu"
 LMS_ISSUER = "https://lms.example"  # the platform of ``two_courses``
@@ -102,3 +103,18 @@ def post_file(client: FlaskClient, headers: dict[str, str], name: str, data: byt
     """Upload one file to the bot's materials as the teacher page does (multipart ``file``)."""
     return client.post(f"/api/v1/bots/{bot_id}/materials", headers=headers,
                        data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+
+
+@pytest.fixture
+def course(make_app: Callable[..., Flask], request: pytest.FixtureRequest) -> Iterator[Callable[..., Flask]]:
+    """``course(database="sqlite", **config) -> Flask``: a migrated app with bot 1 (PostgreSQL: emptied first)."""
+    apps: list[Flask] = []
+
+    def build(database: str = "sqlite", **overrides: object) -> Flask:
+        url = request.getfixturevalue("postgres_database") if database == "postgresql" else None
+        apps.append(one_course_app(make_app, url, **overrides))
+        return apps[-1]
+
+    yield build
+    for app in apps:
+        dispose(app)

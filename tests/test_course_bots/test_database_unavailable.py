@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,26 +12,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Timeout
 
 from lti_tool.app import database_unavailable
 from lti_tool.extensions import db
-from tests.db_faults import connection_dies_at_next_query, dispose, one_course_app, teacher
+from tests.db_faults import connection_dies_at_next_query, teacher
 
 LOGIN = {"iss": "https://moodle.example", "login_hint": "hint-4711", "client_id": "c",
          "target_link_uri": "http://localhost:5000/lti/launch"}
 TRACES = ("Traceback", "sqlalchemy", "psycopg", "SELECT", 'File "/')
-
-
-@pytest.fixture
-def course(make_app: Callable[..., Flask], request: pytest.FixtureRequest) -> Iterator[Callable[..., Flask]]:
-    """``course(database="sqlite", **config) -> Flask``: a migrated app with bot 1 (PostgreSQL: emptied first)."""
-    apps: list[Flask] = []
-
-    def build(database: str = "sqlite", **overrides: object) -> Flask:
-        url = request.getfixturevalue("postgres_database") if database == "postgresql" else None
-        apps.append(one_course_app(make_app, url, **overrides))
-        return apps[-1]
-
-    yield build
-    for app in apps:
-        dispose(app)
 
 
 def materials(app: Flask) -> Any:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
@@ -14,24 +14,9 @@ from course_bots.materials.models import Material
 from course_bots.materials.storage import StorageError, current_storage
 from course_bots.privacy.operations import delete_bot
 from lti_tool.extensions import db
-from tests.db_faults import connection_dies_before_commit, dispose, one_course_app, teacher
+from tests.db_faults import connection_dies_before_commit, teacher
 
 NOTES = b"# Osmosis\n\n" + b"Water moves across a semipermeable membrane towards higher solute concentration. " * 8
-
-
-@pytest.fixture
-def course(make_app: Callable[..., Flask], request: pytest.FixtureRequest) -> Iterator[Callable[..., Flask]]:
-    """``course(database="sqlite", **config) -> Flask``: a migrated app with bot 1 (PostgreSQL: emptied first)."""
-    apps: list[Flask] = []
-
-    def build(database: str = "sqlite", **overrides: object) -> Flask:
-        url = request.getfixturevalue("postgres_database") if database == "postgresql" else None
-        apps.append(one_course_app(make_app, url, **overrides))
-        return apps[-1]
-
-    yield build
-    for app in apps:
-        dispose(app)
 
 
 def upload(app: Flask) -> tuple[int, str]:
