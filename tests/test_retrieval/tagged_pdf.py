@@ -104,6 +104,11 @@ def tagged_pdf(blocks: list[Para | Table], pages: int) -> bytes:
                                b" /StructParents %d /Resources << /Font << /F1 << /Type /Font /Subtype /Type1"
                                b" /BaseFont /Helvetica /Encoding /WinAnsiEncoding >> >> >> >>" % (11 + 2 * p, p))
         objects[11 + 2 * p] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content[p]), content[p])
+    return serialise(objects)
+
+
+def serialise(objects: dict[int, bytes]) -> bytes:
+    """A PDF file of numbered objects (object 1 the catalogue), with its cross-reference table and trailer."""
     out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
     offsets = {}
     for key in sorted(objects):

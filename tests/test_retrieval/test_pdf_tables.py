@@ -6,6 +6,7 @@ import pytest
 from retrieval.loaders import LoadLimits, load_document
 from retrieval.loaders.pdf import load_pdf_pages
 from retrieval.loaders.pdf_tables import compact, remove_table_lines
+from tests.test_retrieval.tagged_pdf import serialise
 
 INTRO = "Overview of the modules in the first year of the programme."
 OUTRO = "Credits are awarded after the written examination at the end of term."
@@ -102,18 +103,7 @@ def make_table_pdf(tagged: bool = True, tree: str = "good", alt: str = ALT) -> b
     objects[5] = b"<< /Type /StructTreeRoot /K [6 0 R]%s >>" % parent_tree
     if not tagged:
         objects = {k: v for k, v in objects.items() if k <= 4}
-    out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
-    offsets = {}
-    for key in sorted(objects):
-        offsets[key] = len(out)
-        out += b"%d 0 obj\n%s\nendobj\n" % (key, objects[key])
-    size = max(objects) + 1
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
-    for key in range(1, size):
-        out += b"%010d 00000 n \n" % offsets[key] if key in offsets else b"0000000000 65535 f \n"
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref)
-    return out
+    return serialise(objects)
 
 
 def _sections(data: bytes) -> list[tuple[str, int | None, str]]:
