@@ -1,9 +1,7 @@
 """The OpenAI-compatible backend reads the stream raw: every kind of chunk, odd framing, errors and cut streams."""
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from typing import Any, Iterator
 
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from course_bots.llm.base import DoneEvent, ErrorEvent, GenerationParams, StatusEvent, TokenEvent, Usage
 from course_bots.llm.circuit import CircuitBreaker
 from course_bots.llm.openai_backend import OpenAIBackend
+from tests.http_stub import QuietHandler, StubServer
 
 ASK = [{"role": "user", "content": "What is an eigenvalue?"}]
 
@@ -28,7 +27,7 @@ def sse(*items: dict[str, Any] | str, newline: str = "\n") -> bytes:
                    for item in items).encode()
 
 
-class RawServer:
+class RawServer(StubServer):
     """Sends the test's bytes as the body of every streaming answer; ``cut`` drops the connection mid-body."""
 
     def __init__(self) -> None:
@@ -36,12 +35,7 @@ class RawServer:
         self.cut = False
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 self.send_response(200)
@@ -54,15 +48,7 @@ class RawServer:
                 self.wfile.flush()
                 self.close_connection = True
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        """Stop serving."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

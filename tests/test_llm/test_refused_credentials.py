@@ -1,10 +1,8 @@
 """A server that refuses the tool's API key (401/403) is unavailable: the breaker counts it, the fallback answers."""
 from __future__ import annotations
 
-import http.server
 import json
 import logging
-import threading
 from typing import Any, Iterator
 
 import pytest
@@ -14,24 +12,20 @@ from course_bots.llm.circuit import CircuitBreaker
 from course_bots.llm.extractive import FallbackBackend
 from course_bots.llm.openai_backend import OpenAIBackend
 from course_bots.llm.server import BackgroundServer, create_app
+from tests.http_stub import QuietHandler, StubServer
 
 ASK = [{"role": "user", "content": "Wann ist die Klausur?"}]
 KEY = "sk-secret-key-never-logged"
 
 
-class RefusingServer:
+class RefusingServer(StubServer):
     """Answers every request with ``status`` and our server's ``unauthorised`` error body; counts the requests."""
 
     def __init__(self, status: int = 401) -> None:
         self.requests = 0
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests += 1
@@ -44,15 +38,7 @@ class RefusingServer:
                 self.wfile.write(body)
                 self.wfile.flush()
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        """Stop serving."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture(params=[401, 403], ids=["401-unauthorised", "403-forbidden"])

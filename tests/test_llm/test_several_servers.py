@@ -13,11 +13,12 @@ from course_bots.llm.catalogue import CatalogueError, default_entry, parse_catal
 from course_bots.llm.circuit import CircuitBreaker
 from course_bots.llm.cli_support import backend_for_entry
 from course_bots.llm.openai_backend import OpenAIBackend
+from tests.http_stub import StubServer
 
 ASK = [{"role": "user", "content": "What is osmosis?"}]
 
 
-class ScriptedServer:
+class ScriptedServer(StubServer):
     """A little OpenAI-compatible streaming server on 127.0.0.1 that answers with its own name."""
 
     def __init__(self, name: str) -> None:
@@ -72,15 +73,7 @@ class ScriptedServer:
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        """Stop serving: the port refuses connections from now on."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
