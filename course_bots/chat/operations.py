@@ -103,8 +103,12 @@ class Asked:
     settings: BotSettings
     language: str
     text: str  # the question as stored, scrubbed of personal data: what is searched and what a model is sent
-    new: bool = False  # stored by this request: no answer to look up, and a new conversation has no history
-    new_conversation: bool = False
+    new: bool = False  # stored by this request: no answer to look up
+
+    @property
+    def new_conversation(self) -> bool:
+        """Stored by this request in a conversation it started: there is no history to load."""
+        return self.new and self.question.conversation_id is None
 
 
 def settings_for(bot_id: int) -> BotSettings:
@@ -149,7 +153,7 @@ def record(session: SessionToken, question: Question, settings: BotSettings) -> 
     stored, new = conversations.store_question(session, question.conversation_id, question.client_id, question.text)
     _detach(settings)
     return Asked(question, stored.id, stored.session_id, settings, answer_language(settings, question.text),
-                 stored.text, new=new, new_conversation=new and question.conversation_id is None)
+                 stored.text, new=new)
 
 
 def answer(session: SessionToken, asked: Asked, *, search: Search | None = None,
